@@ -1,0 +1,181 @@
+//! The one error type of sluice. Each variant names who is at fault (the user's
+//! paths and flags, the input data, or the run-time environment) so that the
+//! process exit code and the hint printed to the user are decided in one place.
+
+use std::path::PathBuf;
+
+/// Exit codes of SPEC.md section 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Published, gate passed (warnings allowed).
+    Success = 0,
+    /// The quality gate failed.
+    GateFailed = 1,
+    /// Usage or configuration error: the user must change a flag or a path.
+    Usage = 2,
+    /// Run-time error: unreadable input, I/O, locked database.
+    Runtime = 3,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("input `{}` does not exist", path.display())]
+    InputNotFound { path: PathBuf },
+
+    #[error("input `{}` is not a supported file type", path.display())]
+    UnsupportedInput { path: PathBuf },
+
+    #[error("invalid input glob `{pattern}`: {message}")]
+    BadGlob { pattern: String, message: String },
+
+    #[error("input file `{}` has no column `{column}` (its header: {found})", path.display())]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        found: String,
+    },
+
+    #[error("cannot read input file `{}`: {source}", path.display())]
+    ReadInput {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+
+    #[error("database path `{}` is a directory, not a file", path.display())]
+    DbIsDirectory { path: PathBuf },
+
+    #[error("database `{}` is locked by another sluice run", path.display())]
+    Locked { path: PathBuf },
+
+    #[error("`{}` is not a sluice database: {source}", path.display())]
+    CorruptDb {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("database `{}` was written by a newer sluice (schema version {version})", path.display())]
+    DbTooNew { path: PathBuf, version: i64 },
+
+    #[error("cannot {action} `{}`: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("DuckDB failed while {context}: {source}")]
+    DuckDb {
+        context: String,
+        #[source]
+        source: duckdb::Error,
+    },
+
+    #[error("Polars failed while {context}: {source}")]
+    Polars {
+        context: String,
+        #[source]
+        source: polars::error::PolarsError,
+    },
+
+    #[error("SQLite failed on `{}` while {context}: {source}", path.display())]
+    Sqlite {
+        path: PathBuf,
+        context: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+
+    #[error("cannot write CSV `{}`: {source}", path.display())]
+    WriteCsv {
+        path: PathBuf,
+        #[source]
+        source: csv::Error,
+    },
+
+    #[error("bad --defects value `{0}`")]
+    BadDefects(String),
+}
+
+impl Error {
+    /// Shorthand for an I/O error on a path.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            action,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn duckdb(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> Self {
+        let context = context.into();
+        move |source| Error::DuckDb { context, source }
+    }
+
+    pub fn polars(context: impl Into<String>) -> impl FnOnce(polars::error::PolarsError) -> Self {
+        let context = context.into();
+        move |source| Error::Polars { context, source }
+    }
+
+    /// Who is at fault decides the exit code.
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            Error::InputNotFound { .. }
+            | Error::UnsupportedInput { .. }
+            | Error::BadGlob { .. }
+            | Error::DbIsDirectory { .. }
+            | Error::BadDefects(_) => ExitStatus::Usage,
+            Error::MissingColumn { .. }
+            | Error::ReadInput { .. }
+            | Error::Locked { .. }
+            | Error::CorruptDb { .. }
+            | Error::DbTooNew { .. }
+            | Error::Io { .. }
+            | Error::DuckDb { .. }
+            | Error::Polars { .. }
+            | Error::Sqlite { .. }
+            | Error::WriteCsv { .. } => ExitStatus::Runtime,
+        }
+    }
+
+    /// The fix, in one line, where sluice knows it.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            Error::InputNotFound { .. } => {
+                "pass an existing file, directory or glob with --input (or SLUICE_INPUT); `sluice generate` writes sample data".into()
+            }
+            Error::UnsupportedInput { .. } => {
+                "the default pipeline reads `.csv` and `.csv.gz` files".into()
+            }
+            Error::BadGlob { .. } => "quote the glob and check its brackets".into(),
+            Error::MissingColumn { .. } => format!(
+                "the default pipeline needs the columns {}; fix the file's header or move the file out of the input",
+                crate::ingest::REQUIRED_COLUMNS.join(", ")
+            ),
+            Error::ReadInput { .. } => "check that the file is a readable CSV file".into(),
+            Error::DbIsDirectory { path } => format!(
+                "Docker creates a directory when the host file is missing: remove it and run `touch {}` on the host before `docker run`, or mount a directory and set SLUICE_DB",
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
+            ),
+            Error::Locked { .. } => {
+                "wait for the other run to finish; sluice runs one at a time against a database".into()
+            }
+            Error::CorruptDb { .. } => {
+                "point --db (SLUICE_DB) at a sluice database, or at a new path to start one".into()
+            }
+            Error::DbTooNew { .. } => "upgrade sluice, or point --db (SLUICE_DB) at another database".into(),
+            Error::Io { .. } | Error::WriteCsv { .. } => {
+                "check that the path is writable and the disk is not full".into()
+            }
+            Error::BadDefects(_) => format!(
+                "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",
+                crate::generate::Defect::NAMES.join(", ")
+            ),
+            Error::DuckDb { .. } | Error::Polars { .. } | Error::Sqlite { .. } => return None,
+        })
+    }
+}

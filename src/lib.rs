@@ -1,0 +1,18 @@
+//! sluice: a batch ETL job with data-quality gates.
+//!
+//! Data flows one way through [`pipeline::run`]: [`ingest`] lands raw text,
+//! [`stage`] parses, quarantines and deduplicates it with DuckDB SQL,
+//! [`handoff`] passes the staged rows to Polars through the Arrow C Data
+//! Interface, [`marts`] aggregates them, [`audit`] decides the gate and
+//! [`publish`] writes SQLite and CSV only when the gate passed.
+
+pub mod audit;
+pub mod cli;
+pub mod error;
+pub mod generate;
+pub mod handoff;
+pub mod ingest;
+pub mod marts;
+pub mod pipeline;
+pub mod publish;
+pub mod stage;

@@ -1,0 +1,93 @@
+//! Parse the command line, run one command, print the error chain once and
+//! turn the outcome into the exit code of SPEC.md section 6.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use clap::Parser;
+use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs};
+use sluice::error::{Error, ExitStatus};
+use sluice::{generate, pipeline};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sluice=info")),
+        )
+        .init();
+    let status = match run(cli.command) {
+        Ok(status) => status,
+        Err(err) => {
+            eprintln!("error: {err}");
+            if let Some(hint) = err.hint() {
+                eprintln!("hint: {hint}");
+            }
+            err.exit_status()
+        }
+    };
+    ExitCode::from(status as u8)
+}
+
+fn run(command: Command) -> Result<ExitStatus, Error> {
+    match command {
+        Command::Run(args) => finish(pipeline::run(&args)?),
+        Command::Demo(args) => demo(args),
+        Command::Generate(args) => {
+            let planted = generate_file(&args)?;
+            print!("{}", planted.summary());
+            Ok(ExitStatus::Success)
+        }
+    }
+}
+
+fn finish(outcome: pipeline::Outcome) -> Result<ExitStatus, Error> {
+    print!("{}", outcome.summary());
+    Ok(if outcome.gate.passed() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::GateFailed
+    })
+}
+
+/// Demo data: a little of every defect that staging handles, ending now.
+const DEMO_DEFECTS: &str = "null_event_id=0.001,bad_time=0.002,null_user=0.001,bad_amount=0.002,malformed=0.001,dup_event=0.005,conflict_event=0.002";
+
+fn demo(args: DemoArgs) -> Result<ExitStatus, Error> {
+    sluice::publish::check_path(&args.run.db)?;
+    // The demo writes into the input directory (or the input file) the run reads.
+    let input = std::path::PathBuf::from(args.run.input.first().map_or("input", String::as_str));
+    let out = if input.extension().is_some_and(|e| e == "csv") {
+        input
+    } else {
+        input.join("demo_events.csv")
+    };
+    let planted = generate_file(&GenerateArgs {
+        rows: args.rows,
+        out,
+        seed: args.seed,
+        end: Some(Utc::now()),
+        days: 30,
+        defects: DEMO_DEFECTS.to_string(),
+    })?;
+    print!("{}", planted.summary());
+    finish(pipeline::run(&args.run)?)
+}
+
+fn generate_file(args: &GenerateArgs) -> Result<generate::Planted, Error> {
+    generate::generate(
+        &args.out,
+        &generate::Options {
+            rows: args.rows,
+            seed: args.seed,
+            end: args.end.unwrap_or_else(Utc::now),
+            days: args.days,
+            defects: generate::parse_defects(&args.defects)?,
+        },
+    )
+}

@@ -1,0 +1,293 @@
+//! `run`: the one path data takes, ingest → stage → marts → audit → publish.
+//! Each stage is a module; this file only wires them together and records
+//! what happened.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, Gate};
+use crate::cli::RunArgs;
+use crate::error::{Error, Result};
+use crate::handoff;
+use crate::ingest::{self, InputFile};
+use crate::marts::{self, Mart, Window};
+use crate::publish::{self, Db, RunRecord, iso_seconds};
+use crate::stage::{self, StageCounts};
+
+/// What a run did, for the summary and the exit code.
+#[derive(Debug)]
+pub struct Outcome {
+    pub run_id: String,
+    pub window: Window,
+    pub inputs: Vec<InputFile>,
+    pub counts: StageCounts,
+    pub marts: Vec<Mart>,
+    pub gate: Gate,
+    pub published: bool,
+    pub db: PathBuf,
+    pub output_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// Runs the default pipeline with the given settings.
+pub fn run(args: &RunArgs) -> Result<Outcome> {
+    let started_at = Utc::now();
+    let window = Window {
+        as_of: args.as_of.unwrap_or(started_at),
+        lookback_days: args.lookback_days,
+    };
+    let files = ingest::resolve_inputs(&args.input)?;
+    let mut db = Db::open(&args.db)?;
+    for dir in [&args.output_dir, &args.data_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+
+    let conn = duckdb::Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
+    let spill = args.data_dir.join(".duckdb_tmp");
+    conn.execute_batch(&format!(
+        "SET temp_directory = '{}'; SET preserve_insertion_order = false;",
+        stage::sql_string(&spill)
+    ))
+    .map_err(Error::duckdb("configuring DuckDB"))?;
+
+    let clock = Instant::now();
+    let ingested = ingest::land(
+        &conn,
+        &files,
+        &args.data_dir.join("raw"),
+        &iso_seconds(started_at),
+    )?;
+    tracing::info!(
+        stage = "ingest",
+        rows = ingested.rows,
+        files = files.len(),
+        seconds = clock.elapsed().as_secs_f64()
+    );
+
+    let clock = Instant::now();
+    let counts = stage::stage(
+        &conn,
+        &args.data_dir.join("staging"),
+        &args.output_dir.join("quarantine"),
+    )?;
+    tracing::info!(
+        stage = "stage",
+        rows = counts.staged,
+        quarantined = counts.quarantined_total(),
+        duplicates = counts.duplicates,
+        seconds = clock.elapsed().as_secs_f64()
+    );
+
+    let clock = Instant::now();
+    let staged = handoff::query_polars(
+        &conn,
+        "SELECT user_id, event_time, region, amount_cents FROM stg_events",
+    )?;
+    let marts = marts::build(staged, window)?;
+    tracing::info!(
+        stage = "marts",
+        marts = marts.len(),
+        seconds = clock.elapsed().as_secs_f64()
+    );
+
+    let gate = audit::audit(&counts);
+    let record = RunRecord {
+        run_id: run_id(started_at),
+        pipeline: "default".into(),
+        as_of: window.as_of,
+        lookback_days: window.lookback_days,
+        started_at,
+        status: if gate.passed() { "passed" } else { "gate_failed" },
+        counts: counts.clone(),
+        inputs: ingested.files.clone(),
+        git_sha: git_sha(),
+        config_hash: config_hash(window.lookback_days),
+    };
+
+    let clock = Instant::now();
+    let unpublished = args.output_dir.join("unpublished");
+    let publishing = gate.passed() && !args.no_publish;
+    if publishing {
+        db.publish(&marts, &record)?;
+        for mart in marts.iter().filter(|m| m.name == "top_users") {
+            publish::write_csv(mart, &args.output_dir.join(format!("{}.csv", mart.name)))?;
+        }
+        db.mark_csv_published(&record.run_id)?;
+        // Candidates of an earlier failed run are no longer news.
+        let _ = std::fs::remove_dir_all(&unpublished);
+    } else {
+        db.record_unpublished(&record)?;
+        for mart in &marts {
+            publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
+        }
+    }
+    tracing::info!(
+        stage = "publish",
+        published = publishing,
+        seconds = clock.elapsed().as_secs_f64()
+    );
+
+    Ok(Outcome {
+        run_id: record.run_id,
+        window,
+        inputs: ingested.files,
+        counts,
+        published: publishing,
+        marts,
+        gate,
+        db: args.db.clone(),
+        output_dir: args.output_dir.clone(),
+        data_dir: args.data_dir.clone(),
+    })
+}
+
+fn run_id(started_at: DateTime<Utc>) -> String {
+    format!(
+        "{}-{:05}",
+        started_at.format("%Y%m%dT%H%M%S%.6fZ"),
+        std::process::id() % 100_000
+    )
+}
+
+/// The commit the run's configuration came from, when CI says so.
+fn git_sha() -> Option<String> {
+    ["SLUICE_GIT_SHA", "GITHUB_SHA"]
+        .iter()
+        .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
+}
+
+/// Identifies the logic that produced the marts: the staging SQL and the window.
+fn config_hash(lookback_days: u32) -> String {
+    let mut h = Sha256::new();
+    h.update(stage::EVENTS_SQL.as_bytes());
+    h.update(format!("lookback_days={lookback_days}").as_bytes());
+    ingest::hex(&h.finalize())
+}
+
+impl Outcome {
+    /// The human summary printed to stdout after a run.
+    pub fn summary(&self) -> String {
+        let c = &self.counts;
+        let mut s = format!(
+            "sluice: {} rows from {} file{}; window {} .. {} ({} days)\n",
+            c.raw,
+            self.inputs.len(),
+            if self.inputs.len() == 1 { "" } else { "s" },
+            iso_seconds(self.window.start()),
+            iso_seconds(self.window.as_of),
+            self.window.lookback_days,
+        );
+        let reasons: Vec<String> = c
+            .quarantined
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        s += &format!("  raw          {:>10}\n", c.raw);
+        s += &format!("  quarantined  {:>10}", c.quarantined_total());
+        if !reasons.is_empty() {
+            s += &format!(
+                "  ({}) -> {}",
+                reasons.join(", "),
+                show(&self.output_dir.join("quarantine").join("events.csv"))
+            );
+        }
+        s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
+        s += &format!(
+            "  staged       {:>10}  -> {}\n",
+            c.staged,
+            show(&self.data_dir.join("staging").join("events.parquet"))
+        );
+
+        let passed = self
+            .gate
+            .results
+            .iter()
+            .filter(|r| r.status == audit::Status::Pass)
+            .count();
+        if self.gate.passed() {
+            s += &format!(
+                "gate: passed ({} of {} checks passed)\n",
+                passed,
+                self.gate.results.len()
+            );
+        } else {
+            s += "gate: FAILED\n";
+            for r in self.gate.failures() {
+                s += &format!(
+                    "  {} {} on {}: observed {}, {}\n",
+                    r.status.as_str(),
+                    r.name,
+                    r.table,
+                    r.observed,
+                    r.threshold
+                );
+            }
+        }
+
+        if let Some(top) = self.marts.iter().find(|m| m.name == "top_users") {
+            s += &top_five(top);
+        }
+        let sizes: Vec<String> = self
+            .marts
+            .iter()
+            .map(|m| format!("{} {} rows", m.name, m.frame.height()))
+            .collect();
+        if self.published {
+            s += &format!(
+                "published: {} ({}), {}\n",
+                show(&self.db),
+                sizes.join(", "),
+                show(&self.output_dir.join("top_users.csv"))
+            );
+        } else {
+            s += &format!(
+                "not published: {} and {} are unchanged; candidates ({}) in {}\n",
+                show(&self.db),
+                show(&self.output_dir.join("top_users.csv")),
+                sizes.join(", "),
+                show(&self.output_dir.join("unpublished"))
+            );
+        }
+        s
+    }
+}
+
+fn show(path: &Path) -> String {
+    format!("`{}`", path.display())
+}
+
+/// The first five rows of `top_users` as a small table.
+fn top_five(top: &Mart) -> String {
+    let f = &top.frame;
+    let get = |name: &str| {
+        f.column(name)
+            .and_then(|c| c.cast(&polars::prelude::DataType::Int64))
+    };
+    let (Ok(rank), Ok(user), Ok(total), Ok(events)) =
+        (get("rank"), get("user_id"), get("total_amount"), get("events"))
+    else {
+        return String::new();
+    };
+    let (Ok(rank), Ok(user), Ok(total), Ok(events)) = (rank.i64(), user.i64(), total.i64(), events.i64())
+    else {
+        return String::new();
+    };
+    let mut s = format!(
+        "top users (5 of {}):\n  rank     user_id   total_amount   events\n",
+        f.height()
+    );
+    for i in 0..f.height().min(5) {
+        s += &format!(
+            "  {:>4}  {:>10}  {:>13}  {:>7}\n",
+            rank.get(i).unwrap_or_default(),
+            user.get(i).map_or_else(|| "null".into(), |u| u.to_string()),
+            total.get(i).map_or_else(String::new, publish::format_cents),
+            events.get(i).unwrap_or_default()
+        );
+    }
+    s
+}

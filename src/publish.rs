@@ -1,0 +1,440 @@
+//! Publish: the SQLite database (`agg_result.db`) and the CSV exports.
+//!
+//! The database may be a single-file bind mount, which cannot be renamed over,
+//! so marts are replaced inside one SQLite transaction with the rollback
+//! journal. CSVs go through a temp file in the same directory and a rename.
+//! `_sluice_runs` records every run and which of the two publish steps happened.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use polars::prelude::{DataType, TimeUnit};
+use rusqlite::{Connection, params, types::Value};
+
+use crate::error::{Error, Result};
+use crate::ingest::InputFile;
+use crate::marts::Mart;
+use crate::stage::StageCounts;
+
+/// Version of the `_sluice_*` tables (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: [&str; 1] = [r#"
+CREATE TABLE _sluice_runs (
+    run_id TEXT PRIMARY KEY,
+    pipeline TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    lookback_days INTEGER NOT NULL,
+    started_at TEXT NOT NULL,
+    finished_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    published_db INTEGER NOT NULL,
+    published_csv INTEGER NOT NULL,
+    rows_raw INTEGER NOT NULL,
+    rows_quarantined INTEGER NOT NULL,
+    rows_duplicates INTEGER NOT NULL,
+    rows_staged INTEGER NOT NULL,
+    quarantined_by_reason TEXT NOT NULL,
+    sluice_version TEXT NOT NULL,
+    git_sha TEXT,
+    config_hash TEXT NOT NULL
+);
+CREATE TABLE _sluice_run_inputs (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    path TEXT NOT NULL,
+    size_bytes INTEGER NOT NULL,
+    sha256 TEXT NOT NULL,
+    rows INTEGER NOT NULL
+);
+"#];
+
+/// The published database, opened and exclusively locked for the whole run.
+pub struct Db {
+    // Field order matters: the connection closes before the lock is released,
+    // and closing the lock's descriptor last keeps SQLite's own locks intact.
+    conn: Connection,
+    path: PathBuf,
+    _lock: File,
+}
+
+impl Db {
+    /// Opens (or creates) the database and takes the run lock. An empty file is
+    /// a new database; a directory is the mistake Docker makes for a missing
+    /// single-file mount.
+    pub fn open(path: &Path) -> Result<Db> {
+        check_path(path)?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        }
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(|e| Error::io("open database", path, e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io("lock database", path, e)),
+        }
+        let conn = Connection::open(path).map_err(|e| sqlite(path, "opening", e))?;
+        let corrupt = |source| Error::CorruptDb {
+            path: path.to_path_buf(),
+            source,
+        };
+        conn.pragma_update(None, "journal_mode", "DELETE")
+            .map_err(corrupt)?;
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(corrupt)?;
+        if version > SCHEMA_VERSION {
+            return Err(Error::DbTooNew {
+                path: path.to_path_buf(),
+                version,
+            });
+        }
+        Ok(Db {
+            conn,
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// Brings the `_sluice_*` tables to [`SCHEMA_VERSION`] inside `tx`.
+    fn migrate(tx: &rusqlite::Transaction<'_>, path: &Path) -> Result<()> {
+        let version: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| sqlite(path, "reading the schema version", e))?;
+        for (from, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+            tx.execute_batch(sql)
+                .map_err(|e| sqlite(path, "migrating the sluice tables", e))?;
+            tx.pragma_update(None, "user_version", from as i64 + 1)
+                .map_err(|e| sqlite(path, "migrating the sluice tables", e))?;
+        }
+        Ok(())
+    }
+
+    /// Replaces every mart and records the run, in one transaction.
+    pub fn publish(&mut self, marts: &[Mart], run: &RunRecord) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite(&path, "starting the publish", e))?;
+        Self::migrate(&tx, &path)?;
+        for mart in marts {
+            replace_table(&tx, mart).map_err(|e| sqlite(&path, "replacing the marts", e))?;
+        }
+        insert_run(&tx, run, true).map_err(|e| sqlite(&path, "recording the run", e))?;
+        tx.commit()
+            .map_err(|e| sqlite(&path, "committing the publish", e))
+    }
+
+    /// Records a run whose marts were not published; the marts stay as they were.
+    pub fn record_unpublished(&mut self, run: &RunRecord) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| sqlite(&path, "recording the run", e))?;
+        Self::migrate(&tx, &path)?;
+        insert_run(&tx, run, false).map_err(|e| sqlite(&path, "recording the run", e))?;
+        tx.commit().map_err(|e| sqlite(&path, "recording the run", e))
+    }
+
+    /// Notes that the CSV exports of `run_id` were renamed into place.
+    pub fn mark_csv_published(&self, run_id: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE _sluice_runs SET published_csv = 1 WHERE run_id = ?1",
+                [run_id],
+            )
+            .map(drop)
+            .map_err(|e| sqlite(&self.path, "recording the CSV publish", e))
+    }
+}
+
+/// Fails at once on a database path that is a directory, before any work.
+pub fn check_path(path: &Path) -> Result<()> {
+    if path.is_dir() {
+        return Err(Error::DbIsDirectory {
+            path: path.to_path_buf(),
+        });
+    }
+    Ok(())
+}
+
+fn sqlite(path: &Path, context: &'static str, source: rusqlite::Error) -> Error {
+    Error::Sqlite {
+        path: path.to_path_buf(),
+        context,
+        source,
+    }
+}
+
+/// The provenance of one run, as stored in `_sluice_runs`.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub pipeline: String,
+    pub as_of: DateTime<Utc>,
+    pub lookback_days: u32,
+    pub started_at: DateTime<Utc>,
+    pub status: &'static str,
+    pub counts: StageCounts,
+    pub inputs: Vec<InputFile>,
+    pub git_sha: Option<String>,
+    pub config_hash: String,
+}
+
+fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) -> rusqlite::Result<()> {
+    let by_reason = serde_json::Value::Object(
+        run.counts
+            .quarantined
+            .iter()
+            .map(|(r, n)| (r.to_string(), serde_json::Value::from(*n)))
+            .collect(),
+    );
+    tx.execute(
+        "INSERT OR REPLACE INTO _sluice_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            run.run_id,
+            run.pipeline,
+            iso_seconds(run.as_of),
+            run.lookback_days,
+            run.started_at.to_rfc3339_opts(SecondsFormat::Millis, true),
+            Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+            run.status,
+            published,
+            run.counts.raw as i64,
+            run.counts.quarantined_total() as i64,
+            run.counts.duplicates as i64,
+            run.counts.staged as i64,
+            by_reason.to_string(),
+            env!("CARGO_PKG_VERSION"),
+            run.git_sha,
+            run.config_hash,
+        ],
+    )?;
+    let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for input in &run.inputs {
+        stmt.execute(params![
+            run.run_id,
+            input.path.display().to_string(),
+            input.size as i64,
+            input.sha256,
+            input.rows as i64
+        ])?;
+    }
+    Ok(())
+}
+
+/// `2026-11-20T13:05:00Z`: UTC, truncated to seconds.
+pub fn iso_seconds(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// Integer cents as an exact decimal with two places: `-0.05`, `12.30`.
+pub fn format_cents(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let abs = cents.unsigned_abs();
+    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+}
+
+/// A mart column converted for publishing: SQLite type and one value per row.
+struct Published {
+    name: String,
+    sql_type: &'static str,
+    values: Vec<Value>,
+}
+
+/// Converts every column of a mart: money to REAL rounded to cents, times to
+/// ISO-8601 UTC text truncated to seconds, days to `YYYY-MM-DD`.
+fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars::error::PolarsError> {
+    let mut out = Vec::new();
+    for column in mart.frame.columns() {
+        let name = column.name().to_string();
+        let money = mart.money.contains(&name.as_str());
+        let (sql_type, values): (&'static str, Vec<Value>) = match column.dtype() {
+            DataType::Datetime(unit, _) => {
+                let per_second = match unit {
+                    TimeUnit::Nanoseconds => 1_000_000_000,
+                    TimeUnit::Microseconds => 1_000_000,
+                    TimeUnit::Milliseconds => 1_000,
+                };
+                let ints = column.cast(&DataType::Int64)?;
+                let values = ints
+                    .i64()?
+                    .iter()
+                    .map(
+                        |v| match v.and_then(|v| DateTime::from_timestamp(v.div_euclid(per_second), 0)) {
+                            Some(t) => Value::Text(iso_seconds(t)),
+                            None => Value::Null,
+                        },
+                    )
+                    .collect();
+                ("TEXT", values)
+            }
+            DataType::Date => {
+                let days = column.cast(&DataType::Int32)?;
+                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+                let values = days
+                    .i32()?
+                    .iter()
+                    .map(|d| {
+                        match d.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d.into()))) {
+                            Some(day) => Value::Text(day.format("%Y-%m-%d").to_string()),
+                            None => Value::Null,
+                        }
+                    })
+                    .collect();
+                ("TEXT", values)
+            }
+            dt if dt.is_integer() => {
+                let ints = column.cast(&DataType::Int64)?;
+                let values = ints.i64()?.iter();
+                if money {
+                    (
+                        "REAL",
+                        values
+                            .map(|v| v.map_or(Value::Null, |c| Value::Real(c as f64 / 100.0)))
+                            .collect(),
+                    )
+                } else {
+                    (
+                        "INTEGER",
+                        values.map(|v| v.map_or(Value::Null, Value::Integer)).collect(),
+                    )
+                }
+            }
+            dt if dt.is_float() => {
+                let floats = column.cast(&DataType::Float64)?;
+                (
+                    "REAL",
+                    floats
+                        .f64()?
+                        .iter()
+                        .map(|v| v.map_or(Value::Null, Value::Real))
+                        .collect(),
+                )
+            }
+            _ => {
+                let text = column.cast(&DataType::String)?;
+                let values = text
+                    .str()?
+                    .iter()
+                    .map(|v| v.map_or(Value::Null, |s| Value::Text(s.to_string())))
+                    .collect();
+                ("TEXT", values)
+            }
+        };
+        out.push(Published {
+            name,
+            sql_type,
+            values,
+        });
+    }
+    Ok(out)
+}
+
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn replace_table(tx: &rusqlite::Transaction<'_>, mart: &Mart) -> rusqlite::Result<()> {
+    let columns =
+        published_columns(mart).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let table = quote_ident(mart.name);
+    let defs: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
+        .collect();
+    tx.execute_batch(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({});",
+        defs.join(", ")
+    ))?;
+    let placeholders = vec!["?"; columns.len()].join(", ");
+    let mut stmt = tx.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
+    for row in 0..mart.frame.height() {
+        stmt.execute(rusqlite::params_from_iter(columns.iter().map(|c| &c.values[row])))?;
+    }
+    Ok(())
+}
+
+/// Writes a mart as CSV to `path` through a temp file and a rename. Money
+/// columns have exactly two decimals.
+pub fn write_csv(mart: &Mart, path: &Path) -> Result<()> {
+    let columns = published_columns(mart).map_err(Error::polars(format!("exporting {}", mart.name)))?;
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".sluice-")
+        .suffix(".csv.tmp")
+        // The umask decides, as for any file the user writes (tempfile's default is 0600).
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temp file in", dir, e))?;
+    let csv_err = |source| Error::WriteCsv {
+        path: path.to_path_buf(),
+        source,
+    };
+    {
+        let mut w = csv::Writer::from_writer(tmp.as_file());
+        w.write_record(columns.iter().map(|c| c.name.as_str()))
+            .map_err(csv_err)?;
+        let mut record = Vec::with_capacity(columns.len());
+        for row in 0..mart.frame.height() {
+            record.clear();
+            for c in &columns {
+                let is_money = mart.money.contains(&c.name.as_str());
+                record.push(match &c.values[row] {
+                    Value::Null => String::new(),
+                    Value::Integer(v) => v.to_string(),
+                    Value::Real(v) if is_money => format_cents((v * 100.0).round() as i64),
+                    Value::Real(v) => v.to_string(),
+                    Value::Text(s) => s.clone(),
+                    Value::Blob(_) => String::new(),
+                });
+            }
+            w.write_record(&record).map_err(csv_err)?;
+        }
+        w.flush().map_err(|e| Error::io("write", path, e))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io("write", path, e))?;
+    tmp.persist(path)
+        .map_err(|e| Error::io("replace", path, e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cents_format_exactly() {
+        assert_eq!(format_cents(1230), "12.30");
+        assert_eq!(format_cents(-5), "-0.05");
+        assert_eq!(format_cents(0), "0.00");
+        assert_eq!(format_cents(123_456_789_012), "1234567890.12");
+    }
+
+    #[test]
+    fn timestamps_truncate_to_seconds() {
+        let t = DateTime::parse_from_rfc3339("2026-11-20T13:05:00.999999Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        assert_eq!(iso_seconds(t), "2026-11-20T13:05:00Z");
+    }
+}

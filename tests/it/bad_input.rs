@@ -1,0 +1,273 @@
+//! Bad input and faults: one clear error naming the file and the fix, the exit
+//! code of SPEC.md section 6, no panic, and the last published results intact.
+
+use std::fs::File;
+
+use crate::util::{Workspace, bytes};
+
+/// A workspace with one good published run; returns it and the published CSV.
+fn published() -> (Workspace, Vec<u8>) {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 2_000, "");
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let csv = bytes(&ws.path("output/top_users.csv"));
+    (ws, csv)
+}
+
+fn marts(ws: &Workspace) -> Vec<String> {
+    let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
+    rows.extend(ws.query(
+        "agg_result.db",
+        "SELECT * FROM daily_region_revenue ORDER BY rowid",
+    ));
+    rows
+}
+
+/// Runs with `args`, expects `code`, and checks that nothing was published
+/// (and, for errors, that the database was not written at all).
+fn runs_untouched(ws: &Workspace, csv: &[u8], args: &[&str], code: i32) -> (String, String) {
+    let before = marts(ws);
+    let db_before = bytes(&ws.path("agg_result.db"));
+    let (got, stdout, stderr) = ws.run(args);
+    assert_eq!(got, code, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(marts(ws), before, "marts changed");
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv, "CSV changed");
+    if code >= 2 {
+        // Errors stop the run before anything is recorded.
+        assert_eq!(
+            bytes(&ws.path("agg_result.db")),
+            db_before,
+            "database bytes changed"
+        );
+    }
+    (stdout, stderr)
+}
+
+#[test]
+fn a_missing_input_path_is_a_usage_error() {
+    let (ws, csv) = published();
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "nope"], 2);
+    assert_eq!(
+        stderr,
+        "error: input `nope` does not exist\nhint: pass an existing file, directory or glob with --input (or SLUICE_INPUT); `sluice generate` writes sample data\n"
+    );
+}
+
+#[test]
+fn an_unsupported_file_or_an_empty_glob_is_a_usage_error() {
+    let (ws, csv) = published();
+    ws.write("notes.txt", "hello");
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "notes.txt"], 2);
+    assert!(
+        stderr.starts_with("error: input `notes.txt` is not a supported file type\n"),
+        "{stderr}"
+    );
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "input/*.parquet"], 2);
+    assert!(
+        stderr.starts_with("error: input `input/*.parquet` does not exist"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_empty_directory_fails_the_gate_and_keeps_the_published_marts() {
+    let (ws, csv) = published();
+    std::fs::create_dir_all(ws.path("empty")).unwrap();
+    let (stdout, _) = runs_untouched(&ws, &csv, &["--input", "empty"], 1);
+    assert!(
+        stdout.contains("gate: FAILED\n  fail row_count on staging.events: observed 0, fail: < 1\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("not published: `agg_result.db` and `output/top_users.csv` are unchanged"),
+        "{stdout}"
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT status, published_db, published_csv, rows_raw FROM _sluice_runs ORDER BY started_at"
+        ),
+        vec!["passed|1|1|2000", "gate_failed|0|0|0"]
+    );
+    assert_eq!(
+        ws.read("output/unpublished/top_users.csv"),
+        "rank,user_id,total_amount,events,first_seen,last_seen\n"
+    );
+}
+
+#[test]
+fn a_header_only_file_fails_the_gate() {
+    let (ws, csv) = published();
+    ws.write(
+        "only-header/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n",
+    );
+    let (stdout, _) = runs_untouched(&ws, &csv, &["--input", "only-header"], 1);
+    assert!(stdout.starts_with("sluice: 0 rows from 1 file;"), "{stdout}");
+}
+
+#[test]
+fn a_missing_required_column_names_the_file_and_the_column() {
+    let (ws, csv) = published();
+    ws.write(
+        "bad/events.csv",
+        "event_id,user_id,event_time,region,sku\ne1,1,2026-11-19T10:00:00Z,eu,s\n",
+    );
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "bad"], 3);
+    assert_eq!(
+        stderr,
+        "error: input file `bad/events.csv` has no column `amount` (its header: event_id, user_id, event_time, region, sku)\n\
+         hint: the default pipeline needs the columns event_id, user_id, event_time, region, sku, amount; fix the file's header or move the file out of the input\n"
+    );
+}
+
+#[test]
+fn extra_columns_are_ignored_with_a_warning() {
+    let ws = Workspace::new();
+    ws.write(
+        "input/events.csv",
+        "channel,event_id,user_id,event_time,region,sku,amount,note\nweb,e1,1,2026-11-19T10:00:00Z,eu,s,1.25,x\n",
+    );
+    let (code, _, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("`input/events.csv`: extra columns ignored: channel, note"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ws.read("output/top_users.csv"),
+        "rank,user_id,total_amount,events,first_seen,last_seen\n1,1,1.25,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n"
+    );
+}
+
+#[test]
+fn ragged_rows_and_bytes_that_are_not_utf8_are_quarantined_as_malformed() {
+    let ws = Workspace::new();
+    let mut data = b"event_id,user_id,event_time,region,sku,amount\n".to_vec();
+    data.extend_from_slice(b"e1,1,2026-11-19T10:00:00Z,eu,s,1.00\n");
+    data.extend_from_slice(b"e2,1,2026-11-19T10:00:00Z,eu,s,1.00,surplus\n");
+    data.extend_from_slice(b"e3,1,2026-11-19T10:00:00Z,eu,s\xff\xfe,1.00\n");
+    data.extend_from_slice(b"e4,1,2026-11-19T10:00:00Z\n");
+    ws.write("input/events.csv", data);
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("(missing_amount 1, malformed_row 2)"), "{stdout}");
+    let quarantine = ws.read("output/quarantine/events.csv");
+    assert_eq!(
+        quarantine,
+        "event_id,user_id,event_time,region,sku,amount,_reason,_source_file,_line,_detail\n\
+         e2,1,2026-11-19T10:00:00Z,eu,s,1.00,malformed_row,input/events.csv,3,\"expected 6 fields, found 7\"\n\
+         e3,1,2026-11-19T10:00:00Z,eu,s\u{fffd}\u{fffd},1.00,malformed_row,input/events.csv,4,not valid UTF-8 (invalid bytes replaced)\n\
+         e4,1,2026-11-19T10:00:00Z,,,,missing_amount,input/events.csv,5,\"expected 6 fields, found 3\"\n"
+    );
+}
+
+#[test]
+fn a_database_path_that_is_a_directory_says_how_to_fix_the_mount() {
+    let (ws, csv) = published();
+    std::fs::create_dir_all(ws.path("state/agg_result.db")).unwrap();
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--db", "state/agg_result.db"], 2);
+    assert_eq!(
+        stderr,
+        "error: database path `state/agg_result.db` is a directory, not a file\n\
+         hint: Docker creates a directory when the host file is missing: remove it and run `touch agg_result.db` on the host before `docker run`, or mount a directory and set SLUICE_DB\n"
+    );
+}
+
+#[test]
+fn an_empty_database_file_is_a_new_database() {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 500, "");
+    ws.write("agg_result.db", "");
+    assert_eq!(ws.run(&[]).0, 0);
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT count(*) FROM _sluice_runs"),
+        vec!["1"]
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_a_runtime_error() {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 500, "");
+    ws.write(
+        "agg_result.db",
+        "this is not sqlite, it is a text file that is long enough to have a header",
+    );
+    let (code, _, stderr) = ws.run(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.starts_with("error: `agg_result.db` is not a sluice database"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_output_dir_that_cannot_be_created_is_a_runtime_error() {
+    let (ws, csv) = published();
+    ws.write("blocker", "a file, not a directory");
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--output-dir", "blocker/out"], 3);
+    assert!(
+        stderr.starts_with("error: cannot create directory `blocker/out`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+}
+
+#[test]
+fn a_second_concurrent_run_exits_3() {
+    let (ws, csv) = published();
+    let held = File::options()
+        .read(true)
+        .write(true)
+        .open(ws.path("agg_result.db"))
+        .unwrap();
+    held.try_lock().unwrap();
+    let (_, stderr) = runs_untouched(&ws, &csv, &[], 3);
+    assert_eq!(
+        stderr,
+        "error: database `agg_result.db` is locked by another sluice run\nhint: wait for the other run to finish; sluice runs one at a time against a database\n"
+    );
+    drop(held);
+    assert_eq!(ws.run(&[]).0, 0);
+}
+
+#[test]
+fn bad_flags_are_usage_errors() {
+    let ws = Workspace::new();
+    for args in [
+        &["run", "--lookback-days", "0"][..],
+        &["run", "--as-of", "yesterday"],
+        &["generate", "--rows", "5", "--out", "x.csv", "--defects", "nope=1"],
+    ] {
+        let out = ws.sluice(args).output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn no_publish_audits_but_leaves_the_published_results_alone() {
+    let (ws, csv) = published();
+    ws.generate("input/more.csv", 500, "");
+    let (stdout, _) = runs_untouched(&ws, &csv, &["--no-publish"], 0);
+    assert!(stdout.contains("gate: passed"), "{stdout}");
+    assert!(stdout.contains("not published"), "{stdout}");
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT status, published_db, rows_raw FROM _sluice_runs ORDER BY started_at"
+        ),
+        vec!["passed|1|2000", "passed|0|2500"]
+    );
+    assert!(
+        ws.read("output/unpublished/top_users.csv")
+            .starts_with("rank,user_id,")
+    );
+}

@@ -1,0 +1,177 @@
+//! The real container: the image built from the Dockerfile (with base images
+//! made by `ci/docker-test-image.sh`, nothing pulled) runs the README's
+//! `docker run` commands with bind mounts into a temp directory.
+//! Skipped, with a message, only where no Docker engine is reachable.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use crate::util::{AS_OF, Workspace};
+
+/// A host user that is not root, as on a developer's machine.
+const HOST_UID: u32 = 1234;
+
+fn image() -> Option<&'static str> {
+    static IMAGE: OnceLock<Option<&'static str>> = OnceLock::new();
+    *IMAGE.get_or_init(|| {
+        let engine = Command::new("docker").arg("info").output();
+        if !engine.is_ok_and(|o| o.status.success()) {
+            eprintln!("skipping container tests: no Docker engine is reachable (`docker info` failed)");
+            return None;
+        }
+        let binary = assert_cmd::cargo::cargo_bin("sluice");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("ci/docker-test-image.sh");
+        let out = Command::new("bash")
+            .arg(script)
+            .arg(binary)
+            .output()
+            .expect("run ci/docker-test-image.sh");
+        assert!(
+            out.status.success(),
+            "building the test image failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Some("sluice-test")
+    })
+}
+
+/// A workspace owned by HOST_UID with `agg_result.db` and `output/` ready to mount.
+fn host_workspace(with_db: bool) -> Workspace {
+    let ws = Workspace::new();
+    std::fs::create_dir_all(ws.path("output")).unwrap();
+    if with_db {
+        ws.write("agg_result.db", "");
+    }
+    chown(&ws, ".");
+    ws
+}
+
+fn chown(ws: &Workspace, rel: &str) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{HOST_UID}:{HOST_UID}")])
+        .arg(ws.path(rel))
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+/// `docker run --rm -v <ws>/agg_result.db:/app/agg_result.db -v <ws>/output:/app/output [extra mounts] IMAGE [args]`
+fn docker_run(ws: &Workspace, image: &str, before_image: &[String], args: &[&str]) -> Output {
+    let mount = |host: &str, container: &str| format!("{}:{container}", ws.path(host).display());
+    Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            "-v",
+            &mount("agg_result.db", "/app/agg_result.db"),
+            "-v",
+            &mount("output", "/app/output"),
+        ])
+        .args(before_image)
+        .arg(image)
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn owner(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().uid()
+}
+
+#[test]
+fn the_seed_command_runs_the_demo_and_keeps_host_ownership() {
+    let Some(image) = image() else { return };
+    let ws = host_workspace(true);
+    let out = docker_run(&ws, image, &[], &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("wrote 100000 rows"), "{stdout}");
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT count(*) FROM top_users"),
+        vec!["100"]
+    );
+    assert!(
+        ws.read("output/top_users.csv")
+            .starts_with("rank,user_id,total_amount,events,first_seen,last_seen\n")
+    );
+    for file in [
+        "agg_result.db",
+        "output/top_users.csv",
+        "output/quarantine/events.csv",
+    ] {
+        assert_eq!(
+            owner(&ws.path(file)),
+            HOST_UID,
+            "{file} is not owned by the host user"
+        );
+    }
+    assert!(!ws.path("agg_result.db-journal").exists());
+}
+
+#[test]
+fn a_read_only_input_mount_and_user_flag_work() {
+    let Some(image) = image() else { return };
+    let ws = host_workspace(true);
+    ws.generate("input/events.csv", 3_000, "all=0.01");
+    let input = format!("{}:/app/input:ro", ws.path("input").display());
+    let user = format!("{HOST_UID}:{HOST_UID}");
+    let out = docker_run(
+        &ws,
+        image,
+        &["-v".into(), input, "--user".into(), user],
+        &["run", "--as-of", AS_OF],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.starts_with("sluice: 3000 rows from 1 file;"), "{stdout}");
+    assert_eq!(owner(&ws.path("output/top_users.csv")), HOST_UID);
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT rows_raw, as_of FROM _sluice_runs"),
+        vec!["3000|2026-11-20T12:00:00Z"]
+    );
+}
+
+#[test]
+fn a_failed_gate_exits_1_and_publishes_nothing() {
+    let Some(image) = image() else { return };
+    let ws = host_workspace(true);
+    std::fs::create_dir_all(ws.path("input")).unwrap();
+    let input = format!("{}:/app/input:ro", ws.path("input").display());
+    let out = docker_run(&ws, image, &["-v".into(), input], &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!ws.path("output/top_users.csv").exists());
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT status FROM _sluice_runs"),
+        vec!["gate_failed"]
+    );
+}
+
+#[test]
+fn a_missing_host_database_file_says_to_touch_it() {
+    let Some(image) = image() else { return };
+    let ws = host_workspace(false);
+    let out = docker_run(&ws, image, &[], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error: database path `agg_result.db` is a directory, not a file\nhint: Docker creates a directory when the host file is missing: remove it and run `touch agg_result.db` on the host"),
+        "{stderr}"
+    );
+}

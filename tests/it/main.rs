@@ -1,0 +1,8 @@
+//! The one integration-test binary: runs the real `sluice` binary on real
+//! files in temp directories.
+
+mod bad_input;
+mod docker;
+mod pipeline;
+mod reference;
+mod util;

@@ -1,0 +1,111 @@
+//! A small harness: a temp workspace, the binary, and readers for its outputs.
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+
+/// A temp directory that is the working directory of every command run in it.
+pub struct Workspace {
+    pub dir: tempfile::TempDir,
+}
+
+/// The `--as-of` and `--end` every deterministic test uses.
+pub const AS_OF: &str = "2026-11-20T12:00:00Z";
+
+impl Workspace {
+    pub fn new() -> Self {
+        Workspace {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `sluice <args>` in the workspace, with no SLUICE_* variables leaking in.
+    pub fn sluice(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::cargo_bin("sluice").expect("the sluice binary is built");
+        cmd.current_dir(self.dir.path()).args(args);
+        for (key, _) in std::env::vars() {
+            if key.starts_with("SLUICE_") || key == "GITHUB_SHA" {
+                cmd.env_remove(key);
+            }
+        }
+        cmd
+    }
+
+    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.path(rel);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("create dir");
+        }
+        std::fs::write(&path, contents).expect("write file");
+        path
+    }
+
+    /// `sluice generate` into `rel` with the fixed end timestamp.
+    pub fn generate(&self, rel: &str, rows: u64, defects: &str) -> String {
+        let rows = rows.to_string();
+        let out = self
+            .sluice(&[
+                "generate",
+                "--rows",
+                &rows,
+                "--out",
+                rel,
+                "--end",
+                AS_OF,
+                "--seed",
+                "7",
+                "--defects",
+                defects,
+            ])
+            .assert()
+            .success();
+        String::from_utf8_lossy(&out.get_output().stdout).into_owned()
+    }
+
+    /// Runs the pipeline with the fixed `--as-of`; returns (exit code, stdout, stderr).
+    pub fn run(&self, extra: &[&str]) -> (i32, String, String) {
+        let mut args = vec!["run", "--as-of", AS_OF];
+        args.extend_from_slice(extra);
+        let out = self.sluice(&args).output().expect("run sluice");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Rows of a SQLite query as text, one `|`-joined string per row.
+    pub fn query(&self, db: &str, sql: &str) -> Vec<String> {
+        let conn = rusqlite::Connection::open(self.path(db)).expect("open db");
+        let mut stmt = conn.prepare(sql).expect("prepare");
+        let n = stmt.column_count();
+        stmt.query_map([], |row| {
+            Ok((0..n)
+                .map(|i| match row.get_ref(i).expect("cell") {
+                    rusqlite::types::ValueRef::Null => "NULL".to_string(),
+                    rusqlite::types::ValueRef::Integer(v) => v.to_string(),
+                    rusqlite::types::ValueRef::Real(v) => format!("{v:.2}"),
+                    rusqlite::types::ValueRef::Text(t) => String::from_utf8_lossy(t).into_owned(),
+                    rusqlite::types::ValueRef::Blob(_) => "BLOB".to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .expect("query")
+        .map(|r| r.expect("row"))
+        .collect()
+    }
+
+    pub fn read(&self, rel: &str) -> String {
+        std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
+    }
+}
+
+/// Bytes of a file, for "unchanged" assertions.
+pub fn bytes(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_default()
+}
