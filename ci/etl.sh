@@ -27,7 +27,7 @@ fi
 envs=(-e "SLUICE_GIT_SHA=${GITHUB_SHA:-}")
 args=()
 if [ "$event" = pull_request ]; then
-    args=(run --no-publish)
+    args=(--no-publish)
 elif [ -n "${PUSHGATEWAY_URL:-}" ]; then
     envs+=(-e "SLUICE_PUSHGATEWAY_URL=$PUSHGATEWAY_URL")
 fi

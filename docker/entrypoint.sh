@@ -4,8 +4,9 @@
 #   owns the mounted /app/output (or /app/agg_result.db), so files on the host
 #   keep their owner; started with --user, it runs as that user.
 # - With no arguments it runs the job; when /app/input does not exist at all it
-#   generates demo data first (`sluice demo`). Arguments are passed through:
-#   `docker run ... sluice run --fail-on-warn`, `... sluice generate ...`.
+#   generates demo data first (`sluice demo`). Flags alone go to that job
+#   (`docker run ... sluice --no-publish`); a command is passed through
+#   (`docker run ... sluice generate ...`).
 set -eu
 
 if [ "$(id -u)" = 0 ]; then
@@ -23,14 +24,12 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$0" "$@"
 fi
 
-if [ $# -eq 0 ]; then
+# No command, or flags only: the job, on demo data when /app/input does not exist.
+if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
     if [ -e /app/input ]; then
-        set -- run
+        set -- run "$@"
     else
-        set -- demo --input /tmp/sluice-demo-input
+        set -- demo --input /tmp/sluice-demo-input "$@"
     fi
 fi
-case "$1" in
-    -*) set -- run "$@" ;;
-esac
 exec /usr/local/bin/sluice "$@"
