@@ -22,12 +22,14 @@ RUN sluice-build app
 FROM ${RUNTIME_IMAGE}
 # /app is world-writable (sticky) because SQLite writes its rollback journal
 # next to a single-file mounted agg_result.db, as whichever user the job runs as.
-RUN mkdir -p /app/checks \
+RUN mkdir -p /app \
     && chmod 1777 /app \
     && groupadd --gid 10001 sluice \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /app sluice
 WORKDIR /app
 COPY --from=builder /out/sluice /usr/local/bin/sluice
 COPY docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
+# The default checks; mount a directory over /app/checks to use your own.
+COPY checks /app/checks
 ENV SLUICE_DATA_DIR=/tmp/sluice-data
 ENTRYPOINT ["/usr/local/bin/sluice-entrypoint"]

@@ -1,93 +1,88 @@
-//! Audit: the seam between computing candidates and publishing them. Checks
-//! run here over the candidate tables and decide the gate; nothing here ever
-//! changes data.
-//!
-//! Until `checks/*.yaml` are read, one built-in check keeps an empty input
-//! from replacing good marts (SPEC.md section 9: "an empty input is not an
-//! error: the default `row_count` check fails the gate").
+//! Audit: the seam between computing candidates and publishing them. The
+//! checks run over every layer (`raw`, `staging`, mart candidates handed back
+//! to DuckDB) and their results decide the gate. Nothing here changes data.
 
-use crate::stage::StageCounts;
+use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    Pass,
-    Warn,
-    Fail,
-    Error,
-}
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "pass",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Error => "error",
-        }
-    }
-}
+use crate::checks::engine::{self, Audit, Context, Status};
+use crate::checks::{self, Check, ConfigError};
+use crate::error::{Error, Result};
+use crate::handoff;
+use crate::marts::Mart;
 
-/// The result of one check.
-#[derive(Debug, Clone)]
-pub struct CheckResult {
-    pub name: String,
-    pub table: String,
-    pub status: Status,
-    pub observed: f64,
-    pub threshold: String,
-}
-
-/// All check results of a run; the gate passes when none failed or errored.
+/// The gate: the audit and how strict the run is about warnings.
 #[derive(Debug, Clone, Default)]
 pub struct Gate {
-    pub results: Vec<CheckResult>,
+    pub audit: Audit,
+    pub fail_on_warn: bool,
 }
 
 impl Gate {
+    /// No check failed or errored (and, with `--fail-on-warn`, none warned).
     pub fn passed(&self) -> bool {
-        self.results
-            .iter()
-            .all(|r| matches!(r.status, Status::Pass | Status::Warn))
-    }
-
-    pub fn failures(&self) -> impl Iterator<Item = &CheckResult> {
-        self.results
-            .iter()
-            .filter(|r| matches!(r.status, Status::Fail | Status::Error))
+        self.audit.outcomes.iter().all(|o| match o.status {
+            Status::Pass => true,
+            Status::Warn => !self.fail_on_warn,
+            Status::Fail | Status::Error => false,
+        })
     }
 }
 
-/// Audits the candidates of a run.
-pub fn audit(counts: &StageCounts) -> Gate {
-    let staged = counts.staged as f64;
-    Gate {
-        results: vec![CheckResult {
-            name: "row_count".into(),
-            table: "staging.events".into(),
-            status: if counts.staged < 1 {
-                Status::Fail
-            } else {
-                Status::Pass
-            },
-            observed: staged,
-            threshold: "fail: < 1".into(),
-        }],
-    }
+/// Reads the checks: `dir` when given (it must exist), else `checks/` when it
+/// exists, else the default pipeline's checks built into the binary.
+pub fn load_checks(dir: Option<&Path>) -> Result<Vec<Check>> {
+    let chosen = dir.unwrap_or(Path::new("checks"));
+    let files = checks::files_in(chosen).map_err(|e| Error::io("list directory", chosen, e))?;
+    let texts: Vec<(String, String)> = match (files, dir) {
+        (Some(files), _) => files
+            .iter()
+            .map(|f| {
+                std::fs::read_to_string(f)
+                    .map(|t| (f.display().to_string(), t))
+                    .map_err(|e| Error::io("read", f, e))
+            })
+            .collect::<Result<_>>()?,
+        (None, Some(dir)) => {
+            return Err(Error::ChecksDirNotFound {
+                path: dir.to_path_buf(),
+            });
+        }
+        (None, None) => checks::DEFAULT_CHECKS
+            .iter()
+            .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string()))
+            .collect(),
+    };
+    checks::load(&texts).map_err(|errors: Vec<ConfigError>| Error::Checks { errors })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn empty_staging_fails_the_gate() {
-        let empty = StageCounts::default();
-        assert!(!audit(&empty).passed());
-        let some = StageCounts {
-            staged: 1,
-            raw: 1,
-            ..Default::default()
-        };
-        assert!(audit(&some).passed());
+/// Hands the mart candidates to DuckDB and runs the checks.
+pub fn audit(
+    conn: &Connection,
+    checks: &[Check],
+    marts: &[Mart],
+    as_of: DateTime<Utc>,
+    window_start: DateTime<Utc>,
+    failed_rows_dir: &Path,
+) -> Result<Audit> {
+    for mart in marts {
+        handoff::register_frame(conn, "marts", mart.name, &mart.frame, mart.money)?;
     }
+    let ctx = Context {
+        conn,
+        as_of,
+        window_start,
+        failed_rows_dir,
+    };
+    Ok(engine::run(&ctx, checks))
+}
+
+/// Where the reports of a run go.
+pub fn report_paths(output_dir: &Path) -> [PathBuf; 2] {
+    [
+        output_dir.join("check_results.json"),
+        output_dir.join("summary.md"),
+    ]
 }

@@ -26,6 +26,30 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write deterministic synthetic events, optionally with planted defects.
     Generate(GenerateArgs),
+    /// Validate the checks (every error in every file at once) without reading data.
+    Validate(ValidateArgs),
+    /// Print the JSON Schema of a checks file, for editors and CI linters.
+    Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
+    #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SchemaArgs {
+    /// Which file's schema.
+    #[arg(value_enum, default_value = "checks")]
+    pub what: SchemaKind,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum SchemaKind {
+    /// A `checks/*.yaml` file.
+    Checks,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -59,6 +83,22 @@ pub struct RunArgs {
     /// output/unpublished/ and the exit code is the gate's.
     #[arg(long, env = "SLUICE_NO_PUBLISH")]
     pub no_publish: bool,
+
+    /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
+    #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
+
+    /// Run only these checks: a check name, a table (`staging.events`) or `tag:<tag>`.
+    #[arg(long, env = "SLUICE_SELECT", value_delimiter = ',', value_name = "SELECTOR")]
+    pub select: Vec<String>,
+
+    /// A warning fails the gate too (exit 1, nothing published).
+    #[arg(long, env = "SLUICE_FAIL_ON_WARN")]
+    pub fail_on_warn: bool,
+
+    /// Publish even when the gate fails (the exit code is still 1).
+    #[arg(long, env = "SLUICE_PUBLISH_ON_FAILURE", conflicts_with = "no_publish")]
+    pub publish_on_failure: bool,
 }
 
 #[derive(Debug, Clone, Args)]

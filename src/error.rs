@@ -97,6 +97,13 @@ pub enum Error {
         source: csv::Error,
     },
 
+    #[error("{} problem{} in the checks:\n{}", errors.len(), if errors.len() == 1 { "" } else { "s" },
+        errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Checks { errors: Vec<crate::checks::ConfigError> },
+
+    #[error("checks directory `{}` does not exist", path.display())]
+    ChecksDirNotFound { path: PathBuf },
+
     #[error("bad --defects value `{0}`")]
     BadDefects(String),
 }
@@ -128,7 +135,9 @@ impl Error {
             | Error::UnsupportedInput { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
-            | Error::BadDefects(_) => ExitStatus::Usage,
+            | Error::BadDefects(_)
+            | Error::Checks { .. }
+            | Error::ChecksDirNotFound { .. } => ExitStatus::Usage,
             Error::MissingColumn { .. }
             | Error::ReadInput { .. }
             | Error::Locked { .. }
@@ -170,6 +179,12 @@ impl Error {
             Error::DbTooNew { .. } => "upgrade sluice, or point --db (SLUICE_DB) at another database".into(),
             Error::Io { .. } | Error::WriteCsv { .. } => {
                 "check that the path is writable and the disk is not full".into()
+            }
+            Error::Checks { .. } => {
+                "fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file".into()
+            }
+            Error::ChecksDirNotFound { .. } => {
+                "pass an existing directory with --checks-dir (or SLUICE_CHECKS_DIR), or leave it out for the built-in checks".into()
             }
             Error::BadDefects(_) => format!(
                 "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",

@@ -257,7 +257,7 @@ impl<'a> Generator<'a> {
             back - back % 1_000_000
         };
         Row {
-            event_id: format!("e{:010}", i),
+            event_id: format!("e{:x}-{:010}", self.opts.seed, i),
             user_id,
             time: self.opts.end - Duration::microseconds(back),
             region: self.below(REGIONS.len() as u64) as usize,

@@ -69,3 +69,101 @@ fn export_import(
         Ok((field, imported))
     }
 }
+
+/// Hands a Polars DataFrame back to DuckDB as table `schema.name` (through the
+/// C Data Interface the other way, then DuckDB's appender), so checks query
+/// mart candidates with the same SQL as every other layer. Integer-cent
+/// `money` columns become DECIMAL(18,2) amounts, as they are published.
+pub fn register_frame(
+    conn: &Connection,
+    schema: &str,
+    name: &str,
+    frame: &DataFrame,
+    money: &[&str],
+) -> Result<()> {
+    let context = || format!("handing `{schema}.{name}` back to DuckDB");
+    let mut fields = Vec::new();
+    let mut arrays: Vec<duckdb::arrow::array::ArrayRef> = Vec::new();
+    for column in frame.columns() {
+        let field = column
+            .dtype()
+            .to_arrow_field(column.name().clone(), CompatLevel::oldest());
+        let array = column.clone().rechunk_to_arrow(CompatLevel::oldest());
+        let ffi_schema = polars_arrow::ffi::export_field_to_c(&field);
+        let ffi_array = polars_arrow::ffi::export_array_to_c(array);
+        // SAFETY: as in `export_import`, the C structs are identical; arrow-rs
+        // takes ownership of the array and calls its release callback.
+        let data = unsafe {
+            let ffi_array = std::mem::transmute::<ArrowArray, FFI_ArrowArray>(ffi_array);
+            let ffi_schema = std::mem::transmute::<ArrowSchema, FFI_ArrowSchema>(ffi_schema);
+            duckdb::arrow::ffi::from_ffi(ffi_array, &ffi_schema)
+        }
+        .map_err(|e| Error::Polars {
+            context: context(),
+            source: polars_err!(ComputeError: "cannot import Arrow array: {e}"),
+        })?;
+        let array = duckdb::arrow::array::make_array(data);
+        fields.push(duckdb::arrow::datatypes::Field::new(
+            column.name().as_str(),
+            array.data_type().clone(),
+            true,
+        ));
+        arrays.push(array);
+    }
+    let arrow_schema = std::sync::Arc::new(duckdb::arrow::datatypes::Schema::new(fields));
+    let batch =
+        duckdb::arrow::record_batch::RecordBatch::try_new(arrow_schema.clone(), arrays).map_err(|e| {
+            Error::Polars {
+                context: context(),
+                source: polars_err!(ComputeError: "{e}"),
+            }
+        })?;
+
+    let staging_table = format!("_handoff_{name}");
+    let defs: Vec<String> = arrow_schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\" {}", f.name(), duckdb_type(f.data_type())))
+        .collect();
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {staging_table} ({});",
+        defs.join(", ")
+    ))
+    .map_err(Error::duckdb(context()))?;
+    {
+        let mut appender = conn.appender(&staging_table).map_err(Error::duckdb(context()))?;
+        appender
+            .append_record_batch(batch)
+            .map_err(Error::duckdb(context()))?;
+        appender.flush().map_err(Error::duckdb(context()))?;
+    }
+    let replace: Vec<String> = money
+        .iter()
+        .map(|m| format!("CAST(\"{m}\" / 100 AS DECIMAL(18, 2)) AS \"{m}\""))
+        .collect();
+    let select = if replace.is_empty() {
+        "*".to_string()
+    } else {
+        format!("* REPLACE ({})", replace.join(", "))
+    };
+    conn.execute_batch(&format!(
+        "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {select} FROM {staging_table}; DROP TABLE {staging_table};"
+    ))
+    .map_err(Error::duckdb(context()))
+}
+
+/// The DuckDB column type for an Arrow type of a mart column.
+fn duckdb_type(dt: &duckdb::arrow::datatypes::DataType) -> &'static str {
+    use duckdb::arrow::datatypes::DataType as D;
+    match dt {
+        D::Boolean => "BOOLEAN",
+        D::Int8 | D::Int16 | D::Int32 => "INTEGER",
+        D::UInt8 | D::UInt16 | D::UInt32 => "UINTEGER",
+        D::Int64 => "BIGINT",
+        D::UInt64 => "UBIGINT",
+        D::Float32 | D::Float64 => "DOUBLE",
+        D::Date32 | D::Date64 => "DATE",
+        D::Timestamp(..) => "TIMESTAMP",
+        _ => "VARCHAR",
+    }
+}

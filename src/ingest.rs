@@ -1,5 +1,5 @@
 //! Ingest (bronze): find the input files and land every row as text, exactly as
-//! it arrived, in DuckDB's `raw_events` table and `data/raw/events/`.
+//! it arrived, in DuckDB's `raw.events` table and `data/raw/events/`.
 //!
 //! CSV is parsed here, in Rust, rather than by DuckDB's reader: a ragged row or
 //! bytes that are not UTF-8 must become a quarantined row with a reason, while
@@ -108,7 +108,7 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// The Arrow schema of `raw_events`: the required columns as text, then where
+/// The Arrow schema of `raw.events`: the required columns as text, then where
 /// each row came from and, for a malformed row, what is wrong with it.
 fn raw_schema() -> SchemaRef {
     let mut fields: Vec<Field> = REQUIRED_COLUMNS
@@ -121,17 +121,19 @@ fn raw_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Lands every input file in `raw_events` and writes `data/raw/events/events.parquet`.
+/// Lands every input file in `raw.events` and writes `data/raw/events/events.parquet`.
 pub fn land(conn: &Connection, files: &[PathBuf], raw_dir: &Path, ingested_at: &str) -> Result<Ingested> {
     let mut columns = REQUIRED_COLUMNS.map(|c| format!("{c} VARCHAR")).join(", ");
     columns.push_str(", _source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR");
-    conn.execute_batch(&format!("CREATE OR REPLACE TEMP TABLE raw_events ({columns});"))
-        .map_err(Error::duckdb("creating raw_events"))?;
+    conn.execute_batch(&format!(
+        "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE raw.{SOURCE} ({columns});"
+    ))
+    .map_err(Error::duckdb(format!("creating raw.{SOURCE}")))?;
 
     let mut out = Ingested::default();
     {
         let mut appender = conn
-            .appender("raw_events")
+            .appender_to_db(SOURCE, "raw")
             .map_err(Error::duckdb("opening the raw appender"))?;
         for path in files {
             let file = read_csv(
@@ -154,7 +156,7 @@ pub fn land(conn: &Connection, files: &[PathBuf], raw_dir: &Path, ingested_at: &
     let target = dir.join(format!("{SOURCE}.parquet"));
     crate::stage::copy_atomically(
         conn,
-        &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM raw_events"),
+        &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM raw.{SOURCE}"),
         &target,
         "FORMAT parquet",
     )?;

@@ -3,10 +3,12 @@
 //! Data flows one way through [`pipeline::run`]: [`ingest`] lands raw text,
 //! [`stage`] parses, quarantines and deduplicates it with DuckDB SQL,
 //! [`handoff`] passes the staged rows to Polars through the Arrow C Data
-//! Interface, [`marts`] aggregates them, [`audit`] decides the gate and
+//! Interface, [`marts`] aggregates them, [`audit`] runs the [`checks`] over
+//! every layer and decides the gate, and
 //! [`publish`] writes SQLite and CSV only when the gate passed.
 
 pub mod audit;
+pub mod checks;
 pub mod cli;
 pub mod error;
 pub mod generate;
@@ -16,3 +18,4 @@ pub mod marts;
 pub mod pipeline;
 pub mod publish;
 pub mod stage;
+pub mod yaml;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Parser;
-use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs};
+use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, SchemaKind};
 use sluice::error::{Error, ExitStatus};
 use sluice::{generate, pipeline};
 
@@ -38,6 +38,22 @@ fn run(command: Command) -> Result<ExitStatus, Error> {
     match command {
         Command::Run(args) => finish(pipeline::run(&args)?),
         Command::Demo(args) => demo(args),
+        Command::Validate(args) => {
+            let checks = sluice::audit::load_checks(args.checks_dir.as_deref())?;
+            let files: std::collections::BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();
+            println!("ok: {} checks in {} files", checks.len(), files.len());
+            Ok(ExitStatus::Success)
+        }
+        Command::Schema(args) => {
+            let schema = match args.what {
+                SchemaKind::Checks => sluice::checks::spec::schema(),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&schema).expect("JSON values serialise")
+            );
+            Ok(ExitStatus::Success)
+        }
         Command::Generate(args) => {
             let planted = generate_file(&args)?;
             print!("{}", planted.summary());

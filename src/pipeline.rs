@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Gate};
+use crate::checks::report;
 use crate::cli::RunArgs;
 use crate::error::{Error, Result};
 use crate::handoff;
@@ -39,6 +40,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         as_of: args.as_of.unwrap_or(started_at),
         lookback_days: args.lookback_days,
     };
+    // Everything the user configured is checked before any data is read.
+    let checks = crate::checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
     let files = ingest::resolve_inputs(&args.input)?;
     let mut db = Db::open(&args.db)?;
     for dir in [&args.output_dir, &args.data_dir] {
@@ -84,7 +87,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
     let clock = Instant::now();
     let staged = handoff::query_polars(
         &conn,
-        "SELECT user_id, event_time, region, amount_cents FROM stg_events",
+        "SELECT user_id, event_time, region, amount_cents FROM staging.events",
     )?;
     let marts = marts::build(staged, window)?;
     tracing::info!(
@@ -93,7 +96,26 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         seconds = clock.elapsed().as_secs_f64()
     );
 
-    let gate = audit::audit(&counts);
+    let clock = Instant::now();
+    let checked = audit::audit(
+        &conn,
+        &checks,
+        &marts,
+        window.as_of,
+        window.start(),
+        &args.output_dir.join("failed_rows"),
+    )?;
+    let gate = Gate {
+        audit: checked,
+        fail_on_warn: args.fail_on_warn,
+    };
+    tracing::info!(
+        stage = "audit",
+        checks = checks.len(),
+        queries = gate.audit.queries,
+        passed = gate.passed(),
+        seconds = clock.elapsed().as_secs_f64()
+    );
     let record = RunRecord {
         run_id: run_id(started_at),
         pipeline: "default".into(),
@@ -104,12 +126,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         counts: counts.clone(),
         inputs: ingested.files.clone(),
         git_sha: git_sha(),
-        config_hash: config_hash(window.lookback_days),
+        config_hash: config_hash(window.lookback_days, &checks),
+        checks: gate.audit.outcomes.clone(),
     };
 
     let clock = Instant::now();
     let unpublished = args.output_dir.join("unpublished");
-    let publishing = gate.passed() && !args.no_publish;
+    let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
     if publishing {
         db.publish(&marts, &record)?;
         for mart in marts.iter().filter(|m| m.name == "top_users") {
@@ -129,6 +152,13 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         published = publishing,
         seconds = clock.elapsed().as_secs_f64()
     );
+
+    let as_of = iso_seconds(window.as_of);
+    let [json_path, md_path] = audit::report_paths(&args.output_dir);
+    let json = report::json(&gate.audit, &record.run_id, &as_of, gate.passed(), publishing);
+    std::fs::write(&json_path, json).map_err(|e| Error::io("write", &json_path, e))?;
+    let md = report::markdown(&gate.audit, &as_of, gate.passed(), publishing);
+    std::fs::write(&md_path, md).map_err(|e| Error::io("write", &md_path, e))?;
 
     Ok(Outcome {
         run_id: record.run_id,
@@ -159,11 +189,12 @@ fn git_sha() -> Option<String> {
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
-/// Identifies the logic that produced the marts: the staging SQL and the window.
-fn config_hash(lookback_days: u32) -> String {
+/// Identifies the logic of a run: the staging SQL, the window and the checks.
+fn config_hash(lookback_days: u32, checks: &[crate::checks::Check]) -> String {
     let mut h = Sha256::new();
     h.update(stage::EVENTS_SQL.as_bytes());
     h.update(format!("lookback_days={lookback_days}").as_bytes());
+    h.update(format!("{checks:?}").as_bytes());
     ingest::hex(&h.finalize())
 }
 
@@ -202,30 +233,15 @@ impl Outcome {
             show(&self.data_dir.join("staging").join("events.parquet"))
         );
 
-        let passed = self
-            .gate
-            .results
-            .iter()
-            .filter(|r| r.status == audit::Status::Pass)
-            .count();
+        s += &report::table(&self.gate.audit);
         if self.gate.passed() {
-            s += &format!(
-                "gate: passed ({} of {} checks passed)\n",
-                passed,
-                self.gate.results.len()
-            );
+            s += "gate: passed\n";
         } else {
-            s += "gate: FAILED\n";
-            for r in self.gate.failures() {
-                s += &format!(
-                    "  {} {} on {}: observed {}, {}\n",
-                    r.status.as_str(),
-                    r.name,
-                    r.table,
-                    r.observed,
-                    r.threshold
-                );
-            }
+            let [_, warn, fail, error] = report::counts(&self.gate.audit);
+            s += &match (self.gate.fail_on_warn, fail + error) {
+                (true, 0) => format!("gate: FAILED ({warn} warn, with --fail-on-warn)\n"),
+                _ => format!("gate: FAILED ({fail} fail, {error} error)\n"),
+            };
         }
 
         if let Some(top) = self.marts.iter().find(|m| m.name == "top_users") {

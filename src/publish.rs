@@ -12,16 +12,18 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::{DataType, TimeUnit};
 use rusqlite::{Connection, params, types::Value};
 
+use crate::checks::engine::Outcome;
 use crate::error::{Error, Result};
 use crate::ingest::InputFile;
 use crate::marts::Mart;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 1] = [r#"
+const MIGRATIONS: [&str; 2] = [
+    r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
     pipeline TEXT NOT NULL,
@@ -48,7 +50,25 @@ CREATE TABLE _sluice_run_inputs (
     sha256 TEXT NOT NULL,
     rows INTEGER NOT NULL
 );
-"#];
+"#,
+    r#"
+CREATE TABLE _sluice_check_results (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    check_file TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT,
+    observed REAL,
+    observed_pct REAL,
+    threshold TEXT NOT NULL,
+    failed_rows INTEGER,
+    message TEXT,
+    PRIMARY KEY (run_id, check_file, check_name)
+);
+"#,
+];
 
 /// The published database, opened and exclusively locked for the whole run.
 pub struct Db {
@@ -192,6 +212,7 @@ pub struct RunRecord {
     pub inputs: Vec<InputFile>,
     pub git_sha: Option<String>,
     pub config_hash: String,
+    pub checks: Vec<Outcome>,
 }
 
 fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) -> rusqlite::Result<()> {
@@ -223,6 +244,25 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) 
             run.config_hash,
         ],
     )?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO _sluice_check_results VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+    )?;
+    for o in &run.checks {
+        stmt.execute(params![
+            run.run_id,
+            o.check.file,
+            o.check.name,
+            o.check.table,
+            o.check.kind.as_str(),
+            o.status.as_str(),
+            o.severity(),
+            o.observed,
+            o.observed_pct,
+            o.threshold,
+            o.failed_rows.map(|n| n as i64),
+            o.message,
+        ])?;
+    }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for input in &run.inputs {
         stmt.execute(params![

@@ -1,4 +1,5 @@
-//! Staging (silver): DuckDB SQL casts and normalises the raw text, quarantines
+//! Staging (silver): DuckDB SQL (tables `staging.events` and
+//! `staging.events_quarantine`) casts and normalises the raw text, quarantines
 //! bad rows with one reason each and deduplicates the rest
 //! (`sql/staging/events.sql`). Writes `data/staging/events.parquet` and
 //! `output/quarantine/events.csv`, and counts where every raw row went.
@@ -41,17 +42,17 @@ impl StageCounts {
     }
 }
 
-/// Runs the staging SQL over `raw_events` and writes the silver layer.
+/// Runs the staging SQL over `raw.events` and writes the silver layer.
 pub fn stage(conn: &Connection, staging_dir: &Path, quarantine_dir: &Path) -> Result<StageCounts> {
     conn.execute_batch(EVENTS_SQL)
         .map_err(Error::duckdb("running sql/staging/events.sql"))?;
 
-    let raw = count(conn, "SELECT count(*) FROM raw_events")?;
-    let staged = count(conn, "SELECT count(*) FROM stg_events")?;
+    let raw = count(conn, "SELECT count(*) FROM raw.events")?;
+    let staged = count(conn, "SELECT count(*) FROM staging.events")?;
     let mut quarantined: Vec<(&'static str, u64)> = REASONS.iter().map(|r| (*r, 0)).collect();
     {
         let mut stmt = conn
-            .prepare("SELECT _reason, count(*) FROM stg_events_quarantine GROUP BY _reason")
+            .prepare("SELECT _reason, count(*) FROM staging.events_quarantine GROUP BY _reason")
             .map_err(Error::duckdb("counting quarantined rows"))?;
         let rows = stmt
             .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
@@ -74,14 +75,14 @@ pub fn stage(conn: &Connection, staging_dir: &Path, quarantine_dir: &Path) -> Re
     std::fs::create_dir_all(staging_dir).map_err(|e| Error::io("create directory", staging_dir, e))?;
     copy_atomically(
         conn,
-        "SELECT * FROM stg_events",
+        "SELECT * FROM staging.events",
         &staging_dir.join(format!("{SOURCE}.parquet")),
         "FORMAT parquet",
     )?;
     std::fs::create_dir_all(quarantine_dir).map_err(|e| Error::io("create directory", quarantine_dir, e))?;
     copy_atomically(
         conn,
-        "SELECT * FROM stg_events_quarantine ORDER BY _source_file, _line",
+        "SELECT * FROM staging.events_quarantine ORDER BY _source_file, _line",
         &quarantine_dir.join(format!("{SOURCE}.csv")),
         "FORMAT csv, HEADER true",
     )?;

@@ -1,5 +1,5 @@
 -- Staging (silver) for the `events` source: parse the text landed in
--- raw_events, give each bad row one quarantine reason, deduplicate the rest.
+-- raw.events, give each bad row one quarantine reason, deduplicate the rest.
 -- Rules: SPEC.md section 2. Surrounding spaces are ignored when parsing.
 
 CREATE OR REPLACE TEMP TABLE stg_events_parsed AS
@@ -11,7 +11,7 @@ WITH matched AS (
             '^([0-9]{4}-[0-9]{2}-[0-9]{2})T(([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])(\.([0-9]+))?(Z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))$',
             ['date', 'clock', 'hour', 'dot', 'frac', 'zone', 'sign', 'oh', 'om']
         ) AS m
-    FROM raw_events
+    FROM raw.events
 ), parsed AS (
     SELECT
         *,
@@ -47,16 +47,16 @@ SELECT
 FROM parsed;
 
 -- Quarantine: the original text, the reason and where the row came from.
-CREATE OR REPLACE TEMP TABLE stg_events_quarantine AS
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE OR REPLACE TABLE staging.events_quarantine AS
 SELECT event_id, user_id, event_time, region, sku, amount,
        _reason, _source_file, _line, _malformed AS _detail
 FROM stg_events_parsed
-WHERE _reason IS NOT NULL
-ORDER BY _source_file, _line;
+WHERE _reason IS NOT NULL;
 
 -- One row per event_id: the latest, then the largest amount, then the
 -- smallest user, region and sku; file and line only break exact ties.
-CREATE OR REPLACE TEMP TABLE stg_events AS
+CREATE OR REPLACE TABLE staging.events AS
 SELECT
     event_id,
     p_user_id AS user_id,

@@ -77,9 +77,11 @@ fn an_empty_directory_fails_the_gate_and_keeps_the_published_marts() {
     std::fs::create_dir_all(ws.path("empty")).unwrap();
     let (stdout, _) = runs_untouched(&ws, &csv, &["--input", "empty"], 1);
     assert!(
-        stdout.contains("gate: FAILED\n  fail row_count on staging.events: observed 0, fail: < 1\n"),
+        stdout
+            .contains("  FAIL   events_not_empty         staging.events              0 rows     fail: < 1\n"),
         "{stdout}"
     );
+    assert!(stdout.contains("gate: FAILED (3 fail, 0 error)\n"), "{stdout}");
     assert!(
         stdout.contains("not published: `agg_result.db` and `output/top_users.csv` are unchanged"),
         "{stdout}"
@@ -130,7 +132,7 @@ fn extra_columns_are_ignored_with_a_warning() {
         "input/events.csv",
         "channel,event_id,user_id,event_time,region,sku,amount,note\nweb,e1,1,2026-11-19T10:00:00Z,eu,s,1.25,x\n",
     );
-    let (code, _, stderr) = ws.run(&[]);
+    let (code, _, stderr) = ws.run_unchecked(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(
         stderr.contains("`input/events.csv`: extra columns ignored: channel, note"),
@@ -151,7 +153,7 @@ fn ragged_rows_and_bytes_that_are_not_utf8_are_quarantined_as_malformed() {
     data.extend_from_slice(b"e3,1,2026-11-19T10:00:00Z,eu,s\xff\xfe,1.00\n");
     data.extend_from_slice(b"e4,1,2026-11-19T10:00:00Z\n");
     ws.write("input/events.csv", data);
-    let (code, stdout, stderr) = ws.run(&[]);
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains("(missing_amount 1, malformed_row 2)"), "{stdout}");
     let quarantine = ws.read("output/quarantine/events.csv");
@@ -255,7 +257,7 @@ fn bad_flags_are_usage_errors() {
 #[test]
 fn no_publish_audits_but_leaves_the_published_results_alone() {
     let (ws, csv) = published();
-    ws.generate("input/more.csv", 500, "");
+    ws.generate_seeded("input/more.csv", 500, "", 8);
     let (stdout, _) = runs_untouched(&ws, &csv, &["--no-publish"], 0);
     assert!(stdout.contains("gate: passed"), "{stdout}");
     assert!(stdout.contains("not published"), "{stdout}");

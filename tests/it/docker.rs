@@ -119,7 +119,7 @@ fn the_seed_command_runs_the_demo_and_keeps_host_ownership() {
 fn a_read_only_input_mount_and_user_flag_work() {
     let Some(image) = image() else { return };
     let ws = host_workspace(true);
-    ws.generate("input/events.csv", 3_000, "all=0.01");
+    ws.generate("input/events.csv", 3_000, "");
     let input = format!("{}:/app/input:ro", ws.path("input").display());
     let user = format!("{HOST_UID}:{HOST_UID}");
     let out = docker_run(

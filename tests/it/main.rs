@@ -2,6 +2,7 @@
 //! files in temp directories.
 
 mod bad_input;
+mod checks;
 mod docker;
 mod pipeline;
 mod reference;

@@ -15,8 +15,9 @@ fn generated_data_with_every_defect_matches_the_spec_to_the_row() {
     let ws = Workspace::new();
     let planted = ws.generate("input/events.csv", 20_000, "all=0.01");
     assert!(planted.contains("wrote 20000 rows"), "{planted}");
-    let (code, stdout, stderr) = ws.run(&[]);
-    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    // Every defect at 1% fails the gate; publish anyway to compare the marts.
+    let (code, stdout, stderr) = ws.run(&["--publish-on-failure"]);
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
 
     let expected = reference::stage(&[&ws.path("input/events.csv")]);
     // Every reason the generator plants is seen, and every raw row is accounted for.
@@ -63,7 +64,7 @@ fn generated_data_with_every_defect_matches_the_spec_to_the_row() {
     assert_eq!(
         run,
         vec![format!(
-            "20000|{quarantined}|{}|{}|passed|1|1|2026-11-20T12:00:00Z|30",
+            "20000|{quarantined}|{}|{}|gate_failed|1|1|2026-11-20T12:00:00Z|30",
             expected.duplicates,
             expected.staged.len()
         )]
@@ -145,7 +146,7 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
     let ws = Workspace::new();
     ws.generate("input/a.csv", 2_000, "");
     assert_eq!(ws.run(&[]).0, 0);
-    ws.generate("input/b.csv", 1_000, "");
+    ws.generate_seeded("input/b.csv", 1_000, "", 8);
     assert_eq!(ws.run(&[]).0, 0);
     assert_eq!(
         ws.query(
@@ -162,16 +163,16 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
         ws.query("agg_result.db", "SELECT max(rows_raw) FROM _sluice_runs"),
         vec!["3000"]
     );
-    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["1"]);
+    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["2"]);
     assert_eq!(ws.query("agg_result.db", "PRAGMA journal_mode"), vec!["delete"]);
 }
 
 #[test]
 fn files_globs_and_several_inputs_are_read_once_each() {
     let ws = Workspace::new();
-    ws.generate("landing/2026/a.csv", 500, "");
-    ws.generate("landing/2026/b.csv", 700, "");
-    ws.generate("other/c.csv", 300, "");
+    ws.generate_seeded("landing/2026/a.csv", 500, "", 1);
+    ws.generate_seeded("landing/2026/b.csv", 700, "", 2);
+    ws.generate_seeded("other/c.csv", 300, "", 3);
     let (code, stdout, _) = ws.run(&[
         "--input",
         "landing/*/*.csv",
@@ -188,6 +189,7 @@ fn files_globs_and_several_inputs_are_read_once_each() {
 fn environment_variables_configure_the_run_and_flags_win() {
     let ws = Workspace::new();
     ws.generate("landing/events.csv", 1_000, "");
+    std::fs::create_dir_all(ws.path("my-checks")).unwrap();
     let out = ws
         .sluice(&["run", "--lookback-days", "10"])
         .env("SLUICE_INPUT", "landing")
@@ -196,6 +198,7 @@ fn environment_variables_configure_the_run_and_flags_win() {
         .env("SLUICE_DATA_DIR", "lake")
         .env("SLUICE_AS_OF", AS_OF)
         .env("SLUICE_LOOKBACK_DAYS", "7")
+        .env("SLUICE_CHECKS_DIR", "my-checks")
         .output()
         .unwrap();
     assert_eq!(
@@ -226,7 +229,7 @@ fn the_window_excludes_its_start_and_includes_as_of() {
          d,2,2026-11-20T14:00:00+02:00,us,s,8.00\n\
          e,3,2026-11-20T12:00:00.000001Z,us,s,16.00\n",
     );
-    assert_eq!(ws.run(&[]).0, 0);
+    assert_eq!(ws.run_unchecked(&[]).0, 0);
     assert_eq!(
         ws.read("output/top_users.csv"),
         "rank,user_id,total_amount,events,first_seen,last_seen\n\
@@ -251,7 +254,7 @@ fn summary_snapshot() {
          e6,9,2026-11-18T11:00:00Z,us,sku-3,12,30\n",
     );
     let (code, stdout, _) = ws.run(&[]);
-    assert_eq!(code, 0);
+    assert_eq!(code, 1);
     assert_eq!(
         stdout,
         "sluice: 8 rows from 1 file; window 2026-10-21T12:00:00Z .. 2026-11-20T12:00:00Z (30 days)
@@ -259,12 +262,31 @@ fn summary_snapshot() {
   quarantined           4  (missing_event_id 1, bad_event_time 1, bad_user_id 1, malformed_row 1) -> `output/quarantine/events.csv`
   duplicates            1
   staged                3  -> `data/staging/events.parquet`
-gate: passed (1 of 1 checks passed)
+checks: 17 run, 11 pass, 0 warn, 6 fail, 0 error
+  status check                    table                       observed    threshold
+  FAIL   raw_event_id_present     raw.events                  1 (12.50%)  fail: > 1%
+  pass   raw_event_time_present   raw.events                  0 (0.00%)   warn: > 0, fail: > 1%
+  pass   raw_user_id_present      raw.events                  0 (0.00%)   warn: > 0, fail: > 1%
+  pass   raw_amount_present       raw.events                  0 (0.00%)   warn: > 0, fail: > 1%
+  FAIL   raw_event_time_parses    raw.events                  1 (12.50%)  fail: > 1%
+  FAIL   raw_user_id_parses       raw.events                  1 (12.50%)  fail: > 1%
+  pass   raw_amount_parses        raw.events                  0 (0.00%)   warn: > 0, fail: > 1%
+  FAIL   raw_rows_well_formed     raw.events                  1 (12.50%)  fail: > 1%
+  FAIL   raw_event_id_unique      raw.events                  1 (14.29%)  fail: > 1%
+  pass   events_not_empty         staging.events              3 rows      fail: < 1
+  pass   event_id_unique          staging.events              0 (0.00%)   fail: > 0
+  pass   amount_not_negative      staging.events              0 (0.00%)   warn: > 0, fail: > 1%
+  pass   region_accepted          staging.events              0 (0.00%)   warn: > 0, fail: > 1%
+  pass   events_not_stale         staging.events              0 (0.00%)   warn: > 0.5%, fail: > 2%
+  FAIL   events_fresh             staging.events              1day 2h     fail: > 24h
+  pass   top_users_rank_unique    marts.top_users             0 (0.00%)   fail: > 0
+  pass   daily_revenue_not_empty  marts.daily_region_revenue  3 rows      fail: < 1
+gate: FAILED (6 fail, 0 error)
 top users (5 of 2):
   rank     user_id   total_amount   events
      1           7          11.50        2
      2           8           2.50        1
-published: `agg_result.db` (top_users 2 rows, daily_region_revenue 3 rows), `output/top_users.csv`
+not published: `agg_result.db` and `output/top_users.csv` are unchanged; candidates (top_users 2 rows, daily_region_revenue 3 rows) in `output/unpublished`
 "
     );
 }

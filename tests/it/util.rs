@@ -44,25 +44,28 @@ impl Workspace {
         path
     }
 
-    /// `sluice generate` into `rel` with the fixed end timestamp.
+    /// `sluice generate` into `rel` with the fixed end timestamp and seed 7.
     pub fn generate(&self, rel: &str, rows: u64, defects: &str) -> String {
-        let rows = rows.to_string();
-        let out = self
-            .sluice(&[
-                "generate",
-                "--rows",
-                &rows,
-                "--out",
-                rel,
-                "--end",
-                AS_OF,
-                "--seed",
-                "7",
-                "--defects",
-                defects,
-            ])
-            .assert()
-            .success();
+        self.generate_seeded(rel, rows, defects, 7)
+    }
+
+    /// As [`Workspace::generate`], with a seed of its own (event ids differ between seeds).
+    pub fn generate_seeded(&self, rel: &str, rows: u64, defects: &str, seed: u64) -> String {
+        let (rows, seed) = (rows.to_string(), seed.to_string());
+        let args = [
+            "generate",
+            "--rows",
+            &rows,
+            "--out",
+            rel,
+            "--end",
+            AS_OF,
+            "--seed",
+            &seed,
+            "--defects",
+            defects,
+        ];
+        let out = self.sluice(&args).assert().success();
         String::from_utf8_lossy(&out.get_output().stdout).into_owned()
     }
 
@@ -76,6 +79,14 @@ impl Workspace {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
+    }
+
+    /// [`Workspace::run`] with no checks at all, for tests about something else.
+    pub fn run_unchecked(&self, extra: &[&str]) -> (i32, String, String) {
+        std::fs::create_dir_all(self.path("no-checks")).expect("create dir");
+        let mut args = vec!["--checks-dir", "no-checks"];
+        args.extend_from_slice(extra);
+        self.run(&args)
     }
 
     /// Rows of a SQLite query as text, one `|`-joined string per row.

@@ -1,0 +1,457 @@
+//! Runs checks with DuckDB SQL over the layer tables (`raw.*`, `staging.*`,
+//! `marts.*`). All metric checks on one table are computed in one fused
+//! aggregate query; a custom check is its own query. A check that cannot run
+//! (unknown table or column, bad SQL) yields `error`, never a crash.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
+
+use super::Check;
+use super::spec::Kind;
+use super::threshold::{Threshold, Unit};
+
+/// The one result of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Pass,
+    Warn,
+    Fail,
+    /// The check could not run; the gate fails.
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+            Status::Error => "error",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub check: Check,
+    pub status: Status,
+    /// In the check's own unit: rows, duplicates, failing rows, or seconds.
+    pub observed: Option<f64>,
+    /// The failing share of the checked rows, in percent, where it has one.
+    pub observed_pct: Option<f64>,
+    /// The tier that decided a warn or fail; every tier on a pass.
+    pub threshold: String,
+    pub failed_rows: Option<u64>,
+    pub sample: Option<PathBuf>,
+    /// Why an `error` could not run.
+    pub message: Option<String>,
+}
+
+impl Outcome {
+    /// The tier that decided the status: `fail` or `warn`, else none.
+    pub fn severity(&self) -> Option<&'static str> {
+        match self.status {
+            Status::Fail | Status::Error => Some("fail"),
+            Status::Warn => Some("warn"),
+            Status::Pass => None,
+        }
+    }
+}
+
+/// Everything the audit found, and how many metric queries it took.
+#[derive(Debug, Clone, Default)]
+pub struct Audit {
+    pub outcomes: Vec<Outcome>,
+    pub queries: usize,
+}
+
+pub struct Context<'a> {
+    pub conn: &'a Connection,
+    pub as_of: DateTime<Utc>,
+    pub window_start: DateTime<Utc>,
+    /// Where failing-row samples go (`output/failed_rows/`).
+    pub failed_rows_dir: &'a Path,
+}
+
+fn ts_literal(t: DateTime<Utc>) -> String {
+    format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+fn string_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+/// `staging.events` → `"staging"."events"`.
+fn table_ref(table: &str) -> String {
+    table.split('.').map(quote).collect::<Vec<_>>().join(".")
+}
+
+impl Context<'_> {
+    fn expand(&self, sql: &str) -> String {
+        sql.replace("{as_of}", &ts_literal(self.as_of))
+            .replace("{window_start}", &ts_literal(self.window_start))
+    }
+
+    /// The rows a check looks at: its `filter`, or all.
+    fn scope(&self, c: &Check) -> String {
+        c.filter
+            .as_deref()
+            .map_or("TRUE".into(), |f| format!("({})", self.expand(f)))
+    }
+
+    /// The checked columns are all non-null.
+    fn non_null(c: &Check) -> String {
+        if c.columns.is_empty() {
+            return "TRUE".into();
+        }
+        c.columns
+            .iter()
+            .map(|col| format!("{} IS NOT NULL", quote(col)))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
+    /// The condition a failing row meets (completeness and validity).
+    fn failing(&self, c: &Check) -> String {
+        match c.kind {
+            Kind::Completeness => {
+                let col = quote(&c.columns[0]);
+                if c.blank_is_missing {
+                    format!("({col} IS NULL OR trim(CAST({col} AS VARCHAR)) = '')")
+                } else {
+                    format!("{col} IS NULL")
+                }
+            }
+            Kind::Validity => {
+                let mut rules = Vec::new();
+                let col = c.columns.first().map(|c| quote(c));
+                if let (Some(col), Some(values)) = (&col, &c.accepted_values) {
+                    let list: Vec<String> = values.iter().map(|v| string_literal(v)).collect();
+                    rules.push(format!("CAST({col} AS VARCHAR) IN ({})", list.join(", ")));
+                }
+                if let (Some(col), Some(re)) = (&col, &c.regex) {
+                    rules.push(format!(
+                        "regexp_full_match(CAST({col} AS VARCHAR), {})",
+                        string_literal(re)
+                    ));
+                }
+                if let (Some(col), Some(min)) = (&col, c.min) {
+                    rules.push(format!("{col} >= {min}"));
+                }
+                if let (Some(col), Some(max)) = (&col, c.max) {
+                    rules.push(format!("{col} <= {max}"));
+                }
+                if let Some(p) = &c.predicate {
+                    rules.push(format!("({})", self.expand(p)));
+                }
+                format!("({} AND NOT ({}))", Self::non_null(c), rules.join(" AND "))
+            }
+            _ => "FALSE".into(),
+        }
+    }
+
+    /// The key of a uniqueness check, NULL when any part is null.
+    fn key(c: &Check) -> String {
+        let cols: Vec<String> = c.columns.iter().map(|c| quote(c)).collect();
+        let key = if cols.len() == 1 {
+            cols[0].clone()
+        } else {
+            format!("row({})", cols.join(", "))
+        };
+        format!("CASE WHEN {} THEN {key} END", Self::non_null(c))
+    }
+
+    /// The aggregate expressions of a metric check (DOUBLE each).
+    fn metric_exprs(&self, c: &Check) -> Vec<String> {
+        let scope = self.scope(c);
+        let count_where = |cond: &str| format!("CAST(count(*) FILTER (WHERE {scope} AND {cond}) AS DOUBLE)");
+        match c.kind {
+            Kind::RowCount => vec![count_where("TRUE")],
+            Kind::Completeness => vec![count_where(&self.failing(c)), count_where("TRUE")],
+            Kind::Validity => vec![count_where(&self.failing(c)), count_where(&Self::non_null(c))],
+            Kind::Uniqueness => vec![
+                format!(
+                    "CAST(count(*) FILTER (WHERE {scope}) - count(DISTINCT CASE WHEN {scope} THEN {} END) AS DOUBLE)",
+                    Self::key(c)
+                ),
+                count_where("TRUE"),
+            ],
+            Kind::Freshness => {
+                let col = format!("CAST({} AS TIMESTAMP)", quote(&c.columns[0]));
+                let as_of = ts_literal(self.as_of);
+                vec![format!(
+                    "CAST((epoch_us({as_of}) - epoch_us(max({col}) FILTER (WHERE {scope} AND {col} <= {as_of}))) / 1e6 AS DOUBLE)"
+                )]
+            }
+            Kind::Custom => Vec::new(),
+        }
+    }
+
+    fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
+        self.conn
+            .query_row(sql, [], |row| {
+                (0..n).map(|i| row.get::<_, Option<f64>>(i)).collect()
+            })
+            // DuckDB's first line says what is wrong; the rest quotes our generated SQL.
+            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+    }
+}
+
+fn columns_of(conn: &Connection, table: &str) -> Result<BTreeSet<String>, String> {
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT column_name FROM (DESCRIBE {})",
+            table_ref(table)
+        ))
+        .map_err(|_| format!("unknown table `{table}`"))?;
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(|_| format!("unknown table `{table}`"))?;
+    names.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// Runs `checks` and returns one outcome per check, in the given order.
+pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
+    let mut audit = Audit::default();
+    let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
+
+    let mut tables: Vec<&str> = Vec::new();
+    for c in checks {
+        if !tables.contains(&c.table.as_str()) {
+            tables.push(&c.table);
+        }
+    }
+    for table in tables {
+        let members: Vec<usize> = (0..checks.len()).filter(|&i| checks[i].table == table).collect();
+        let columns = match columns_of(ctx.conn, table) {
+            Ok(cols) => cols,
+            Err(e) => {
+                for &i in &members {
+                    values[i] = Err(e.clone());
+                }
+                continue;
+            }
+        };
+        let mut fused: Vec<(usize, Vec<String>)> = Vec::new();
+        for &i in &members {
+            let c = &checks[i];
+            // A custom query picks its own columns; the others must be the table's.
+            let referenced = c.columns.iter().chain(&c.key_columns).chain(&c.mask);
+            let missing = if c.kind == Kind::Custom {
+                None
+            } else {
+                referenced.into_iter().find(|col| !columns.contains(*col))
+            };
+            if let Some(missing) = missing {
+                let known: Vec<&str> = columns.iter().map(String::as_str).collect();
+                values[i] = Err(format!(
+                    "unknown column `{missing}` in `{table}` (columns: {})",
+                    known.join(", ")
+                ));
+                continue;
+            }
+            if c.kind == Kind::Custom {
+                let sql = format!(
+                    "SELECT CAST(count(*) AS DOUBLE) FROM ({}) AS failing",
+                    ctx.expand(c.sql.as_deref().unwrap_or(""))
+                );
+                audit.queries += 1;
+                values[i] = ctx.query_values(&sql, 1);
+            } else {
+                fused.push((i, ctx.metric_exprs(c)));
+            }
+        }
+        if fused.is_empty() {
+            continue;
+        }
+        let exprs: Vec<&String> = fused.iter().flat_map(|(_, e)| e).collect();
+        let sql = format!(
+            "SELECT {} FROM {}",
+            exprs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
+            table_ref(table)
+        );
+        audit.queries += 1;
+        match ctx.query_values(&sql, exprs.len()) {
+            Ok(all) => {
+                let mut at = 0;
+                for (i, e) in &fused {
+                    values[*i] = Ok(all[at..at + e.len()].to_vec());
+                    at += e.len();
+                }
+            }
+            // One check's SQL is bad: run each alone to find which.
+            Err(_) => {
+                for (i, e) in &fused {
+                    let sql = format!("SELECT {} FROM {}", e.join(", "), table_ref(table));
+                    audit.queries += 1;
+                    values[*i] = ctx.query_values(&sql, e.len());
+                }
+            }
+        }
+    }
+
+    let _ = std::fs::remove_dir_all(ctx.failed_rows_dir);
+    for (c, v) in checks.iter().zip(values) {
+        let mut outcome = evaluate(c, v);
+        if matches!(outcome.status, Status::Warn | Status::Fail) && c.sample_size > 0 {
+            match write_sample(ctx, c) {
+                Ok(path) => outcome.sample = path,
+                Err(e) => tracing::warn!("could not write the failing rows of `{}`: {e}", c.name),
+            }
+        }
+        audit.outcomes.push(outcome);
+    }
+    audit
+}
+
+fn tiers(c: &Check) -> String {
+    let mut parts = Vec::new();
+    if let Some(w) = &c.warn {
+        parts.push(format!("warn: {w}"));
+    }
+    if let Some(f) = &c.fail {
+        parts.push(format!("fail: {f}"));
+    }
+    parts.join(", ")
+}
+
+/// Turns the measured values into the check's one result.
+fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
+    let mut outcome = Outcome {
+        check: c.clone(),
+        status: Status::Pass,
+        observed: None,
+        observed_pct: None,
+        threshold: tiers(c),
+        failed_rows: None,
+        sample: None,
+        message: None,
+    };
+    let values = match values {
+        Ok(v) => v,
+        Err(message) => {
+            outcome.status = Status::Error;
+            outcome.message = Some(message);
+            return outcome;
+        }
+    };
+    let first = values.first().copied().flatten();
+    outcome.observed = first;
+    if let (Some(failing), Some(Some(total))) = (first, values.get(1)) {
+        outcome.observed_pct = Some(if *total > 0.0 {
+            100.0 * failing / total
+        } else {
+            0.0
+        });
+    }
+    if matches!(
+        c.kind,
+        Kind::Completeness | Kind::Uniqueness | Kind::Validity | Kind::Custom
+    ) {
+        outcome.failed_rows = first.map(|v| v as u64);
+    }
+    let Some(observed) = first else {
+        // Only freshness can measure nothing: no value at or before as_of.
+        outcome.status = Status::Fail;
+        outcome.threshold = c
+            .fail
+            .as_ref()
+            .or(c.warn.as_ref())
+            .map_or(String::new(), |t| format!("fail: {t}"));
+        outcome.message = Some(format!("no `{}` value at or before as_of", c.columns.join(", ")));
+        return outcome;
+    };
+    let pct = outcome.observed_pct.unwrap_or(0.0);
+    let breached = |t: &Threshold| match t.unit {
+        Unit::Percent => t.breached(pct),
+        Unit::Count | Unit::Seconds => t.breached(observed),
+    };
+    if let Some(t) = c.fail.as_ref().filter(|t| breached(t)) {
+        outcome.threshold = format!("fail: {t}");
+        outcome.status = Status::Fail;
+    } else if let Some(t) = c.warn.as_ref().filter(|t| breached(t)) {
+        outcome.threshold = format!("warn: {t}");
+        outcome.status = Status::Warn;
+    }
+    outcome
+}
+
+/// Writes up to `sample_size` failing rows (key and checked columns, masked
+/// where asked) to `<failed_rows_dir>/<check>.csv`.
+fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String> {
+    let scope = ctx.scope(c);
+    let mut cols: Vec<&String> = Vec::new();
+    for col in c.key_columns.iter().chain(&c.columns) {
+        if !cols.contains(&col) {
+            cols.push(col);
+        }
+    }
+    let select = |cols: &[&String]| -> String {
+        if cols.is_empty() {
+            return "*".into();
+        }
+        cols.iter()
+            .map(|col| {
+                if c.mask.contains(col) {
+                    format!("'***' AS {}", quote(col))
+                } else {
+                    quote(col)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let order = if cols.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ORDER BY {}",
+            cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+        )
+    };
+    let table = table_ref(&c.table);
+    let limit = c.sample_size;
+    let query = match c.kind {
+        Kind::Completeness | Kind::Validity => {
+            format!(
+                "SELECT {} FROM {table} WHERE {scope} AND {}{order} LIMIT {limit}",
+                select(&cols),
+                ctx.failing(c)
+            )
+        }
+        Kind::Uniqueness => {
+            let keys: Vec<String> = c.columns.iter().map(|c| quote(c)).collect();
+            format!(
+                "SELECT {} FROM {table} WHERE {scope} AND {} QUALIFY count(*) OVER (PARTITION BY {}) > 1{order} LIMIT {limit}",
+                select(&cols),
+                Context::non_null(c),
+                keys.join(", ")
+            )
+        }
+        Kind::Custom => {
+            let masks: Vec<String> = c.mask.iter().map(|m| format!("'***' AS {}", quote(m))).collect();
+            let star = if masks.is_empty() {
+                "*".to_string()
+            } else {
+                format!("* REPLACE ({})", masks.join(", "))
+            };
+            format!(
+                "SELECT {star} FROM ({}) AS failing LIMIT {limit}",
+                ctx.expand(c.sql.as_deref().unwrap_or(""))
+            )
+        }
+        Kind::RowCount | Kind::Freshness => return Ok(None),
+    };
+    std::fs::create_dir_all(ctx.failed_rows_dir).map_err(|e| e.to_string())?;
+    let path = ctx.failed_rows_dir.join(format!("{}.csv", c.name));
+    crate::stage::copy_atomically(ctx.conn, &query, &path, "FORMAT csv, HEADER true")
+        .map_err(|e| e.to_string())?;
+    Ok(Some(path))
+}

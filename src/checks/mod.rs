@@ -1,0 +1,360 @@
+//! Checks: `checks/*.yaml`, validated against their JSON Schema before any
+//! data is read (every error in every file at once, with file, line and key),
+//! then run by [`engine`] over the candidate tables.
+
+pub mod engine;
+pub mod report;
+pub mod spec;
+pub mod threshold;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use spec::{CheckSpec, ChecksFile, Kind};
+use threshold::{Threshold, Unit};
+
+use crate::yaml;
+
+/// The default pipeline's checks, used when the checks directory is absent.
+pub const DEFAULT_CHECKS: [(&str, &str); 1] = [("events.yaml", include_str!("../../checks/events.yaml"))];
+
+/// A check ready to run.
+#[derive(Debug, Clone)]
+pub struct Check {
+    /// The file it came from, as given (`checks/events.yaml`).
+    pub file: String,
+    pub line: usize,
+    pub name: String,
+    pub table: String,
+    pub kind: Kind,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub filter: Option<String>,
+    /// The checked columns: `column`, or `columns` for a composite key.
+    pub columns: Vec<String>,
+    pub blank_is_missing: bool,
+    pub accepted_values: Option<Vec<String>>,
+    pub regex: Option<String>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub predicate: Option<String>,
+    pub sql: Option<String>,
+    pub warn: Option<Threshold>,
+    pub fail: Option<Threshold>,
+    pub key_columns: Vec<String>,
+    pub mask: Vec<String>,
+    pub sample_size: u32,
+}
+
+/// One problem in a checks file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    /// Where in the file, as `checks[2].fail`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}:{}: `{}`: {}", self.file, self.line, self.key, self.message)
+        }
+    }
+}
+
+/// `/checks/2/fail` → `checks[2].fail`.
+fn key_of(pointer: &str) -> String {
+    let mut key = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(&part);
+        }
+    }
+    key
+}
+
+/// The YAML files of a checks directory, sorted; `None` when it does not exist.
+pub fn files_in(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Ok(Some(files))
+}
+
+/// Parses and validates every file; returns all checks or all errors.
+pub fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> {
+    let schema = spec::schema();
+    let validator = jsonschema::options()
+        .build(&schema)
+        .expect("the generated checks schema is valid");
+    let mut checks = Vec::new();
+    let mut errors = Vec::new();
+    for (file, text) in files {
+        let err = |line: usize, key: String, message: String| ConfigError {
+            file: file.clone(),
+            line,
+            key,
+            message,
+        };
+        let doc = match yaml::parse(text) {
+            Ok(doc) => doc,
+            Err(e) => {
+                errors.push(err(e.line, String::new(), format!("invalid YAML: {}", e.message)));
+                continue;
+            }
+        };
+        let before = errors.len();
+        for e in validator.iter_errors(&doc.value) {
+            let pointer = e.instance_path().as_str().to_string();
+            errors.push(err(doc.line(&pointer), key_of(&pointer), e.to_string()));
+        }
+        if errors.len() > before {
+            continue;
+        }
+        let parsed: ChecksFile = match serde_json::from_value(doc.value.clone()) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(err(1, String::new(), e.to_string()));
+                continue;
+            }
+        };
+        for (i, spec) in parsed.checks.into_iter().enumerate() {
+            let pointer = format!("/checks/{i}");
+            match build(file, doc.line(&pointer), spec) {
+                Ok(check) => checks.push(check),
+                Err(problems) => {
+                    for (field, message) in problems {
+                        let p = format!("{pointer}/{field}");
+                        errors.push(err(doc.line(&p), key_of(&p), message));
+                    }
+                }
+            }
+        }
+    }
+    for (i, check) in checks.iter().enumerate() {
+        if let Some(first) = checks[..i].iter().find(|c| c.name == check.name) {
+            errors.push(ConfigError {
+                file: check.file.clone(),
+                line: check.line,
+                key: String::new(),
+                message: format!(
+                    "check name `{}` is already used at {}:{}; names name the failing-row files, so they are unique",
+                    check.name, first.file, first.line
+                ),
+            });
+        }
+    }
+    // Schema errors come in schema order; people read files top to bottom.
+    errors.sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    if errors.is_empty() {
+        Ok(checks)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Turns one spec into a check, or lists `(field, problem)` pairs.
+fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static str, String)>> {
+    let mut problems: Vec<(&'static str, String)> = Vec::new();
+    let mut tier = |field: &'static str, text: &Option<String>| -> Option<Threshold> {
+        let t = Threshold::parse(text.as_deref()?)
+            .map_err(|m| problems.push((field, m)))
+            .ok()?;
+        let allowed: &[Unit] = match s.kind {
+            Kind::Freshness => &[Unit::Seconds],
+            Kind::RowCount | Kind::Custom => &[Unit::Count],
+            _ => &[Unit::Count, Unit::Percent],
+        };
+        if !allowed.contains(&t.unit) {
+            let expected = match s.kind {
+                Kind::Freshness => "a duration such as `24h`",
+                Kind::RowCount | Kind::Custom => "a count such as `< 1` or `> 0`",
+                _ => "a count (`> 0`) or a percent (`> 1%`)",
+            };
+            problems.push((
+                field,
+                format!("a {} check takes {expected}, not `{}`", s.kind.as_str(), t.text),
+            ));
+            return None;
+        }
+        Some(t)
+    };
+    let warn = tier("warn", &s.warn);
+    let fail = tier("fail", &s.fail);
+    if s.warn.is_none() && s.fail.is_none() {
+        problems.push(("fail", "give `warn`, `fail` or both".into()));
+    }
+    let mut columns: Vec<String> = s.column.iter().cloned().collect();
+    if let Some(cs) = &s.columns {
+        if s.kind != Kind::Uniqueness {
+            problems.push((
+                "columns",
+                "`columns` is for uniqueness checks; use `column`".into(),
+            ));
+        } else if s.column.is_some() {
+            problems.push(("columns", "give `column` or `columns`, not both".into()));
+        }
+        columns.extend(cs.iter().cloned());
+    }
+    let needs_column = matches!(s.kind, Kind::Completeness | Kind::Uniqueness | Kind::Freshness)
+        || (s.kind == Kind::Validity && s.predicate.is_none());
+    if needs_column && columns.is_empty() {
+        problems.push(("column", format!("a {} check needs `column`", s.kind.as_str())));
+    }
+    let rules = [
+        s.accepted_values.is_some(),
+        s.regex.is_some(),
+        s.min.is_some() || s.max.is_some(),
+        s.predicate.is_some(),
+    ];
+    match s.kind {
+        Kind::Validity if !rules.contains(&true) => problems.push((
+            "kind",
+            "a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`".into(),
+        )),
+        Kind::Validity => {}
+        _ if rules.contains(&true) => problems.push((
+            "kind",
+            "`accepted_values`, `regex`, `min`, `max` and `predicate` belong to validity checks".into(),
+        )),
+        _ => {}
+    }
+    match (s.kind, &s.sql) {
+        (Kind::Custom, None) => problems.push((
+            "sql",
+            "a custom check needs `sql`, a query returning the failing rows".into(),
+        )),
+        (Kind::Custom, Some(_)) => {}
+        (_, Some(_)) => problems.push(("sql", "`sql` belongs to custom checks".into())),
+        _ => {}
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Check {
+        file: file.to_string(),
+        line,
+        name: s.name,
+        table: s.table,
+        kind: s.kind,
+        description: s.description,
+        tags: s.tags,
+        filter: s.filter,
+        columns,
+        blank_is_missing: s.blank_is_missing,
+        accepted_values: s.accepted_values,
+        regex: s.regex,
+        min: s.min,
+        max: s.max,
+        predicate: s.predicate,
+        sql: s.sql,
+        warn,
+        fail,
+        key_columns: s.key_columns,
+        mask: s.mask,
+        sample_size: s.sample_size.unwrap_or(20),
+    })
+}
+
+/// Keeps the checks `--select` names: a check name, `tag:<tag>`, or a table.
+pub fn select(checks: Vec<Check>, selectors: &[String]) -> Vec<Check> {
+    if selectors.is_empty() {
+        return checks;
+    }
+    checks
+        .into_iter()
+        .filter(|c| {
+            selectors.iter().any(|s| match s.strip_prefix("tag:") {
+                Some(tag) => c.tags.iter().any(|t| t == tag),
+                None => s == &c.name || s == &c.table,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_one(text: &str) -> Result<Vec<Check>, Vec<String>> {
+        load(&[("checks/t.yaml".into(), text.into())])
+            .map_err(|es| es.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn the_default_checks_load() {
+        let files: Vec<(String, String)> = DEFAULT_CHECKS
+            .iter()
+            .map(|(n, t)| (format!("checks/{n}"), t.to_string()))
+            .collect();
+        let checks = load(&files).unwrap();
+        assert!(checks.len() >= 10);
+    }
+
+    #[test]
+    fn every_error_is_reported_with_line_and_key() {
+        let errors = load_one(
+            "checks:\n  - name: a\n    table: staging.events\n    kind: completness\n    column: x\n    fail: \"> 0\"\n  - name: b\n    table: staging.events\n    kind: row_count\n    colum: x\n    fail: \"< 1\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 2, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("checks/t.yaml:4: `checks[0].kind`: "),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].starts_with("checks/t.yaml:7: `checks[1]`: ") && errors[1].contains("colum"),
+            "{errors:#?}"
+        );
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let errors = load_one(
+            "checks:\n  - name: a\n    table: staging.events\n    kind: freshness\n    column: t\n    fail: \"> 5%\"\n  - name: b\n    table: staging.events\n    kind: validity\n    column: x\n    warn: \"> 0\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(
+            errors,
+            vec![
+                "checks/t.yaml:6: `checks[0].fail`: a freshness check takes a duration such as `24h`, not `> 5%`",
+                "checks/t.yaml:9: `checks[1].kind`: a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`",
+            ]
+        );
+    }
+
+    #[test]
+    fn select_by_name_tag_or_table() {
+        let checks = load_one(
+            "checks:\n  - {name: a, table: staging.events, kind: row_count, fail: \"< 1\", tags: [volume]}\n  - {name: b, table: raw.events, kind: row_count, fail: \"< 1\"}\n",
+        )
+        .unwrap();
+        let names = |sel: &[&str]| {
+            select(
+                checks.clone(),
+                &sel.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            )
+            .into_iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&["tag:volume"]), vec!["a"]);
+        assert_eq!(names(&["raw.events"]), vec!["b"]);
+        assert_eq!(names(&[]), vec!["a", "b"]);
+    }
+}

@@ -1,0 +1,165 @@
+//! Check results for people and machines: the terminal table,
+//! `output/check_results.json` and `output/summary.md`.
+
+use serde_json::json;
+
+use super::engine::{Audit, Outcome, Status};
+use super::spec::Kind;
+
+/// `12 (0.06%)`, `0 rows`, `3h 2m`: the observed value in the check's unit.
+pub fn observed(o: &Outcome) -> String {
+    let Some(v) = o.observed else {
+        return "-".into();
+    };
+    match o.check.kind {
+        Kind::Freshness => {
+            humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
+        }
+        Kind::RowCount | Kind::Custom => format!("{} rows", v as u64),
+        _ => match o.observed_pct {
+            Some(pct) => format!("{} ({pct:.2}%)", v as u64),
+            None => format!("{}", v as u64),
+        },
+    }
+}
+
+/// Pass, warn, fail and error counts.
+pub fn counts(audit: &Audit) -> [usize; 4] {
+    let n = |s: Status| audit.outcomes.iter().filter(|o| o.status == s).count();
+    [
+        n(Status::Pass),
+        n(Status::Warn),
+        n(Status::Fail),
+        n(Status::Error),
+    ]
+}
+
+/// The compact table printed after a run.
+pub fn table(audit: &Audit) -> String {
+    let [pass, warn, fail, error] = counts(audit);
+    let mut s = format!(
+        "checks: {} run, {pass} pass, {warn} warn, {fail} fail, {error} error\n",
+        audit.outcomes.len()
+    );
+    if audit.outcomes.is_empty() {
+        return s;
+    }
+    let name_w = audit
+        .outcomes
+        .iter()
+        .map(|o| o.check.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let table_w = audit
+        .outcomes
+        .iter()
+        .map(|o| o.check.table.len())
+        .max()
+        .unwrap_or(0)
+        .max(5);
+    let rows: Vec<(String, String)> = audit
+        .outcomes
+        .iter()
+        .map(|o| {
+            let detail = match (&o.message, o.status) {
+                (Some(m), Status::Error) => m.clone(),
+                (Some(m), _) => format!("{}  {m}", o.threshold),
+                (None, _) => o.threshold.clone(),
+            };
+            (observed(o), detail)
+        })
+        .collect();
+    let obs_w = rows.iter().map(|(o, _)| o.len()).max().unwrap_or(0).max(8);
+    s += &format!(
+        "  {:<6} {:<name_w$}  {:<table_w$}  {:<obs_w$}  threshold\n",
+        "status", "check", "table", "observed"
+    );
+    for (o, (obs, detail)) in audit.outcomes.iter().zip(rows) {
+        let status = match o.status {
+            Status::Pass => "pass",
+            Status::Warn => "WARN",
+            Status::Fail => "FAIL",
+            Status::Error => "ERROR",
+        };
+        s += &format!(
+            "  {status:<6} {:<name_w$}  {:<table_w$}  {obs:<obs_w$}  {detail}\n",
+            o.check.name, o.check.table
+        );
+    }
+    s
+}
+
+/// One check as JSON (the fields are documented in the README).
+fn outcome_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "name": o.check.name,
+        "file": o.check.file,
+        "line": o.check.line,
+        "table": o.check.table,
+        "kind": o.check.kind.as_str(),
+        "status": o.status.as_str(),
+        "severity": o.severity(),
+        "observed": o.observed,
+        "observed_pct": o.observed_pct,
+        "threshold": o.threshold,
+        "failed_rows": o.failed_rows,
+        "sample": o.sample.as_ref().map(|p| p.display().to_string()),
+        "message": o.message,
+        "tags": o.check.tags,
+        "description": o.check.description,
+    })
+}
+
+/// `output/check_results.json`.
+pub fn json(audit: &Audit, run_id: &str, as_of: &str, gate_passed: bool, published: bool) -> String {
+    let [pass, warn, fail, error] = counts(audit);
+    let doc = json!({
+        "run_id": run_id,
+        "as_of": as_of,
+        "gate": if gate_passed { "passed" } else { "failed" },
+        "published": published,
+        "queries": audit.queries,
+        "counts": {"pass": pass, "warn": warn, "fail": fail, "error": error},
+        "checks": audit.outcomes.iter().map(outcome_json).collect::<Vec<_>>(),
+    });
+    serde_json::to_string_pretty(&doc).expect("JSON values serialise") + "\n"
+}
+
+fn md_escape(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// `output/summary.md`: the same results as Markdown, for a CI step summary.
+pub fn markdown(audit: &Audit, as_of: &str, gate_passed: bool, published: bool) -> String {
+    let [pass, warn, fail, error] = counts(audit);
+    let verdict = match (gate_passed, published) {
+        (true, true) => "passed, published",
+        (true, false) => "passed, not published",
+        (false, true) => "FAILED, published anyway (--publish-on-failure)",
+        (false, false) => "FAILED, nothing published",
+    };
+    let mut s = format!(
+        "## sluice: gate {verdict}\n\nas of `{as_of}`: {pass} pass, {warn} warn, {fail} fail, {error} error\n\n| status | check | table | observed | threshold |\n|---|---|---|---|---|\n"
+    );
+    for o in &audit.outcomes {
+        let icon = match o.status {
+            Status::Pass => "✅ pass",
+            Status::Warn => "⚠️ warn",
+            Status::Fail => "❌ fail",
+            Status::Error => "🛑 error",
+        };
+        let detail = match &o.message {
+            Some(m) => format!("{} {}", o.threshold, m),
+            None => o.threshold.clone(),
+        };
+        s += &format!(
+            "| {icon} | `{}` | `{}` | {} | {} |\n",
+            o.check.name,
+            o.check.table,
+            observed(o),
+            md_escape(detail.trim())
+        );
+    }
+    s
+}

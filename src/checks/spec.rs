@@ -1,0 +1,117 @@
+//! The serde types of `checks/*.yaml`: one source for parsing and for the
+//! JSON Schema that `sluice schema checks` prints.
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A file of checks. Each check's identity is its file plus its name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChecksFile {
+    /// The checks of this file, run in order.
+    pub checks: Vec<CheckSpec>,
+}
+
+/// What a check measures:
+/// - `row_count`: rows in the table; thresholds are counts.
+/// - `completeness`: missing values (null, and blank with `blank_is_missing`) in `column`.
+/// - `uniqueness`: duplicates = rows - distinct non-null keys, of `column` or `columns`.
+/// - `validity`: non-null rows of `column` failing `accepted_values`, `regex`,
+///   `min`/`max` or `predicate`.
+/// - `freshness`: `as_of - max(column)` over values `<= as_of`; thresholds are
+///   durations (`24h`).
+/// - `custom`: a query (`sql`) that returns the failing rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    RowCount,
+    Completeness,
+    Uniqueness,
+    Validity,
+    Freshness,
+    Custom,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RowCount => "row_count",
+            Kind::Completeness => "completeness",
+            Kind::Uniqueness => "uniqueness",
+            Kind::Validity => "validity",
+            Kind::Freshness => "freshness",
+            Kind::Custom => "custom",
+        }
+    }
+}
+
+/// One check. Give `warn`, `fail` or both; the more severe result wins.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckSpec {
+    /// Unique within the file: lower case, digits and `_`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    pub name: String,
+    /// `raw.<source>`, `staging.<model>`, `staging.<model>_quarantine` or `marts.<mart>`.
+    #[schemars(regex(pattern = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$"))]
+    pub table: String,
+    pub kind: Kind,
+    /// What the check protects, shown in reports.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Only rows meeting this DuckDB SQL condition are checked (dbt's `where`).
+    #[serde(default)]
+    pub filter: Option<String>,
+    /// Labels for `--select tag:<tag>`.
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// The checked column (completeness, uniqueness, validity, freshness).
+    #[serde(default)]
+    pub column: Option<String>,
+    /// A composite key (uniqueness).
+    #[serde(default)]
+    pub columns: Option<Vec<String>>,
+    /// Completeness: count blank text (after trimming) as missing too.
+    #[serde(default)]
+    pub blank_is_missing: bool,
+    /// Validity: the values allowed (compared as text).
+    #[serde(default)]
+    pub accepted_values: Option<Vec<String>>,
+    /// Validity: a regular expression the whole value must match.
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Validity: the smallest allowed value.
+    #[serde(default)]
+    pub min: Option<f64>,
+    /// Validity: the largest allowed value.
+    #[serde(default)]
+    pub max: Option<f64>,
+    /// Validity: a DuckDB SQL condition every row should meet. `{as_of}` and
+    /// `{window_start}` stand for the run's timestamps in any SQL of a check.
+    #[serde(default)]
+    pub predicate: Option<String>,
+    /// Custom: a DuckDB query returning the failing rows.
+    #[serde(default)]
+    pub sql: Option<String>,
+    /// The warn tier, e.g. `"> 0"`, `"> 1%"`, `"> 6h"`.
+    #[serde(default)]
+    pub warn: Option<String>,
+    /// The fail tier, e.g. `"> 5%"`, `"< 1"`, `"> 24h"`.
+    #[serde(default)]
+    pub fail: Option<String>,
+    /// Columns that identify a failing row in the sample (default: the checked columns).
+    #[serde(default)]
+    pub key_columns: Vec<String>,
+    /// Columns shown as `***` in the failing-row sample.
+    #[serde(default)]
+    pub mask: Vec<String>,
+    /// Rows in the failing-row sample (default 20, 0 for none).
+    #[serde(default)]
+    #[schemars(range(max = 10000))]
+    pub sample_size: Option<u32>,
+}
+
+/// The JSON Schema of a checks file.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(ChecksFile)).expect("a schema is JSON")
+}

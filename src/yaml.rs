@@ -1,0 +1,214 @@
+//! YAML → JSON with positions. Config files are validated as JSON (JSON Schema,
+//! then serde); errors point at JSON Pointers, and this map turns each pointer
+//! back into the line of the YAML file, so a message can say `checks/x.yaml:12`.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Number, Value};
+use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
+use yaml_rust2::scanner::{Marker, TScalarStyle};
+
+/// A parsed document and the 1-based line of every node, by JSON Pointer.
+#[derive(Debug)]
+pub struct Document {
+    pub value: Value,
+    lines: BTreeMap<String, usize>,
+}
+
+impl Document {
+    /// The line of the node at `pointer`, or of its nearest ancestor.
+    pub fn line(&self, pointer: &str) -> usize {
+        let mut p = pointer;
+        loop {
+            if let Some(line) = self.lines.get(p) {
+                return *line;
+            }
+            match p.rfind('/') {
+                Some(i) => p = &p[..i],
+                None => return 1,
+            }
+        }
+    }
+}
+
+/// A YAML syntax error with its line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub line: usize,
+    pub message: String,
+}
+
+pub fn parse(text: &str) -> Result<Document, SyntaxError> {
+    let mut builder = Builder::default();
+    Parser::new_from_str(text)
+        .load(&mut builder, false)
+        .map_err(|e| SyntaxError {
+            line: e.marker().line(),
+            message: e.info().to_string(),
+        })?;
+    if let Some(message) = builder.error {
+        return Err(message);
+    }
+    Ok(Document {
+        value: builder.root.unwrap_or(Value::Null),
+        lines: builder.lines,
+    })
+}
+
+/// An open container while events stream in.
+enum Frame {
+    Seq(Vec<Value>, String),
+    Map(Map<String, Value>, String, Option<String>),
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    root: Option<Value>,
+    lines: BTreeMap<String, usize>,
+    error: Option<SyntaxError>,
+}
+
+fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+impl Builder {
+    /// The pointer the next value will have.
+    fn next_pointer(&self) -> String {
+        match self.stack.last() {
+            None => String::new(),
+            Some(Frame::Seq(items, p)) => format!("{p}/{}", items.len()),
+            Some(Frame::Map(_, p, Some(key))) => format!("{p}/{}", escape(key)),
+            Some(Frame::Map(_, p, None)) => p.clone(),
+        }
+    }
+
+    /// Whether the next scalar is a mapping key.
+    fn expecting_key(&self) -> bool {
+        matches!(self.stack.last(), Some(Frame::Map(_, _, None)))
+    }
+
+    fn push_value(&mut self, value: Value) {
+        match self.stack.last_mut() {
+            None => self.root = Some(value),
+            Some(Frame::Seq(items, _)) => items.push(value),
+            Some(Frame::Map(map, _, key)) => {
+                if let Some(k) = key.take() {
+                    map.insert(k, value);
+                }
+            }
+        }
+    }
+}
+
+fn scalar(text: String, style: TScalarStyle) -> Value {
+    if style != TScalarStyle::Plain {
+        return Value::String(text);
+    }
+    match text.as_str() {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::Number(i.into());
+    }
+    // Only plain decimal notation is a number: `inf`, `nan` and `1_000` stay text.
+    let numeric = text
+        .chars()
+        .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'));
+    if let Some(n) = text
+        .parse::<f64>()
+        .ok()
+        .and_then(Number::from_f64)
+        .filter(|_| numeric)
+    {
+        return Value::Number(n);
+    }
+    Value::String(text)
+}
+
+impl MarkedEventReceiver for Builder {
+    fn on_event(&mut self, ev: Event, mark: Marker) {
+        if self.error.is_some() {
+            return;
+        }
+        match ev {
+            Event::Scalar(text, style, ..) => {
+                if self.expecting_key() {
+                    if let Some(Frame::Map(map, p, key)) = self.stack.last_mut() {
+                        if map.contains_key(&text) {
+                            self.error = Some(SyntaxError {
+                                line: mark.line(),
+                                message: format!("duplicate key `{text}`"),
+                            });
+                            return;
+                        }
+                        self.lines.insert(format!("{p}/{}", escape(&text)), mark.line());
+                        *key = Some(text);
+                    }
+                } else {
+                    let pointer = self.next_pointer();
+                    self.lines.entry(pointer).or_insert(mark.line());
+                    self.push_value(scalar(text, style));
+                }
+            }
+            Event::SequenceStart(..) => {
+                let pointer = self.next_pointer();
+                self.lines.entry(pointer.clone()).or_insert(mark.line());
+                self.stack.push(Frame::Seq(Vec::new(), pointer));
+            }
+            Event::MappingStart(..) => {
+                let pointer = self.next_pointer();
+                self.lines.entry(pointer.clone()).or_insert(mark.line());
+                self.stack.push(Frame::Map(Map::new(), pointer, None));
+            }
+            Event::SequenceEnd | Event::MappingEnd => {
+                let value = match self.stack.pop() {
+                    Some(Frame::Seq(items, _)) => Value::Array(items),
+                    Some(Frame::Map(map, ..)) => Value::Object(map),
+                    None => return,
+                };
+                self.push_value(value);
+            }
+            Event::Alias(_) => {
+                self.error = Some(SyntaxError {
+                    line: mark.line(),
+                    message: "YAML aliases are not supported; repeat the value".into(),
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_lines() {
+        let doc = parse(
+            "checks:\n  - name: a\n    fail: \"> 1%\"\n    min: 0\n    tags: [x, y]\n  - name: '007'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            doc.value,
+            serde_json::json!({"checks": [{"name": "a", "fail": "> 1%", "min": 0, "tags": ["x", "y"]}, {"name": "007"}]})
+        );
+        assert_eq!(doc.line("/checks"), 1);
+        assert_eq!(doc.line("/checks/0/fail"), 3);
+        assert_eq!(doc.line("/checks/0/tags/1"), 5);
+        assert_eq!(doc.line("/checks/1/name"), 6);
+        assert_eq!(doc.line("/checks/1/nope/deeper"), 6);
+    }
+
+    #[test]
+    fn syntax_errors_and_duplicates_have_lines() {
+        assert_eq!(parse("a: [1, 2\nb: 3\n").unwrap_err().line, 2);
+        let dup = parse("a: 1\nb: 2\na: 3\n").unwrap_err();
+        assert_eq!((dup.line, dup.message.as_str()), (3, "duplicate key `a`"));
+    }
+}

@@ -1,0 +1,336 @@
+//! The data-quality gate: each check kind with its exact observed value, the
+//! fused queries, failing-row samples, config errors, and every gate outcome.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::{Workspace, bytes};
+
+fn fixtures() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/checks"))
+}
+
+/// A workspace with the checks fixture as its input.
+fn fixture_ws() -> Workspace {
+    let ws = Workspace::new();
+    ws.write(
+        "input/events.csv",
+        std::fs::read(fixtures().join("events.csv")).unwrap(),
+    );
+    ws
+}
+
+fn kinds_dir() -> String {
+    fixtures().join("kinds").display().to_string()
+}
+
+fn results(ws: &Workspace) -> Value {
+    serde_json::from_str(&ws.read("output/check_results.json")).unwrap()
+}
+
+/// `name -> (status, observed, observed_pct rounded to 2 places, failed_rows)`.
+fn by_name(results: &Value) -> std::collections::BTreeMap<String, (String, Value, Value, Value)> {
+    results["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let pct = c["observed_pct"]
+                .as_f64()
+                .map_or(Value::Null, |p| Value::from((p * 100.0).round() / 100.0));
+            (
+                c["name"].as_str().unwrap().to_string(),
+                (
+                    c["status"].as_str().unwrap().to_string(),
+                    c["observed"].clone(),
+                    pct,
+                    c["failed_rows"].clone(),
+                ),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn every_kind_reports_its_exact_observed_value() {
+    let ws = fixture_ws();
+    let (code, stdout, stderr) = ws.run(&["--checks-dir", &kinds_dir()]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let got = by_name(&results(&ws));
+    let expect = |name: &str, status: &str, observed: Value, pct: Value, failed: Value| {
+        assert_eq!(got[name], (status.to_string(), observed, pct, failed), "{name}");
+    };
+    use serde_json::json;
+    expect("rows_present", "pass", json!(9.0), Value::Null, Value::Null);
+    expect("rows_many", "fail", json!(9.0), Value::Null, Value::Null);
+    expect("region_complete", "warn", json!(1.0), json!(11.11), json!(1));
+    expect("sku_complete", "fail", json!(1.0), json!(11.11), json!(1));
+    expect("user_region_unique", "warn", json!(1.0), json!(11.11), json!(1));
+    expect("region_valid", "fail", json!(1.0), json!(12.5), json!(1));
+    expect("amount_positive", "warn", json!(1.0), json!(11.11), json!(1));
+    expect("sku_letter", "pass", json!(1.0), json!(11.11), json!(1));
+    expect("amount_small", "pass", json!(0.0), json!(0.0), json!(0));
+    expect("recent_events", "warn", json!(1.0), json!(12.5), json!(1));
+    expect("fresh", "warn", json!(7200.0), Value::Null, Value::Null);
+    expect("big_amounts", "fail", json!(1.0), Value::Null, json!(1));
+    expect("raw_event_id_unique", "fail", json!(1.0), json!(10.0), json!(1));
+    expect("quarantine_empty", "pass", json!(0.0), Value::Null, Value::Null);
+    expect("rank_unique", "pass", json!(0.0), json!(0.0), json!(0));
+    expect("top_total_positive", "pass", json!(0.0), json!(0.0), json!(0));
+    assert_eq!(results(&ws)["gate"], "failed");
+}
+
+#[test]
+fn checks_on_one_table_are_fused_into_one_query() {
+    let ws = fixture_ws();
+    ws.run(&["--checks-dir", &kinds_dir()]);
+    // staging.events (11 checks), raw.events, the quarantine, marts.top_users:
+    // one query each, plus one for the custom check.
+    assert_eq!(results(&ws)["queries"], 5);
+}
+
+#[test]
+fn failing_rows_are_sampled_with_keys_and_masks() {
+    let ws = fixture_ws();
+    ws.run(&["--checks-dir", &kinds_dir()]);
+    assert_eq!(
+        ws.read("output/failed_rows/amount_positive.csv"),
+        "event_id,user_id,amount\ne03,***,-3.00\n"
+    );
+    assert_eq!(
+        ws.read("output/failed_rows/region_valid.csv"),
+        "event_id,region\ne04,mars\n"
+    );
+    assert_eq!(
+        ws.read("output/failed_rows/big_amounts.csv"),
+        "event_id,amount\ne01,10.00\n"
+    );
+    assert_eq!(
+        ws.read("output/failed_rows/raw_event_id_unique.csv"),
+        "event_id\ne08\ne08\n"
+    );
+    assert!(!ws.path("output/failed_rows/rows_present.csv").exists());
+}
+
+#[test]
+fn the_terminal_table_snapshot() {
+    let ws = fixture_ws();
+    let (code, stdout, _) = ws.run(&["--checks-dir", &kinds_dir(), "--select", "staging.events"]);
+    assert_eq!(code, 1);
+    let table: String = stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("checks:"))
+        .take_while(|l| !l.starts_with("top users"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        table,
+        "checks: 12 run, 3 pass, 5 warn, 4 fail, 0 error
+  status check               table           observed    threshold
+  pass   rows_present        staging.events  9 rows      fail: < 1
+  FAIL   rows_many           staging.events  9 rows      fail: < 100
+  WARN   region_complete     staging.events  1 (11.11%)  warn: > 0
+  FAIL   sku_complete        staging.events  1 (11.11%)  fail: > 10%
+  WARN   user_region_unique  staging.events  1 (11.11%)  warn: > 0
+  FAIL   region_valid        staging.events  1 (12.50%)  fail: > 0
+  WARN   amount_positive     staging.events  1 (11.11%)  warn: > 0
+  pass   sku_letter          staging.events  1 (11.11%)  fail: > 1
+  pass   amount_small        staging.events  0 (0.00%)   fail: > 0
+  WARN   recent_events       staging.events  1 (12.50%)  warn: > 0
+  WARN   fresh               staging.events  2h          warn: > 1h
+  FAIL   big_amounts         staging.events  1 rows      fail: > 0
+gate: FAILED (4 fail, 0 error)
+"
+    );
+}
+
+#[test]
+fn a_check_that_cannot_run_is_an_error_alone() {
+    let ws = fixture_ws();
+    ws.write(
+        "checks/c.yaml",
+        "checks:\n  - {name: good, table: staging.events, kind: row_count, fail: \"< 1\"}\n  - {name: no_column, table: staging.events, kind: completeness, column: colour, fail: \"> 0\"}\n  - {name: bad_sql, table: staging.events, kind: validity, predicate: \"amount <<>> 3\", fail: \"> 0\"}\n  - {name: no_table, table: marts.nope, kind: row_count, fail: \"< 1\"}\n",
+    );
+    let (code, stdout, _) = ws.run(&[]);
+    assert_eq!(code, 1, "{stdout}");
+    let got = by_name(&results(&ws));
+    assert_eq!(got["good"].0, "pass");
+    for name in ["no_column", "bad_sql", "no_table"] {
+        assert_eq!(got[name].0, "error", "{name}");
+    }
+    let r = results(&ws);
+    let message = |n: usize| r["checks"][n]["message"].as_str().unwrap().to_string();
+    assert!(
+        message(1).starts_with("unknown column `colour` in `staging.events` (columns: "),
+        "{}",
+        message(1)
+    );
+    assert_eq!(
+        message(2),
+        "Catalog Error: Scalar Function with name <<>> does not exist!"
+    );
+    assert_eq!(message(3), "unknown table `marts.nope`");
+    assert!(stdout.contains("gate: FAILED (0 fail, 3 error)"), "{stdout}");
+}
+
+#[test]
+fn config_errors_are_all_reported_with_file_line_and_key() {
+    let ws = Workspace::new();
+    let dir = fixtures().join("broken").display().to_string();
+    let out = ws.sluice(&["validate", "--checks-dir", &dir]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&format!("{dir}/"), "broken/");
+    assert_eq!(
+        stderr,
+        "error: 6 problems in the checks:
+  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\" or 4 other candidates
+  broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" does not match \"^[a-z][a-z0-9_]*$\"
+  broken/a.yaml:11: `checks[2]`: Additional properties are not allowed ('colour' was unexpected)
+  broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" does not match \"^(raw|staging|marts)\\.[a-z_][a-z0-9_]*$\"
+  broken/b.yaml:6: `checks[0].fail`: a freshness check takes a duration such as `24h`, not `> 5%`
+  broken/b.yaml:7: `checks[1].fail`: give `warn`, `fail` or both
+hint: fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file
+"
+    );
+    // The same errors stop a run before any data is read (here there is none).
+    let run = ws
+        .sluice(&["run", "--checks-dir", &dir, "--input", "nope"])
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&run.stderr).starts_with("error: 6 problems in the checks:"));
+}
+
+#[test]
+fn validate_and_schema_commands() {
+    let ws = Workspace::new();
+    let out = ws.sluice(&["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 17 checks in 1 files"));
+    let schema = ws.sluice(&["schema", "checks"]).output().unwrap();
+    let schema: Value = serde_json::from_slice(&schema.stdout).unwrap();
+    assert_eq!(schema["required"], serde_json::json!(["checks"]));
+    assert!(
+        schema["$defs"]["CheckSpec"]["properties"]["kind"].is_object(),
+        "{schema}"
+    );
+    let missing = ws.sluice(&["validate", "--checks-dir", "nope"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+}
+
+/// A workspace with a published run on clean data, and the published CSV.
+fn published() -> (Workspace, Vec<u8>) {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 2_000, "");
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let csv = bytes(&ws.path("output/top_users.csv"));
+    (ws, csv)
+}
+
+fn marts(ws: &Workspace) -> Vec<String> {
+    let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
+    rows.extend(ws.query(
+        "agg_result.db",
+        "SELECT * FROM daily_region_revenue ORDER BY rowid",
+    ));
+    rows
+}
+
+/// Adds data with `defects` and a checks file, runs with `flags`; returns the exit code.
+fn rerun(ws: &Workspace, defects: &str, flags: &[&str]) -> i32 {
+    ws.generate_seeded("input/more.csv", 1_000, defects, 8);
+    let (code, _, _) = ws.run(flags);
+    code
+}
+
+#[test]
+fn a_failed_gate_publishes_nothing_and_records_the_run() {
+    let (ws, csv) = published();
+    let before = marts(&ws);
+    assert_eq!(rerun(&ws, "negative_amount=0.2", &[]), 1);
+    assert_eq!(marts(&ws), before);
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv);
+    assert!(ws.path("output/unpublished/top_users.csv").is_file());
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT r.status, r.published_db, c.status, c.failed_rows FROM _sluice_runs r JOIN _sluice_check_results c USING (run_id) WHERE c.check_name = 'amount_not_negative' ORDER BY r.started_at"
+        ),
+        vec!["passed|1|pass|0", "gate_failed|0|fail|205"]
+    );
+    assert_eq!(results(&ws)["published"], false);
+    assert!(
+        ws.read("output/summary.md")
+            .starts_with("## sluice: gate FAILED, nothing published\n")
+    );
+}
+
+#[test]
+fn gate_outcomes_and_their_exit_codes() {
+    // Warnings publish; --fail-on-warn turns them into a failed gate.
+    let (ws, csv) = published();
+    assert_eq!(rerun(&ws, "negative_amount=0.002", &["--fail-on-warn"]), 1);
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv);
+    assert_eq!(rerun(&ws, "negative_amount=0.002", &[]), 0);
+    assert_ne!(bytes(&ws.path("output/top_users.csv")), csv);
+
+    // --publish-on-failure publishes and still exits 1.
+    let (ws, csv) = published();
+    assert_eq!(rerun(&ws, "negative_amount=0.2", &["--publish-on-failure"]), 1);
+    assert_ne!(bytes(&ws.path("output/top_users.csv")), csv);
+    assert_eq!(results(&ws)["published"], true);
+    assert!(
+        ws.read("output/summary.md")
+            .starts_with("## sluice: gate FAILED, published anyway")
+    );
+
+    // --no-publish: the gate's exit code, nothing published.
+    let (ws, csv) = published();
+    assert_eq!(rerun(&ws, "negative_amount=0.2", &["--no-publish"]), 1);
+    assert_eq!(rerun(&ws, "", &["--no-publish"]), 0);
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv);
+}
+
+/// Each planted defect kind, at 3% of 3000 rows, fails the check made for it
+/// (and no other check fails).
+#[test]
+fn the_default_checks_name_each_planted_defect() {
+    let table = [
+        ("null_event_id", "raw_event_id_present"),
+        ("null_time", "raw_event_time_present"),
+        ("bad_time", "raw_event_time_parses"),
+        ("null_user", "raw_user_id_present"),
+        ("bad_user", "raw_user_id_parses"),
+        ("null_amount", "raw_amount_present"),
+        ("bad_amount", "raw_amount_parses"),
+        ("malformed", "raw_rows_well_formed"),
+        ("non_utf8", "raw_rows_well_formed"),
+        ("dup_event", "raw_event_id_unique"),
+        ("conflict_event", "raw_event_id_unique"),
+        ("negative_amount", "amount_not_negative"),
+        ("bad_region", "region_accepted"),
+        ("stale", "events_not_stale"),
+    ];
+    let clean = Workspace::new();
+    clean.generate("input/events.csv", 3_000, "");
+    let (code, stdout, _) = clean.run(&[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.contains("checks: 17 run, 17 pass, 0 warn, 0 fail, 0 error"),
+        "{stdout}"
+    );
+    for (defect, check) in table {
+        let ws = Workspace::new();
+        ws.generate("input/events.csv", 3_000, &format!("{defect}=0.03"));
+        let (code, stdout, _) = ws.run(&[]);
+        assert_eq!(code, 1, "{defect}: {stdout}");
+        let failing: Vec<String> = by_name(&results(&ws))
+            .into_iter()
+            .filter(|(_, v)| v.0 == "fail" || v.0 == "error")
+            .map(|(k, _)| k)
+            .collect();
+        assert_eq!(failing, vec![check.to_string()], "{defect}");
+    }
+}
