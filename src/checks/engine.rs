@@ -3,14 +3,14 @@
 //! aggregate query; a custom check is its own query. A check that cannot run
 //! (unknown table or column, bad SQL) yields `error`, never a crash.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
 use super::Check;
-use super::spec::Kind;
+use super::spec::{Kind, NewColumns};
 use super::threshold::{Threshold, Unit};
 
 /// The one result of a check.
@@ -190,8 +190,38 @@ impl Context<'_> {
                     "CAST((epoch_us({as_of}) - epoch_us(max({col}) FILTER (WHERE {scope} AND {col} <= {as_of}))) / 1e6 AS DOUBLE)"
                 )]
             }
-            Kind::Custom => Vec::new(),
+            Kind::Custom | Kind::Consistency | Kind::Schema => Vec::new(),
         }
+    }
+
+    /// Consistency as two values: the absolute difference and the baseline's
+    /// magnitude (so the share is the relative difference).
+    fn consistency_sql(&self, c: &Check) -> String {
+        let expr = self.expand(c.expression.as_deref().unwrap_or("NULL"));
+        let table = table_ref(&c.table);
+        let scope = self.scope(c);
+        if let Some(other) = &c.compare_to {
+            let other_scope = other
+                .filter
+                .as_deref()
+                .map_or("TRUE".into(), |f| format!("({})", self.expand(f)));
+            let a = format!("coalesce(CAST((SELECT {expr} FROM {table} WHERE {scope}) AS DOUBLE), 0)");
+            let b = format!(
+                "coalesce(CAST((SELECT {} FROM {} WHERE {other_scope}) AS DOUBLE), 0)",
+                self.expand(&other.expression),
+                table_ref(&other.table)
+            );
+            return format!("SELECT abs(a - b), abs(b) FROM (SELECT {a} AS a, {b} AS b)");
+        }
+        // Day over day: the last complete day (before as_of's day) against the one before it.
+        let day = quote(c.day_column.as_deref().unwrap_or(""));
+        let as_of_day = format!("CAST({} AS DATE)", ts_literal(self.as_of));
+        format!(
+            "WITH d AS (SELECT CAST({day} AS DATE) AS day, CAST({expr} AS DOUBLE) AS v FROM {table} WHERE {scope} GROUP BY 1), \
+             p AS (SELECT coalesce((SELECT v FROM d WHERE day = {as_of_day} - 1), 0) AS last, \
+                          coalesce((SELECT v FROM d WHERE day = {as_of_day} - 2), 0) AS prev) \
+             SELECT abs(last - prev), abs(prev) FROM p"
+        )
     }
 
     fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
@@ -204,23 +234,70 @@ impl Context<'_> {
     }
 }
 
-fn columns_of(conn: &Connection, table: &str) -> Result<BTreeSet<String>, String> {
+/// Column names and DuckDB types of a table.
+fn columns_of(conn: &Connection, table: &str) -> Result<BTreeMap<String, String>, String> {
     let mut stmt = conn
         .prepare(&format!(
-            "SELECT column_name FROM (DESCRIBE {})",
+            "SELECT column_name, column_type FROM (DESCRIBE {})",
             table_ref(table)
         ))
         .map_err(|_| format!("unknown table `{table}`"))?;
     let names = stmt
-        .query_map([], |r| r.get::<_, String>(0))
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(|_| format!("unknown table `{table}`"))?;
     names.collect::<Result<_, _>>().map_err(|e| e.to_string())
+}
+
+/// A schema check, decided from the table's columns alone.
+fn schema_outcome(c: &Check, columns: &BTreeMap<String, String>) -> Outcome {
+    let norm = |t: &str| t.to_ascii_uppercase().replace(' ', "");
+    let mut hard = Vec::new();
+    for (name, want) in &c.required {
+        match columns.get(name) {
+            None => hard.push(format!("missing `{name}`")),
+            Some(got) if !want.eq_ignore_ascii_case("any") && norm(got) != norm(want) => {
+                hard.push(format!("`{name}` is {got}, expected {want}"))
+            }
+            Some(_) => {}
+        }
+    }
+    let new: Vec<String> = columns
+        .keys()
+        .filter(|k| !c.required.iter().any(|(r, _)| r == *k))
+        .map(|k| format!("new column `{k}`"))
+        .collect();
+    let (status, counted_new) = match (hard.is_empty(), c.new_columns, new.is_empty()) {
+        (false, ..) => (Status::Fail, c.new_columns != NewColumns::Ignore),
+        (true, NewColumns::Ignore, _) | (true, _, true) => (Status::Pass, false),
+        (true, NewColumns::Warn, false) => (Status::Warn, true),
+        (true, NewColumns::Fail, false) => (Status::Fail, true),
+    };
+    let mut problems = hard;
+    if counted_new {
+        problems.extend(new);
+    }
+    let policy = match c.new_columns {
+        NewColumns::Ignore => "ignore",
+        NewColumns::Warn => "warn",
+        NewColumns::Fail => "fail",
+    };
+    Outcome {
+        check: c.clone(),
+        status,
+        observed: Some(problems.len() as f64),
+        observed_pct: None,
+        threshold: format!("new columns: {policy}"),
+        failed_rows: None,
+        sample: None,
+        message: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
 }
 
 /// Runs `checks` and returns one outcome per check, in the given order.
 pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     let mut audit = Audit::default();
     let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
+    let mut decided: Vec<Option<Outcome>> = vec![None; checks.len()];
 
     let mut tables: Vec<&str> = Vec::new();
     for c in checks {
@@ -243,21 +320,31 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
         for &i in &members {
             let c = &checks[i];
             // A custom query picks its own columns; the others must be the table's.
-            let referenced = c.columns.iter().chain(&c.key_columns).chain(&c.mask);
+            let referenced = c
+                .columns
+                .iter()
+                .chain(&c.key_columns)
+                .chain(&c.mask)
+                .chain(&c.day_column);
             let missing = if c.kind == Kind::Custom {
                 None
             } else {
-                referenced.into_iter().find(|col| !columns.contains(*col))
+                referenced.into_iter().find(|col| !columns.contains_key(*col))
             };
             if let Some(missing) = missing {
-                let known: Vec<&str> = columns.iter().map(String::as_str).collect();
+                let known: Vec<&str> = columns.keys().map(String::as_str).collect();
                 values[i] = Err(format!(
                     "unknown column `{missing}` in `{table}` (columns: {})",
                     known.join(", ")
                 ));
                 continue;
             }
-            if c.kind == Kind::Custom {
+            if c.kind == Kind::Schema {
+                decided[i] = Some(schema_outcome(c, &columns));
+            } else if c.kind == Kind::Consistency {
+                audit.queries += 1;
+                values[i] = ctx.query_values(&ctx.consistency_sql(c), 2);
+            } else if c.kind == Kind::Custom {
                 let sql = format!(
                     "SELECT CAST(count(*) AS DOUBLE) FROM ({}) AS failing",
                     ctx.expand(c.sql.as_deref().unwrap_or(""))
@@ -298,8 +385,8 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     }
 
     let _ = std::fs::remove_dir_all(ctx.failed_rows_dir);
-    for (c, v) in checks.iter().zip(values) {
-        let mut outcome = evaluate(c, v);
+    for ((c, v), decided) in checks.iter().zip(values).zip(decided) {
+        let mut outcome = decided.unwrap_or_else(|| evaluate(c, v));
         if matches!(outcome.status, Status::Warn | Status::Fail) && c.sample_size > 0 {
             match write_sample(ctx, c) {
                 Ok(path) => outcome.sample = path,
@@ -447,7 +534,7 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
                 ctx.expand(c.sql.as_deref().unwrap_or(""))
             )
         }
-        Kind::RowCount | Kind::Freshness => return Ok(None),
+        Kind::RowCount | Kind::Freshness | Kind::Consistency | Kind::Schema => return Ok(None),
     };
     std::fs::create_dir_all(ctx.failed_rows_dir).map_err(|e| e.to_string())?;
     let path = ctx.failed_rows_dir.join(format!("{}.csv", c.name));

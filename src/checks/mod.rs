@@ -10,7 +10,7 @@ pub mod threshold;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use spec::{CheckSpec, ChecksFile, Kind};
+use spec::{CheckSpec, ChecksFile, CompareTo, Kind, NewColumns};
 use threshold::{Threshold, Unit};
 
 use crate::yaml;
@@ -39,6 +39,11 @@ pub struct Check {
     pub max: Option<f64>,
     pub predicate: Option<String>,
     pub sql: Option<String>,
+    pub expression: Option<String>,
+    pub compare_to: Option<CompareTo>,
+    pub day_column: Option<String>,
+    pub required: Vec<(String, String)>,
+    pub new_columns: NewColumns,
     pub warn: Option<Threshold>,
     pub fail: Option<Threshold>,
     pub key_columns: Vec<String>,
@@ -196,8 +201,38 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
     };
     let warn = tier("warn", &s.warn);
     let fail = tier("fail", &s.fail);
-    if s.warn.is_none() && s.fail.is_none() {
-        problems.push(("fail", "give `warn`, `fail` or both".into()));
+    match (s.kind, s.warn.is_some() || s.fail.is_some()) {
+        (Kind::Schema, true) => problems.push((
+            if s.warn.is_some() { "warn" } else { "fail" },
+            "a schema check takes no tiers: missing columns and wrong types fail, `new_columns` decides the rest".into(),
+        )),
+        (Kind::Schema, false) | (_, true) => {}
+        (_, false) => problems.push(("fail", "give `warn`, `fail` or both".into())),
+    }
+    match (s.kind, &s.expression, &s.compare_to, &s.day_column) {
+        (Kind::Consistency, None, ..) => problems.push((
+            "expression",
+            "a consistency check needs `expression`, an aggregate such as `sum(revenue)`".into(),
+        )),
+        (Kind::Consistency, Some(_), None, None) | (Kind::Consistency, Some(_), Some(_), Some(_)) => problems.push((
+            "kind",
+            "a consistency check needs `compare_to` (reconciliation) or `day_column` (day over day), one of them".into(),
+        )),
+        (Kind::Consistency, ..) => {}
+        (_, None, None, None) => {}
+        _ => problems.push((
+            "expression",
+            "`expression`, `compare_to` and `day_column` belong to consistency checks".into(),
+        )),
+    }
+    match (s.kind, &s.required) {
+        (Kind::Schema, None) => problems.push((
+            "required",
+            "a schema check needs `required`: column -> type".into(),
+        )),
+        (Kind::Schema, Some(_)) => {}
+        (_, Some(_)) => problems.push(("required", "`required` belongs to schema checks".into())),
+        _ => {}
     }
     let mut columns: Vec<String> = s.column.iter().cloned().collect();
     if let Some(cs) = &s.columns {
@@ -263,6 +298,11 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         max: s.max,
         predicate: s.predicate,
         sql: s.sql,
+        expression: s.expression,
+        compare_to: s.compare_to,
+        day_column: s.day_column,
+        required: s.required.unwrap_or_default().into_iter().collect(),
+        new_columns: s.new_columns.unwrap_or_default(),
         warn,
         fail,
         key_columns: s.key_columns,

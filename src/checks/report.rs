@@ -16,6 +16,11 @@ pub fn observed(o: &Outcome) -> String {
             humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
         }
         Kind::RowCount | Kind::Custom => format!("{} rows", v as u64),
+        Kind::Schema => format!("{} problems", v as u64),
+        Kind::Consistency => match o.observed_pct {
+            Some(pct) => format!("{v:.2} ({pct:.2}%)"),
+            None => format!("{v:.2}"),
+        },
         _ => match o.observed_pct {
             Some(pct) => format!("{} ({pct:.2}%)", v as u64),
             None => format!("{}", v as u64),

@@ -21,6 +21,9 @@ pub struct ChecksFile {
 /// - `freshness`: `as_of - max(column)` over values `<= as_of`; thresholds are
 ///   durations (`24h`).
 /// - `custom`: a query (`sql`) that returns the failing rows.
+/// - `consistency`: `expression` (an aggregate) against `compare_to` over the
+///   same window, or day over day by `day_column` over complete days.
+/// - `schema`: `required` columns and types; `new_columns` says what others do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -30,6 +33,31 @@ pub enum Kind {
     Validity,
     Freshness,
     Custom,
+    Consistency,
+    Schema,
+}
+
+/// The other side of a reconciliation.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CompareTo {
+    #[schemars(regex(pattern = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$"))]
+    pub table: String,
+    /// An aggregate over that table, e.g. `sum(amount)`.
+    pub expression: String,
+    /// Only rows meeting this condition, e.g. the marts window.
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// What a column that `required` does not list does to a schema check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NewColumns {
+    Ignore,
+    #[default]
+    Warn,
+    Fail,
 }
 
 impl Kind {
@@ -41,6 +69,8 @@ impl Kind {
             Kind::Validity => "validity",
             Kind::Freshness => "freshness",
             Kind::Custom => "custom",
+            Kind::Consistency => "consistency",
+            Kind::Schema => "schema",
         }
     }
 }
@@ -93,6 +123,21 @@ pub struct CheckSpec {
     /// Custom: a DuckDB query returning the failing rows.
     #[serde(default)]
     pub sql: Option<String>,
+    /// Consistency: an aggregate over `table`, e.g. `sum(revenue)`.
+    #[serde(default)]
+    pub expression: Option<String>,
+    /// Consistency: reconcile `expression` with an aggregate of another table.
+    #[serde(default)]
+    pub compare_to: Option<CompareTo>,
+    /// Consistency: compare the last complete day with the day before, by this column.
+    #[serde(default)]
+    pub day_column: Option<String>,
+    /// Schema: column name to DuckDB type (`BIGINT`, `DECIMAL(18,2)`, or `any`).
+    #[serde(default)]
+    pub required: Option<std::collections::BTreeMap<String, String>>,
+    /// Schema: what a column not in `required` does (default `warn`).
+    #[serde(default)]
+    pub new_columns: Option<NewColumns>,
     /// The warn tier, e.g. `"> 0"`, `"> 1%"`, `"> 6h"`.
     #[serde(default)]
     pub warn: Option<String>,

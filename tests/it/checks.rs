@@ -78,6 +78,41 @@ fn every_kind_reports_its_exact_observed_value() {
     expect("quarantine_empty", "pass", json!(0.0), Value::Null, Value::Null);
     expect("rank_unique", "pass", json!(0.0), json!(0.0), json!(0));
     expect("top_total_positive", "pass", json!(0.0), json!(0.0), json!(0));
+    expect("revenue_reconciles", "pass", json!(0.0), json!(0.0), Value::Null);
+    expect(
+        "revenue_vs_everything",
+        "warn",
+        json!(3.0),
+        json!(8.0),
+        Value::Null,
+    );
+    expect(
+        "revenue_day_over_day",
+        "pass",
+        json!(1.5),
+        json!(50.0),
+        Value::Null,
+    );
+    expect("staging_schema", "warn", json!(3.0), Value::Null, Value::Null);
+    expect("top_users_schema", "fail", json!(1.0), Value::Null, Value::Null);
+    let r = results(&ws);
+    let message = |name: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["message"]
+            .clone()
+    };
+    assert_eq!(
+        message("staging_schema"),
+        "new column `_source_file`; new column `amount_cents`; new column `sku`"
+    );
+    assert_eq!(
+        message("top_users_schema"),
+        "`user_id` is BIGINT, expected INTEGER"
+    );
     assert_eq!(results(&ws)["gate"], "failed");
 }
 
@@ -85,9 +120,10 @@ fn every_kind_reports_its_exact_observed_value() {
 fn checks_on_one_table_are_fused_into_one_query() {
     let ws = fixture_ws();
     ws.run(&["--checks-dir", &kinds_dir()]);
-    // staging.events (11 checks), raw.events, the quarantine, marts.top_users:
-    // one query each, plus one for the custom check.
-    assert_eq!(results(&ws)["queries"], 5);
+    // staging.events (11 metric checks), raw.events, the quarantine,
+    // marts.top_users: one query each; one for the custom check and one per
+    // consistency check. Schema checks read the catalog only.
+    assert_eq!(results(&ws)["queries"], 8);
 }
 
 #[test]
@@ -126,8 +162,9 @@ fn the_terminal_table_snapshot() {
         .collect();
     assert_eq!(
         table,
-        "checks: 12 run, 3 pass, 5 warn, 4 fail, 0 error
+        "checks: 13 run, 3 pass, 6 warn, 4 fail, 0 error
   status check               table           observed    threshold
+  WARN   staging_schema      staging.events  3 problems  new columns: warn  new column `_source_file`; new column `amount_cents`; new column `sku`
   pass   rows_present        staging.events  9 rows      fail: < 1
   FAIL   rows_many           staging.events  9 rows      fail: < 100
   WARN   region_complete     staging.events  1 (11.11%)  warn: > 0
@@ -184,7 +221,7 @@ fn config_errors_are_all_reported_with_file_line_and_key() {
     assert_eq!(
         stderr,
         "error: 6 problems in the checks:
-  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\" or 4 other candidates
+  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\" or 6 other candidates
   broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" does not match \"^[a-z][a-z0-9_]*$\"
   broken/a.yaml:11: `checks[2]`: Additional properties are not allowed ('colour' was unexpected)
   broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" does not match \"^(raw|staging|marts)\\.[a-z_][a-z0-9_]*$\"
@@ -207,7 +244,7 @@ fn validate_and_schema_commands() {
     let ws = Workspace::new();
     let out = ws.sluice(&["validate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 17 checks in 1 files"));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 20 checks in 1 files"));
     let schema = ws.sluice(&["schema", "checks"]).output().unwrap();
     let schema: Value = serde_json::from_slice(&schema.stdout).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["checks"]));
@@ -318,7 +355,7 @@ fn the_default_checks_name_each_planted_defect() {
     let (code, stdout, _) = clean.run(&[]);
     assert_eq!(code, 0, "{stdout}");
     assert!(
-        stdout.contains("checks: 17 run, 17 pass, 0 warn, 0 fail, 0 error"),
+        stdout.contains("checks: 20 run, 20 pass, 0 warn, 0 fail, 0 error"),
         "{stdout}"
     );
     for (defect, check) in table {
