@@ -26,10 +26,47 @@ pub enum Command {
     Demo(DemoArgs),
     /// Write deterministic synthetic events, optionally with planted defects.
     Generate(GenerateArgs),
+    /// Re-audit what is published (marts in the database, the lake when present) without running the job.
+    Check(CheckArgs),
     /// Validate the checks (every error in every file at once) without reading data.
     Validate(ValidateArgs),
     /// Print the JSON Schema of a checks file, for editors and CI linters.
     Schema(SchemaArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    /// SQLite database whose published marts are checked.
+    #[arg(long, env = "SLUICE_DB", default_value = "agg_result.db", value_name = "PATH")]
+    pub db: PathBuf,
+
+    /// Where failing-row samples go (and the quarantine file is read from).
+    #[arg(long, env = "SLUICE_OUTPUT_DIR", default_value = "output", value_name = "DIR")]
+    pub output_dir: PathBuf,
+
+    /// The lake with raw and staging Parquet; checks on layers that are gone are skipped.
+    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "data", value_name = "DIR")]
+    pub data_dir: PathBuf,
+
+    /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
+    #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
+    pub checks_dir: Option<PathBuf>,
+
+    /// Run only these checks: a check name, a table or `tag:<tag>`.
+    #[arg(long, env = "SLUICE_SELECT", value_delimiter = ',', value_name = "SELECTOR")]
+    pub select: Vec<String>,
+
+    /// "Now" for freshness and windows. Default: the last published run's as_of.
+    #[arg(long, value_parser = parse_timestamp, value_name = "TIMESTAMP")]
+    pub as_of: Option<DateTime<Utc>>,
+
+    /// Window length. Default: the last published run's.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
+    pub lookback_days: Option<u32>,
+
+    /// A warning fails the re-audit too.
+    #[arg(long, env = "SLUICE_FAIL_ON_WARN")]
+    pub fail_on_warn: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -101,6 +101,9 @@ pub enum Error {
         errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Checks { errors: Vec<crate::checks::ConfigError> },
 
+    #[error("nothing has been published to `{}` yet", path.display())]
+    NothingPublished { path: PathBuf },
+
     #[error("checks directory `{}` does not exist", path.display())]
     ChecksDirNotFound { path: PathBuf },
 
@@ -137,7 +140,8 @@ impl Error {
             | Error::DbIsDirectory { .. }
             | Error::BadDefects(_)
             | Error::Checks { .. }
-            | Error::ChecksDirNotFound { .. } => ExitStatus::Usage,
+            | Error::ChecksDirNotFound { .. }
+            | Error::NothingPublished { .. } => ExitStatus::Usage,
             Error::MissingColumn { .. }
             | Error::ReadInput { .. }
             | Error::Locked { .. }
@@ -182,6 +186,9 @@ impl Error {
             }
             Error::Checks { .. } => {
                 "fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file".into()
+            }
+            Error::NothingPublished { .. } => {
+                "run `sluice run` first, or point --db (SLUICE_DB) at a published database".into()
             }
             Error::ChecksDirNotFound { .. } => {
                 "pass an existing directory with --checks-dir (or SLUICE_CHECKS_DIR), or leave it out for the built-in checks".into()

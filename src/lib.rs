@@ -17,5 +17,6 @@ pub mod ingest;
 pub mod marts;
 pub mod pipeline;
 pub mod publish;
+pub mod recheck;
 pub mod stage;
 pub mod yaml;

@@ -38,6 +38,15 @@ fn run(command: Command) -> Result<ExitStatus, Error> {
     match command {
         Command::Run(args) => finish(pipeline::run(&args)?),
         Command::Demo(args) => demo(args),
+        Command::Check(args) => {
+            let recheck = sluice::recheck::run(&args)?;
+            print!("{}", recheck.summary());
+            Ok(if recheck.gate.passed() {
+                ExitStatus::Success
+            } else {
+                ExitStatus::GateFailed
+            })
+        }
         Command::Validate(args) => {
             let checks = sluice::audit::load_checks(args.checks_dir.as_deref())?;
             let files: std::collections::BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();

@@ -169,6 +169,70 @@ impl Db {
         tx.commit().map_err(|e| sqlite(&path, "recording the run", e))
     }
 
+    /// The newest run whose marts were published.
+    pub fn last_published(&self) -> Result<Option<LastRun>> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(|e| sqlite(&self.path, "reading the runs", e))?;
+        if version == 0 {
+            return Ok(None);
+        }
+        let found = self.conn.query_row(
+            "SELECT run_id, as_of, lookback_days FROM _sluice_runs WHERE published_db = 1 ORDER BY finished_at DESC LIMIT 1",
+            [],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)),
+        );
+        match found {
+            Ok((run_id, as_of, lookback_days)) => Ok(Some(LastRun {
+                run_id,
+                as_of: DateTime::parse_from_rfc3339(&as_of)
+                    .map(|t| t.with_timezone(&Utc))
+                    .unwrap_or_default(),
+                lookback_days,
+            })),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(sqlite(&self.path, "reading the runs", e)),
+        }
+    }
+
+    /// Every published mart table with its declared column types and rows.
+    pub fn published_tables(&self) -> Result<Vec<PublishedTable>> {
+        let err = |e| sqlite(&self.path, "reading the published marts", e);
+        let mut names = self
+            .conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
+            .map_err(err)?;
+        let names: Vec<String> = names
+            .query_map([], |r| r.get(0))
+            .map_err(err)?
+            .collect::<rusqlite::Result<_>>()
+            .map_err(err)?;
+        let mut tables = Vec::new();
+        for name in names {
+            let mut info = self
+                .conn
+                .prepare(&format!("PRAGMA table_info({})", quote_ident(&name)))
+                .map_err(err)?;
+            let columns: Vec<(String, String)> = info
+                .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
+                .map_err(err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(err)?;
+            let mut stmt = self
+                .conn
+                .prepare(&format!("SELECT * FROM {}", quote_ident(&name)))
+                .map_err(err)?;
+            let rows: Vec<Vec<Value>> = stmt
+                .query_map([], |r| (0..columns.len()).map(|i| r.get::<_, Value>(i)).collect())
+                .map_err(err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(err)?;
+            tables.push(PublishedTable { name, columns, rows });
+        }
+        Ok(tables)
+    }
+
     /// Notes that the CSV exports of `run_id` were renamed into place.
     pub fn mark_csv_published(&self, run_id: &str) -> Result<()> {
         self.conn
@@ -197,6 +261,23 @@ fn sqlite(path: &Path, context: &'static str, source: rusqlite::Error) -> Error 
         context,
         source,
     }
+}
+
+/// The newest published run: what `sluice check` re-audits against.
+#[derive(Debug, Clone)]
+pub struct LastRun {
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
+    pub lookback_days: u32,
+}
+
+/// A published mart as SQLite holds it.
+#[derive(Debug, Clone)]
+pub struct PublishedTable {
+    pub name: String,
+    /// Name and declared type of each column.
+    pub columns: Vec<(String, String)>,
+    pub rows: Vec<Vec<Value>>,
 }
 
 /// The provenance of one run, as stored in `_sluice_runs`.

@@ -371,3 +371,44 @@ fn the_default_checks_name_each_planted_defect() {
         assert_eq!(failing, vec![check.to_string()], "{defect}");
     }
 }
+
+#[test]
+fn sluice_check_reaudits_what_is_published() {
+    let (ws, _) = published();
+    let out = ws.sluice(&["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("as of 2026-11-20T12:00:00Z\nchecks: 20 run, 20 pass,"),
+        "{stdout}"
+    );
+
+    // Damage the published marts and lose the lake: the marts' checks catch it,
+    // the checks on layers that are gone are skipped.
+    rusqlite::Connection::open(ws.path("agg_result.db"))
+        .unwrap()
+        .execute_batch("UPDATE top_users SET rank = 1 WHERE rank <= 3;")
+        .unwrap();
+    std::fs::remove_dir_all(ws.path("data")).unwrap();
+    let out = ws.sluice(&["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .contains("skipped 17 checks whose tables are not available: raw_event_id_present (raw.events),"),
+        "{stdout}"
+    );
+    let line = stdout
+        .lines()
+        .find(|l| l.contains(" top_users_rank_unique "))
+        .unwrap_or_default();
+    assert!(
+        line.starts_with("  FAIL") && line.contains("2 (2.00%)"),
+        "{stdout}"
+    );
+
+    let fresh = Workspace::new();
+    let out = fresh.sluice(&["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!fresh.path("agg_result.db").exists());
+}

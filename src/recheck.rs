@@ -1,0 +1,225 @@
+//! `sluice check`: re-audits what is already published, without running the
+//! pipeline: the marts from `agg_result.db`, and the raw and staging layers
+//! from the lake (`data/`) when it is still there. "Now" is the last published
+//! run's `as_of` unless `--as-of` says otherwise, so a re-audit reproduces.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use duckdb::Connection;
+
+use crate::audit::{self, Gate};
+use crate::checks::engine::{self, Context};
+use crate::checks::{self, report};
+use crate::cli::CheckArgs;
+use crate::error::{Error, Result};
+use crate::ingest::SOURCE;
+use crate::publish::{Db, PublishedTable, iso_seconds};
+use crate::stage::sql_string;
+
+/// What a re-audit found.
+pub struct Recheck {
+    pub gate: Gate,
+    pub run_id: String,
+    pub as_of: DateTime<Utc>,
+    /// Checks left out because their tables are not available.
+    pub skipped: Vec<String>,
+}
+
+pub fn run(args: &CheckArgs) -> Result<Recheck> {
+    let all = checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
+    if !args.db.exists() {
+        return Err(Error::NothingPublished {
+            path: args.db.clone(),
+        });
+    }
+    let db = Db::open(&args.db)?;
+    let last = db.last_published()?.ok_or_else(|| Error::NothingPublished {
+        path: args.db.clone(),
+    })?;
+    let as_of = args.as_of.unwrap_or(last.as_of);
+    let lookback = args.lookback_days.unwrap_or(last.lookback_days);
+
+    let conn = Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
+    conn.execute_batch("CREATE SCHEMA raw; CREATE SCHEMA staging; CREATE SCHEMA marts;")
+        .map_err(Error::duckdb("preparing the re-audit"))?;
+    for table in db.published_tables()? {
+        load_mart(&conn, &table)?;
+    }
+    load_lake(&conn, &args.data_dir, &args.output_dir)?;
+
+    let available = tables(&conn)?;
+    let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
+        available.contains(&c.table) && c.compare_to.as_ref().is_none_or(|o| available.contains(&o.table))
+    });
+    let ctx = Context {
+        conn: &conn,
+        as_of,
+        window_start: as_of - chrono::Duration::days(i64::from(lookback)),
+        failed_rows_dir: &args.output_dir.join("failed_rows"),
+    };
+    Ok(Recheck {
+        gate: Gate {
+            audit: engine::run(&ctx, &runnable),
+            fail_on_warn: args.fail_on_warn,
+        },
+        run_id: last.run_id,
+        as_of,
+        skipped: skipped
+            .into_iter()
+            .map(|c| format!("{} ({})", c.name, c.table))
+            .collect(),
+    })
+}
+
+impl Recheck {
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "sluice check: published run {} as of {}\n",
+            self.run_id,
+            iso_seconds(self.as_of)
+        );
+        if !self.skipped.is_empty() {
+            s += &format!(
+                "skipped {} checks whose tables are not available: {}\n",
+                self.skipped.len(),
+                self.skipped.join(", ")
+            );
+        }
+        s += &report::table(&self.gate.audit);
+        s += if self.gate.passed() {
+            "gate: passed\n"
+        } else {
+            "gate: FAILED\n"
+        };
+        s
+    }
+}
+
+fn tables(conn: &Connection) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare("SELECT schema_name || '.' || table_name FROM duckdb_tables()")
+        .map_err(Error::duckdb("listing tables"))?;
+    let rows = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .map_err(Error::duckdb("listing tables"))?;
+    rows.collect::<std::result::Result<_, _>>()
+        .map_err(Error::duckdb("listing tables"))
+}
+
+/// A published mart as `marts.<name>`: SQLite's INTEGER, REAL and TEXT, with
+/// text that is all ISO timestamps or days turned back into TIMESTAMP or DATE.
+fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
+    let context = || format!("loading the published `{}`", table.name);
+    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
+    let defs: Vec<String> = table
+        .columns
+        .iter()
+        .map(|(name, ty)| {
+            let ty = match ty.to_ascii_uppercase().as_str() {
+                "INTEGER" => "BIGINT",
+                "REAL" => "DOUBLE",
+                _ => "VARCHAR",
+            };
+            format!("{} {ty}", quote(name))
+        })
+        .collect();
+    let tmp = format!("_published_{}", table.name);
+    conn.execute_batch(&format!(
+        "CREATE OR REPLACE TEMP TABLE {} ({});",
+        quote(&tmp),
+        defs.join(", ")
+    ))
+    .map_err(Error::duckdb(context()))?;
+    {
+        let mut appender = conn.appender(&tmp).map_err(Error::duckdb(context()))?;
+        for row in &table.rows {
+            let values = row.iter().map(|v| match v {
+                rusqlite::types::Value::Null => duckdb::types::Value::Null,
+                rusqlite::types::Value::Integer(i) => duckdb::types::Value::BigInt(*i),
+                rusqlite::types::Value::Real(f) => duckdb::types::Value::Double(*f),
+                rusqlite::types::Value::Text(t) => duckdb::types::Value::Text(t.clone()),
+                rusqlite::types::Value::Blob(b) => duckdb::types::Value::Blob(b.clone()),
+            });
+            appender
+                .append_row(duckdb::appender_params_from_iter(values))
+                .map_err(Error::duckdb(context()))?;
+        }
+        appender.flush().map_err(Error::duckdb(context()))?;
+    }
+    let mut select = Vec::new();
+    for (name, ty) in &table.columns {
+        let col = quote(name);
+        if !ty.eq_ignore_ascii_case("TEXT") {
+            select.push(col);
+            continue;
+        }
+        let shapes: (bool, bool) = conn
+            .query_row(
+                &format!(
+                    "SELECT coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z')), false), \
+                            coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')), false) FROM {}",
+                    quote(&tmp)
+                ),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(Error::duckdb(context()))?;
+        select.push(match shapes {
+            (true, _) => format!("CAST(replace({col}, 'Z', '') AS TIMESTAMP) AS {col}"),
+            (_, true) => format!("CAST({col} AS DATE) AS {col}"),
+            _ => col,
+        });
+    }
+    conn.execute_batch(&format!(
+        "CREATE TABLE marts.{} AS SELECT {} FROM {}; DROP TABLE {};",
+        quote(&table.name),
+        select.join(", "),
+        quote(&tmp),
+        quote(&tmp)
+    ))
+    .map_err(Error::duckdb(context()))
+}
+
+/// The raw and staging layers from the lake and the quarantine file, where present.
+fn load_lake(conn: &Connection, data_dir: &Path, output_dir: &Path) -> Result<()> {
+    let sources = [
+        (
+            "raw",
+            SOURCE.to_string(),
+            data_dir
+                .join("raw")
+                .join(SOURCE)
+                .join(format!("{SOURCE}.parquet")),
+            "read_parquet",
+        ),
+        (
+            "staging",
+            SOURCE.to_string(),
+            data_dir.join("staging").join(format!("{SOURCE}.parquet")),
+            "read_parquet",
+        ),
+        (
+            "staging",
+            format!("{SOURCE}_quarantine"),
+            output_dir.join("quarantine").join(format!("{SOURCE}.csv")),
+            "read_csv",
+        ),
+    ];
+    for (schema, name, path, reader) in sources {
+        if !path.is_file() {
+            continue;
+        }
+        let options = if reader == "read_csv" {
+            ", header = true, all_varchar = true"
+        } else {
+            ""
+        };
+        conn.execute_batch(&format!(
+            "CREATE TABLE {schema}.{name} AS SELECT * FROM {reader}('{}'{options});",
+            sql_string(&path)
+        ))
+        .map_err(Error::duckdb(format!("loading `{}`", path.display())))?;
+    }
+    Ok(())
+}
