@@ -81,11 +81,16 @@ fn every_kind_reports_its_exact_observed_value() {
     expect("revenue_reconciles", "pass", json!(0.0), json!(0.0), Value::Null);
     expect(
         "revenue_vs_everything",
-        "warn",
+        "fail",
         json!(3.0),
         json!(8.0),
         Value::Null,
     );
+    expect("event_id_complete", "pass", json!(0.0), json!(0.0), json!(0));
+    expect("fresh_strict", "fail", json!(7200.0), Value::Null, Value::Null);
+    expect("fresh_loose", "pass", json!(7200.0), Value::Null, Value::Null);
+    expect("no_huge_amounts", "pass", json!(0.0), Value::Null, json!(0));
+    expect("raw_schema", "pass", json!(0.0), Value::Null, Value::Null);
     expect(
         "revenue_day_over_day",
         "pass",
@@ -120,10 +125,10 @@ fn every_kind_reports_its_exact_observed_value() {
 fn checks_on_one_table_are_fused_into_one_query() {
     let ws = fixture_ws();
     ws.run(&["--checks-dir", &kinds_dir()]);
-    // staging.events (11 metric checks), raw.events, the quarantine,
-    // marts.top_users: one query each; one for the custom check and one per
-    // consistency check. Schema checks read the catalog only.
-    assert_eq!(results(&ws)["queries"], 8);
+    // staging.events (13 metric checks), raw.events (2), the quarantine,
+    // marts.top_users (2): one query each; one per custom check (2) and per
+    // consistency check (3). Schema checks read the catalog only.
+    assert_eq!(results(&ws)["queries"], 9);
 }
 
 #[test]
@@ -162,9 +167,12 @@ fn the_terminal_table_snapshot() {
         .collect();
     assert_eq!(
         table,
-        "checks: 13 run, 3 pass, 6 warn, 4 fail, 0 error
+        "checks: 16 run, 5 pass, 6 warn, 5 fail, 0 error
   status check               table           observed    threshold
   WARN   staging_schema      staging.events  3 problems  new columns: warn  new column `_source_file`; new column `amount_cents`; new column `sku`
+  FAIL   fresh_strict        staging.events  2h          fail: > 1h
+  pass   fresh_loose         staging.events  2h          fail: > 3h
+  pass   no_huge_amounts     staging.events  0 rows      fail: > 0
   pass   rows_present        staging.events  9 rows      fail: < 1
   FAIL   rows_many           staging.events  9 rows      fail: < 100
   WARN   region_complete     staging.events  1 (11.11%)  warn: > 0
@@ -177,7 +185,7 @@ fn the_terminal_table_snapshot() {
   WARN   recent_events       staging.events  1 (12.50%)  warn: > 0
   WARN   fresh               staging.events  2h          warn: > 1h
   FAIL   big_amounts         staging.events  1 rows      fail: > 0
-gate: FAILED (4 fail, 0 error)
+gate: FAILED (5 fail, 0 error)
 "
     );
 }
