@@ -16,6 +16,22 @@ use clap::{Args, Parser, Subcommand};
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Log lines on stderr as text or JSON (one object per line).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "SLUICE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -136,6 +152,15 @@ pub struct RunArgs {
     /// Publish even when the gate fails (the exit code is still 1).
     #[arg(long, env = "SLUICE_PUBLISH_ON_FAILURE", conflicts_with = "no_publish")]
     pub publish_on_failure: bool,
+
+    /// Prometheus Pushgateway to push the run's metrics to (basic auth from
+    /// SLUICE_PUSHGATEWAY_USERNAME and SLUICE_PUSHGATEWAY_PASSWORD).
+    #[arg(long, env = "SLUICE_PUSHGATEWAY_URL", value_name = "URL")]
+    pub pushgateway_url: Option<String>,
+
+    /// Give up on the push after this long (`10s`, `1m`); a failed push is only a warning.
+    #[arg(long, env = "SLUICE_PUSH_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration, value_name = "DURATION")]
+    pub push_timeout: std::time::Duration,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -15,6 +15,7 @@ pub mod generate;
 pub mod handoff;
 pub mod ingest;
 pub mod marts;
+pub mod metrics;
 pub mod pipeline;
 pub mod publish;
 pub mod recheck;

@@ -5,22 +5,28 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use clap::Parser;
-use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, SchemaKind};
+use std::time::Instant;
+
+use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, LogFormat, RunArgs, SchemaKind};
 use sluice::error::{Error, ExitStatus};
+use sluice::metrics::{self, Metrics, PushConfig};
 use sluice::{generate, pipeline};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sluice=info"));
+    let logs = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sluice=info")),
-        )
-        .init();
+        .with_env_filter(filter);
+    match cli.log_format {
+        LogFormat::Json => logs.json().flatten_event(true).init(),
+        LogFormat::Text => logs
+            .with_target(false)
+            .without_time()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let status = match run(cli.command) {
         Ok(status) => status,
         Err(err) => {
@@ -36,7 +42,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitStatus, Error> {
     match command {
-        Command::Run(args) => finish(pipeline::run(&args)?),
+        Command::Run(args) => job(&args),
         Command::Demo(args) => demo(args),
         Command::Check(args) => {
             let recheck = sluice::recheck::run(&args)?;
@@ -71,13 +77,39 @@ fn run(command: Command) -> Result<ExitStatus, Error> {
     }
 }
 
-fn finish(outcome: pipeline::Outcome) -> Result<ExitStatus, Error> {
-    print!("{}", outcome.summary());
-    Ok(if outcome.gate.passed() {
-        ExitStatus::Success
-    } else {
-        ExitStatus::GateFailed
-    })
+/// One run of the job. Its metrics are exported whatever the outcome, a
+/// failed gate or an error included.
+fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
+    let metrics = Metrics::new();
+    let clock = Instant::now();
+    let result = pipeline::run(args, &metrics);
+    let (status, published) = match &result {
+        Ok(outcome) if outcome.gate.passed() => (ExitStatus::Success, outcome.published),
+        Ok(outcome) => (ExitStatus::GateFailed, outcome.published),
+        Err(err) => (err.exit_status(), false),
+    };
+    if let Ok(outcome) = &result {
+        print!("{}", outcome.summary());
+    }
+    metrics.finish(status as u8, Utc::now(), clock.elapsed(), published);
+    let push_to = args.pushgateway_url.as_ref().map(|url| PushConfig {
+        url: url.clone(),
+        pipeline: "default".into(),
+        timeout: args.push_timeout,
+        auth: std::env::var("SLUICE_PUSHGATEWAY_USERNAME").ok().map(|user| {
+            (
+                user,
+                std::env::var("SLUICE_PUSHGATEWAY_PASSWORD").unwrap_or_default(),
+            )
+        }),
+    });
+    metrics::export(
+        &metrics,
+        &args.output_dir,
+        push_to.as_ref(),
+        status == ExitStatus::Success && published,
+    );
+    result.map(|_| status)
 }
 
 /// Demo data: a little of every defect that staging handles, ending now.
@@ -101,7 +133,7 @@ fn demo(args: DemoArgs) -> Result<ExitStatus, Error> {
         defects: DEMO_DEFECTS.to_string(),
     })?;
     print!("{}", planted.summary());
-    finish(pipeline::run(&args.run)?)
+    job(&args.run)
 }
 
 fn generate_file(args: &GenerateArgs) -> Result<generate::Planted, Error> {

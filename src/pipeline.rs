@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::handoff;
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
+use crate::metrics::Metrics;
 use crate::publish::{self, Db, RunRecord, iso_seconds};
 use crate::stage::{self, StageCounts};
 
@@ -34,7 +35,7 @@ pub struct Outcome {
 }
 
 /// Runs the default pipeline with the given settings.
-pub fn run(args: &RunArgs) -> Result<Outcome> {
+pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
     let window = Window {
         as_of: args.as_of.unwrap_or(started_at),
@@ -63,6 +64,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         &args.data_dir.join("raw"),
         &iso_seconds(started_at),
     )?;
+    metrics.stage("ingest", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "ingest",
         rows = ingested.rows,
@@ -76,6 +78,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         &args.data_dir.join("staging"),
         &args.output_dir.join("quarantine"),
     )?;
+    metrics.stage("stage", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "stage",
         rows = counts.staged,
@@ -90,6 +93,16 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         "SELECT user_id, event_time, region, amount_cents FROM staging.events",
     )?;
     let marts = marts::build(staged, window)?;
+    metrics.stage("marts", clock.elapsed().as_secs_f64());
+    metrics.rows("raw", "events", counts.raw);
+    metrics.rows("staging", "events", counts.staged);
+    metrics.rows("staging", "events_quarantine", counts.quarantined_total());
+    for (reason, n) in &counts.quarantined {
+        metrics.quarantined("staging.events", reason, *n);
+    }
+    for mart in &marts {
+        metrics.rows("marts", mart.name, mart.frame.height() as u64);
+    }
     tracing::info!(
         stage = "marts",
         marts = marts.len(),
@@ -109,6 +122,8 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
         audit: checked,
         fail_on_warn: args.fail_on_warn,
     };
+    metrics.stage("audit", clock.elapsed().as_secs_f64());
+    metrics.checks(&gate.audit);
     tracing::info!(
         stage = "audit",
         checks = checks.len(),
@@ -147,6 +162,7 @@ pub fn run(args: &RunArgs) -> Result<Outcome> {
             publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
         }
     }
+    metrics.stage("publish", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "publish",
         published = publishing,

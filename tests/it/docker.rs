@@ -105,6 +105,9 @@ fn the_seed_command_runs_the_demo_and_keeps_host_ownership() {
         "agg_result.db",
         "output/top_users.csv",
         "output/quarantine/events.csv",
+        "output/check_results.json",
+        "output/summary.md",
+        "output/metrics.prom",
     ] {
         assert_eq!(
             owner(&ws.path(file)),
