@@ -20,4 +20,5 @@ pub mod pipeline;
 pub mod publish;
 pub mod recheck;
 pub mod stage;
+pub mod telemetry;
 pub mod yaml;

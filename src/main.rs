@@ -7,26 +7,14 @@ use chrono::Utc;
 use clap::Parser;
 use std::time::Instant;
 
-use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, LogFormat, RunArgs, SchemaKind};
+use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, RunArgs, SchemaKind};
 use sluice::error::{Error, ExitStatus};
 use sluice::metrics::{self, Metrics, PushConfig};
 use sluice::{generate, pipeline};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SLUICE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("sluice=info"));
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(filter);
-    match cli.log_format {
-        LogFormat::Json => logs.json().flatten_event(true).init(),
-        LogFormat::Text => logs
-            .with_target(false)
-            .without_time()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
+    let telemetry = sluice::telemetry::init(cli.log_format);
     let status = match run(cli.command) {
         Ok(status) => status,
         Err(err) => {
@@ -37,6 +25,7 @@ fn main() -> ExitCode {
             err.exit_status()
         }
     };
+    telemetry.shutdown();
     ExitCode::from(status as u8)
 }
 

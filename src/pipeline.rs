@@ -41,6 +41,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         as_of: args.as_of.unwrap_or(started_at),
         lookback_days: args.lookback_days,
     };
+    let _run = tracing::info_span!("run", pipeline = "default", as_of = %iso_seconds(window.as_of)).entered();
     // Everything the user configured is checked before any data is read.
     let checks = crate::checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
     let files = ingest::resolve_inputs(&args.input)?;
@@ -57,43 +58,40 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     ))
     .map_err(Error::duckdb("configuring DuckDB"))?;
 
-    let clock = Instant::now();
+    let step = Stage::start("ingest", metrics);
     let ingested = ingest::land(
         &conn,
         &files,
         &args.data_dir.join("raw"),
         &iso_seconds(started_at),
     )?;
-    metrics.stage("ingest", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "ingest",
         rows = ingested.rows,
         files = files.len(),
-        seconds = clock.elapsed().as_secs_f64()
+        seconds = step.done(ingested.rows)
     );
 
-    let clock = Instant::now();
+    let step = Stage::start("stage", metrics);
     let counts = stage::stage(
         &conn,
         &args.data_dir.join("staging"),
         &args.output_dir.join("quarantine"),
     )?;
-    metrics.stage("stage", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "stage",
         rows = counts.staged,
         quarantined = counts.quarantined_total(),
         duplicates = counts.duplicates,
-        seconds = clock.elapsed().as_secs_f64()
+        seconds = step.done(counts.staged)
     );
 
-    let clock = Instant::now();
+    let step = Stage::start("marts", metrics);
     let staged = handoff::query_polars(
         &conn,
         "SELECT user_id, event_time, region, amount_cents FROM staging.events",
     )?;
     let marts = marts::build(staged, window)?;
-    metrics.stage("marts", clock.elapsed().as_secs_f64());
     metrics.rows("raw", "events", counts.raw);
     metrics.rows("staging", "events", counts.staged);
     metrics.rows("staging", "events_quarantine", counts.quarantined_total());
@@ -106,10 +104,10 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     tracing::info!(
         stage = "marts",
         marts = marts.len(),
-        seconds = clock.elapsed().as_secs_f64()
+        seconds = step.done(marts.iter().map(|m| m.frame.height() as u64).sum())
     );
 
-    let clock = Instant::now();
+    let step = Stage::start("audit", metrics);
     let checked = audit::audit(
         &conn,
         &checks,
@@ -122,14 +120,13 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         audit: checked,
         fail_on_warn: args.fail_on_warn,
     };
-    metrics.stage("audit", clock.elapsed().as_secs_f64());
     metrics.checks(&gate.audit);
     tracing::info!(
         stage = "audit",
         checks = checks.len(),
         queries = gate.audit.queries,
         passed = gate.passed(),
-        seconds = clock.elapsed().as_secs_f64()
+        seconds = step.done(gate.audit.outcomes.len() as u64)
     );
     let record = RunRecord {
         run_id: run_id(started_at),
@@ -145,7 +142,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         checks: gate.audit.outcomes.clone(),
     };
 
-    let clock = Instant::now();
+    let step = Stage::start("publish", metrics);
     let unpublished = args.output_dir.join("unpublished");
     let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
     if publishing {
@@ -162,11 +159,14 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
             publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
         }
     }
-    metrics.stage("publish", clock.elapsed().as_secs_f64());
     tracing::info!(
         stage = "publish",
         published = publishing,
-        seconds = clock.elapsed().as_secs_f64()
+        seconds = step.done(if publishing {
+            marts.iter().map(|m| m.frame.height() as u64).sum()
+        } else {
+            0
+        })
     );
 
     let as_of = iso_seconds(window.as_of);
@@ -188,6 +188,35 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         output_dir: args.output_dir.clone(),
         data_dir: args.data_dir.clone(),
     })
+}
+
+/// One stage of a run: an OpenTelemetry span (child of the run) while it
+/// works; its rows and duration recorded when it is done.
+struct Stage<'m> {
+    name: &'static str,
+    clock: Instant,
+    span: tracing::span::EnteredSpan,
+    metrics: &'m Metrics,
+}
+
+impl<'m> Stage<'m> {
+    fn start(name: &'static str, metrics: &'m Metrics) -> Self {
+        Stage {
+            name,
+            clock: Instant::now(),
+            span: tracing::info_span!("stage", otel.name = name, rows = tracing::field::Empty).entered(),
+            metrics,
+        }
+    }
+
+    /// Ends the stage (and its span); returns its duration in seconds.
+    fn done(self, rows: u64) -> f64 {
+        // As i64: OpenTelemetry has no unsigned integers (a u64 would become text).
+        self.span.record("rows", i64::try_from(rows).unwrap_or(i64::MAX));
+        let seconds = self.clock.elapsed().as_secs_f64();
+        self.metrics.stage(self.name, seconds);
+        seconds
+    }
 }
 
 fn run_id(started_at: DateTime<Utc>) -> String {

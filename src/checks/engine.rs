@@ -386,7 +386,20 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
 
     let _ = std::fs::remove_dir_all(ctx.failed_rows_dir);
     for ((c, v), decided) in checks.iter().zip(values).zip(decided) {
+        let span = tracing::info_span!(
+            "check",
+            otel.name = %format!("check {}", c.name),
+            check = %c.name,
+            table = %c.table,
+            status = tracing::field::Empty,
+            observed = tracing::field::Empty,
+        )
+        .entered();
         let mut outcome = decided.unwrap_or_else(|| evaluate(c, v));
+        span.record("status", outcome.status.as_str());
+        if let Some(observed) = outcome.observed {
+            span.record("observed", observed);
+        }
         if matches!(outcome.status, Status::Warn | Status::Fail) && c.sample_size > 0 {
             match write_sample(ctx, c) {
                 Ok(path) => outcome.sample = path,

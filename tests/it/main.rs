@@ -7,4 +7,5 @@ mod docker;
 mod metrics;
 mod pipeline;
 mod reference;
+mod traces;
 mod util;

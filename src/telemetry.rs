@@ -1,0 +1,108 @@
+//! Logs and traces. Logs (`tracing`) go to stderr as text or JSON lines. When
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `..._TRACES_ENDPOINT`) is set, the same
+//! spans (run → stage → check) are exported over OTLP/HTTP with protobuf; the
+//! SDK reads the other standard `OTEL_*` variables itself. Spans go out as
+//! they end, through a small blocking client (ureq), and [`Telemetry::shutdown`]
+//! flushes before the process exits.
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_http::{Bytes, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::WithHttpConfig as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::prelude::*;
+
+use crate::cli::LogFormat;
+
+/// The tracer provider to flush at exit, when traces are exported.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+}
+
+/// OTLP over a blocking HTTP client: no async runtime in a batch job.
+#[derive(Debug)]
+struct BlockingClient {
+    agent: ureq::Agent,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for BlockingClient {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let response = self.agent.run(request.map(|body| body.to_vec()))?;
+        let (parts, mut body) = response.into_parts();
+        Ok(Response::from_parts(parts, Bytes::from(body.read_to_vec()?)))
+    }
+}
+
+fn filter() -> EnvFilter {
+    EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new("sluice=info"))
+}
+
+/// Sets up logging, and trace export when an OTLP endpoint is configured.
+pub fn init(format: LogFormat) -> Telemetry {
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = match format {
+        LogFormat::Json => logs.json().flatten_event(true).boxed(),
+        LogFormat::Text => logs
+            .with_target(false)
+            .without_time()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .boxed(),
+    };
+    let provider = otlp_provider();
+    let traces = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("sluice"))
+            .with_filter(EnvFilter::new("sluice=info"))
+    });
+    tracing_subscriber::registry()
+        .with(logs.with_filter(filter()))
+        .with(traces)
+        .init();
+    Telemetry { provider }
+}
+
+fn otlp_provider() -> Option<SdkTracerProvider> {
+    let configured = [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ]
+    .iter()
+    .any(|k| std::env::var(k).is_ok_and(|v| !v.trim().is_empty()));
+    if !configured {
+        return None;
+    }
+    let agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(10)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(BlockingClient { agent })
+        .build();
+    match exporter {
+        Ok(exporter) => Some(
+            SdkTracerProvider::builder()
+                .with_simple_exporter(exporter)
+                .with_resource(Resource::builder().with_service_name("sluice").build())
+                .build(),
+        ),
+        Err(e) => {
+            eprintln!("warning: traces are not exported: {e}");
+            None
+        }
+    }
+}
+
+impl Telemetry {
+    /// Flushes and stops the trace export (a no-op without it).
+    pub fn shutdown(self) {
+        if let Some(provider) = self.provider
+            && let Err(e) = provider.shutdown()
+        {
+            eprintln!("warning: could not flush traces: {e}");
+        }
+    }
+}
