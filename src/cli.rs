@@ -153,6 +153,10 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_PUBLISH_ON_FAILURE", conflicts_with = "no_publish")]
     pub publish_on_failure: bool,
 
+    /// Draw no progress bars (they are drawn only when stderr is a terminal).
+    #[arg(long, env = "SLUICE_NO_PROGRESS")]
+    pub no_progress: bool,
+
     /// Prometheus Pushgateway to push the run's metrics to (basic auth from
     /// SLUICE_PUSHGATEWAY_USERNAME and SLUICE_PUSHGATEWAY_PASSWORD).
     #[arg(long, env = "SLUICE_PUSHGATEWAY_URL", value_name = "URL")]

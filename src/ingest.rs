@@ -122,7 +122,13 @@ fn raw_schema() -> SchemaRef {
 }
 
 /// Lands every input file in `raw.events` and writes `data/raw/events/events.parquet`.
-pub fn land(conn: &Connection, files: &[PathBuf], raw_dir: &Path, ingested_at: &str) -> Result<Ingested> {
+pub fn land(
+    conn: &Connection,
+    files: &[PathBuf],
+    raw_dir: &Path,
+    ingested_at: &str,
+    progress: &indicatif::ProgressBar,
+) -> Result<Ingested> {
     let mut columns = REQUIRED_COLUMNS.map(|c| format!("{c} VARCHAR")).join(", ");
     columns.push_str(", _source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR");
     conn.execute_batch(&format!(
@@ -136,9 +142,12 @@ pub fn land(conn: &Connection, files: &[PathBuf], raw_dir: &Path, ingested_at: &
             .appender_to_db(SOURCE, "raw")
             .map_err(Error::duckdb("opening the raw appender"))?;
         for path in files {
+            let (bytes_before, rows_before) = (progress.position(), out.rows);
             let file = read_csv(
                 path,
-                &mut |batch| {
+                &mut |batch, bytes, rows| {
+                    progress.set_position(bytes_before + bytes);
+                    progress.set_message(format!("{} rows", rows_before + rows));
                     appender
                         .append_record_batch(batch)
                         .map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))
@@ -187,7 +196,7 @@ impl<R: Read> Read for HashingReader<R> {
 /// Reads one CSV file into Arrow batches of text and hands each to `sink`.
 fn read_csv(
     path: &Path,
-    sink: &mut dyn FnMut(RecordBatch) -> Result<()>,
+    sink: &mut dyn FnMut(RecordBatch, u64, u64) -> Result<()>,
     warnings: &mut Vec<String>,
 ) -> Result<InputFile> {
     let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
@@ -272,11 +281,11 @@ fn read_csv(
         batch.malformed.append_option(malformed);
         batch.len += 1;
         if batch.len == BATCH_ROWS {
-            sink(batch.finish())?;
+            sink(batch.finish(), reader.get_ref().bytes, rows)?;
         }
     }
     if batch.len > 0 {
-        sink(batch.finish())?;
+        sink(batch.finish(), reader.get_ref().bytes, rows)?;
     }
     let hashing = reader.into_inner();
     Ok(InputFile {

@@ -17,6 +17,7 @@ pub mod ingest;
 pub mod marts;
 pub mod metrics;
 pub mod pipeline;
+pub mod progress;
 pub mod publish;
 pub mod recheck;
 pub mod stage;

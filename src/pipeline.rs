@@ -58,13 +58,22 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     ))
     .map_err(Error::duckdb("configuring DuckDB"))?;
 
+    let show = crate::progress::enabled(args.no_progress);
+    let total_bytes = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    let bar = crate::progress::ingest(total_bytes, show);
     let step = Stage::start("ingest", metrics);
     let ingested = ingest::land(
         &conn,
         &files,
         &args.data_dir.join("raw"),
         &iso_seconds(started_at),
+        &bar,
     )?;
+    bar.finish_and_clear();
     tracing::info!(
         stage = "ingest",
         rows = ingested.rows,
@@ -73,11 +82,13 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let step = Stage::start("stage", metrics);
+    let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
     let counts = stage::stage(
         &conn,
         &args.data_dir.join("staging"),
         &args.output_dir.join("quarantine"),
     )?;
+    spinner.finish_and_clear();
     tracing::info!(
         stage = "stage",
         rows = counts.staged,

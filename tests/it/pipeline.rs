@@ -293,3 +293,31 @@ not published: `agg_result.db` and `output/top_users.csv` are unchanged; candida
 "
     );
 }
+
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 20_000, "");
+    let binary = assert_cmd::cargo::cargo_bin("sluice");
+    // `script` runs the command on a pseudo-terminal and copies what it drew.
+    let on_tty = |extra: &str| {
+        let command = format!("{} run --as-of {AS_OF} {extra}", binary.display());
+        let out = std::process::Command::new("script")
+            .args(["-q", "-e", "-c", &command, "/dev/null"])
+            .current_dir(ws.dir.path())
+            .output()
+            .expect("run script(1)");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let drawn = on_tty("");
+    assert!(drawn.contains("ingest ["), "{drawn}");
+    assert!(!on_tty("--no-progress").contains("ingest ["));
+    let (_, _, stderr) = ws.run(&[]);
+    assert!(!stderr.contains("ingest ["), "{stderr}");
+}
