@@ -50,19 +50,26 @@ pub enum Command {
     Schema(SchemaArgs),
 }
 
+/// Where a run's results live: shared by `run`, `demo` and `check`.
 #[derive(Debug, Clone, Args)]
-pub struct CheckArgs {
-    /// SQLite database whose published marts are checked.
+pub struct Places {
+    /// SQLite database the marts are published to.
     #[arg(long, env = "SLUICE_DB", default_value = "agg_result.db", value_name = "PATH")]
     pub db: PathBuf,
 
-    /// Where failing-row samples go (and the quarantine file is read from).
+    /// Directory for CSV exports, the quarantine, reports and failing-row samples.
     #[arg(long, env = "SLUICE_OUTPUT_DIR", default_value = "output", value_name = "DIR")]
     pub output_dir: PathBuf,
 
-    /// The lake with raw and staging Parquet; checks on layers that are gone are skipped.
+    /// Directory of the lake: raw and staging Parquet files.
     #[arg(long, env = "SLUICE_DATA_DIR", default_value = "data", value_name = "DIR")]
     pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub places: Places,
 
     /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
     #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
@@ -111,17 +118,8 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_INPUT", default_value = "input", value_name = "PATH")]
     pub input: Vec<String>,
 
-    /// SQLite database the marts are published to.
-    #[arg(long, env = "SLUICE_DB", default_value = "agg_result.db", value_name = "PATH")]
-    pub db: PathBuf,
-
-    /// Directory for CSV exports, the quarantine and reports.
-    #[arg(long, env = "SLUICE_OUTPUT_DIR", default_value = "output", value_name = "DIR")]
-    pub output_dir: PathBuf,
-
-    /// Directory of the lake: raw and staging Parquet files.
-    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "data", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub places: Places,
 
     /// The run's "now" (RFC 3339); the marts window ends here. Default: now.
     #[arg(long, env = "SLUICE_AS_OF", value_parser = parse_timestamp, value_name = "TIMESTAMP")]

@@ -94,7 +94,7 @@ fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
     });
     metrics::export(
         &metrics,
-        &args.output_dir,
+        &args.places.output_dir,
         push_to.as_ref(),
         status == ExitStatus::Success && published,
     );
@@ -105,7 +105,7 @@ fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
 const DEMO_DEFECTS: &str = "null_event_id=0.001,bad_time=0.002,null_user=0.001,bad_amount=0.002,malformed=0.001,dup_event=0.005,conflict_event=0.002";
 
 fn demo(args: DemoArgs) -> Result<ExitStatus, Error> {
-    sluice::publish::check_path(&args.run.db)?;
+    sluice::publish::check_path(&args.run.places.db)?;
     // The demo writes into the input directory (or the input file) the run reads.
     let input = std::path::PathBuf::from(args.run.input.first().map_or("input", String::as_str));
     let out = if input.extension().is_some_and(|e| e == "csv") {

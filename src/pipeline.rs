@@ -2,7 +2,7 @@
 //! Each stage is a module; this file only wires them together and records
 //! what happened.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Gate};
 use crate::checks::report;
-use crate::cli::RunArgs;
+use crate::cli::{Places, RunArgs};
 use crate::error::{Error, Result};
 use crate::handoff;
 use crate::ingest::{self, InputFile};
@@ -29,9 +29,7 @@ pub struct Outcome {
     pub marts: Vec<Mart>,
     pub gate: Gate,
     pub published: bool,
-    pub db: PathBuf,
-    pub output_dir: PathBuf,
-    pub data_dir: PathBuf,
+    pub places: Places,
 }
 
 /// Runs the default pipeline with the given settings.
@@ -45,13 +43,13 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     // Everything the user configured is checked before any data is read.
     let checks = crate::checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
     let files = ingest::resolve_inputs(&args.input)?;
-    let mut db = Db::open(&args.db)?;
-    for dir in [&args.output_dir, &args.data_dir] {
+    let mut db = Db::open(&args.places.db)?;
+    for dir in [&args.places.output_dir, &args.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
 
     let conn = duckdb::Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
-    let spill = args.data_dir.join(".duckdb_tmp");
+    let spill = args.places.data_dir.join(".duckdb_tmp");
     conn.execute_batch(&format!(
         "SET temp_directory = '{}'; SET preserve_insertion_order = false;",
         stage::sql_string(&spill)
@@ -69,7 +67,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let ingested = ingest::land(
         &conn,
         &files,
-        &args.data_dir.join("raw"),
+        &args.places.data_dir.join("raw"),
         &iso_seconds(started_at),
         &bar,
     )?;
@@ -85,8 +83,8 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
     let counts = stage::stage(
         &conn,
-        &args.data_dir.join("staging"),
-        &args.output_dir.join("quarantine"),
+        &args.places.data_dir.join("staging"),
+        &args.places.output_dir.join("quarantine"),
     )?;
     spinner.finish_and_clear();
     tracing::info!(
@@ -125,7 +123,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         &marts,
         window.as_of,
         window.start(),
-        &args.output_dir.join("failed_rows"),
+        &args.places.output_dir.join("failed_rows"),
     )?;
     let gate = Gate {
         audit: checked,
@@ -154,12 +152,12 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     };
 
     let step = Stage::start("publish", metrics);
-    let unpublished = args.output_dir.join("unpublished");
+    let unpublished = args.places.output_dir.join("unpublished");
     let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
     if publishing {
         db.publish(&marts, &record)?;
         for mart in marts.iter().filter(|m| m.name == "top_users") {
-            publish::write_csv(mart, &args.output_dir.join(format!("{}.csv", mart.name)))?;
+            publish::write_csv(mart, &args.places.output_dir.join(format!("{}.csv", mart.name)))?;
         }
         db.mark_csv_published(&record.run_id)?;
         // Candidates of an earlier failed run are no longer news.
@@ -181,7 +179,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let as_of = iso_seconds(window.as_of);
-    let [json_path, md_path] = audit::report_paths(&args.output_dir);
+    let [json_path, md_path] = audit::report_paths(&args.places.output_dir);
     let json = report::json(&gate.audit, &record.run_id, &as_of, gate.passed(), publishing);
     std::fs::write(&json_path, json).map_err(|e| Error::io("write", &json_path, e))?;
     let md = report::markdown(&gate.audit, &as_of, gate.passed(), publishing);
@@ -195,9 +193,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         published: publishing,
         marts,
         gate,
-        db: args.db.clone(),
-        output_dir: args.output_dir.clone(),
-        data_dir: args.data_dir.clone(),
+        places: args.places.clone(),
     })
 }
 
@@ -279,14 +275,14 @@ impl Outcome {
             s += &format!(
                 "  ({}) -> {}",
                 reasons.join(", "),
-                show(&self.output_dir.join("quarantine").join("events.csv"))
+                show(&self.places.output_dir.join("quarantine").join("events.csv"))
             );
         }
         s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
         s += &format!(
             "  staged       {:>10}  -> {}\n",
             c.staged,
-            show(&self.data_dir.join("staging").join("events.parquet"))
+            show(&self.places.data_dir.join("staging").join("events.parquet"))
         );
 
         s += &report::table(&self.gate.audit);
@@ -311,17 +307,17 @@ impl Outcome {
         if self.published {
             s += &format!(
                 "published: {} ({}), {}\n",
-                show(&self.db),
+                show(&self.places.db),
                 sizes.join(", "),
-                show(&self.output_dir.join("top_users.csv"))
+                show(&self.places.output_dir.join("top_users.csv"))
             );
         } else {
             s += &format!(
                 "not published: {} and {} are unchanged; candidates ({}) in {}\n",
-                show(&self.db),
-                show(&self.output_dir.join("top_users.csv")),
+                show(&self.places.db),
+                show(&self.places.output_dir.join("top_users.csv")),
                 sizes.join(", "),
-                show(&self.output_dir.join("unpublished"))
+                show(&self.places.output_dir.join("unpublished"))
             );
         }
         s

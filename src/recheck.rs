@@ -28,14 +28,14 @@ pub struct Recheck {
 
 pub fn run(args: &CheckArgs) -> Result<Recheck> {
     let all = checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
-    if !args.db.exists() {
+    if !args.places.db.exists() {
         return Err(Error::NothingPublished {
-            path: args.db.clone(),
+            path: args.places.db.clone(),
         });
     }
-    let db = Db::open(&args.db)?;
+    let db = Db::open(&args.places.db)?;
     let last = db.last_published()?.ok_or_else(|| Error::NothingPublished {
-        path: args.db.clone(),
+        path: args.places.db.clone(),
     })?;
     let as_of = args.as_of.unwrap_or(last.as_of);
     let lookback = args.lookback_days.unwrap_or(last.lookback_days);
@@ -46,7 +46,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
     for table in db.published_tables()? {
         load_mart(&conn, &table)?;
     }
-    load_lake(&conn, &args.data_dir, &args.output_dir)?;
+    load_lake(&conn, &args.places.data_dir, &args.places.output_dir)?;
 
     let available = tables(&conn)?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
@@ -56,7 +56,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
         conn: &conn,
         as_of,
         window_start: as_of - chrono::Duration::days(i64::from(lookback)),
-        failed_rows_dir: &args.output_dir.join("failed_rows"),
+        failed_rows_dir: &args.places.output_dir.join("failed_rows"),
     };
     Ok(Recheck {
         gate: Gate {

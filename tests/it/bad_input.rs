@@ -3,26 +3,7 @@
 
 use std::fs::File;
 
-use crate::util::{Workspace, bytes};
-
-/// A workspace with one good published run; returns it and the published CSV.
-fn published() -> (Workspace, Vec<u8>) {
-    let ws = Workspace::new();
-    ws.generate("input/events.csv", 2_000, "");
-    let (code, stdout, stderr) = ws.run(&[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let csv = bytes(&ws.path("output/top_users.csv"));
-    (ws, csv)
-}
-
-fn marts(ws: &Workspace) -> Vec<String> {
-    let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
-    rows.extend(ws.query(
-        "agg_result.db",
-        "SELECT * FROM daily_region_revenue ORDER BY rowid",
-    ));
-    rows
-}
+use crate::util::{Workspace, bytes, marts, published};
 
 /// Runs with `args`, expects `code`, and checks that nothing was published
 /// (and, for errors, that the database was not written at all).

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::{Workspace, bytes};
+use crate::util::{Workspace, bytes, marts, published};
 
 fn fixtures() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/checks"))
@@ -262,25 +262,6 @@ fn validate_and_schema_commands() {
     );
     let missing = ws.sluice(&["validate", "--checks-dir", "nope"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
-}
-
-/// A workspace with a published run on clean data, and the published CSV.
-fn published() -> (Workspace, Vec<u8>) {
-    let ws = Workspace::new();
-    ws.generate("input/events.csv", 2_000, "");
-    let (code, stdout, stderr) = ws.run(&[]);
-    assert_eq!(code, 0, "{stdout}{stderr}");
-    let csv = bytes(&ws.path("output/top_users.csv"));
-    (ws, csv)
-}
-
-fn marts(ws: &Workspace) -> Vec<String> {
-    let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
-    rows.extend(ws.query(
-        "agg_result.db",
-        "SELECT * FROM daily_region_revenue ORDER BY rowid",
-    ));
-    rows
 }
 
 /// Adds data with `defects` and a checks file, runs with `flags`; returns the exit code.

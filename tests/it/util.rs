@@ -120,3 +120,24 @@ impl Workspace {
 pub fn bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
+
+/// A workspace with one published run on clean generated data (as of
+/// [`AS_OF`]), and the bytes of the published CSV.
+pub fn published() -> (Workspace, Vec<u8>) {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 2_000, "");
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let csv = bytes(&ws.path("output/top_users.csv"));
+    (ws, csv)
+}
+
+/// Every row of the published marts, for "unchanged" assertions.
+pub fn marts(ws: &Workspace) -> Vec<String> {
+    let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
+    rows.extend(ws.query(
+        "agg_result.db",
+        "SELECT * FROM daily_region_revenue ORDER BY rowid",
+    ));
+    rows
+}
