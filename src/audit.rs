@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
 use crate::checks::engine::{self, Audit, Context, Status};
-use crate::checks::{self, Check, ConfigError};
+use crate::checks::{self, Check, ConfigError, report};
 use crate::error::{Error, Result};
 use crate::handoff;
 use crate::marts::Mart;
@@ -79,10 +79,40 @@ pub fn audit(
     Ok(engine::run(&ctx, checks))
 }
 
-/// Where the reports of a run go.
-pub fn report_paths(output_dir: &Path) -> [PathBuf; 2] {
-    [
-        output_dir.join("check_results.json"),
-        output_dir.join("summary.md"),
-    ]
+/// Writes the reports of an audit: `check_results.json`, `summary.md` and
+/// `junit.xml` in `output_dir`; under GitHub Actions (`GITHUB_ACTIONS=true`)
+/// also appends the summary to `$GITHUB_STEP_SUMMARY` and prints annotations.
+pub fn write_reports(
+    gate: &Gate,
+    output_dir: &Path,
+    run_id: &str,
+    as_of: &str,
+    published: bool,
+) -> Result<()> {
+    let passed = gate.passed();
+    let summary = report::markdown(&gate.audit, as_of, passed, published);
+    let files: [(&str, String); 3] = [
+        (
+            "check_results.json",
+            report::json(&gate.audit, run_id, as_of, passed, published),
+        ),
+        ("summary.md", summary.clone()),
+        ("junit.xml", report::junit(&gate.audit)),
+    ];
+    for (name, text) in files {
+        let path = output_dir.join(name);
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+    }
+    if std::env::var("GITHUB_ACTIONS").is_ok_and(|v| v == "true") {
+        print!("{}", report::annotations(&gate.audit));
+        if let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").map(PathBuf::from) {
+            let appended = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, summary.as_bytes()));
+            appended.map_err(|e| Error::io("append to", &path, e))?;
+        }
+    }
+    Ok(())
 }

@@ -179,11 +179,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let as_of = iso_seconds(window.as_of);
-    let [json_path, md_path] = audit::report_paths(&args.places.output_dir);
-    let json = report::json(&gate.audit, &record.run_id, &as_of, gate.passed(), publishing);
-    std::fs::write(&json_path, json).map_err(|e| Error::io("write", &json_path, e))?;
-    let md = report::markdown(&gate.audit, &as_of, gate.passed(), publishing);
-    std::fs::write(&md_path, md).map_err(|e| Error::io("write", &md_path, e))?;
+    audit::write_reports(&gate, &args.places.output_dir, &record.run_id, &as_of, publishing)?;
 
     Ok(Outcome {
         run_id: record.run_id,

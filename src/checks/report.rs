@@ -168,3 +168,105 @@ pub fn markdown(audit: &Audit, as_of: &str, gate_passed: bool, published: bool) 
     }
     s
 }
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// What a result says in one line: observed value, the deciding tier, and why.
+fn verdict(o: &Outcome) -> String {
+    match (&o.message, o.status) {
+        (Some(m), Status::Error) => format!("could not run: {m}"),
+        (Some(m), _) => format!("observed {}, {}: {m}", observed(o), o.threshold),
+        (None, _) => format!("observed {}, {}", observed(o), o.threshold),
+    }
+}
+
+/// `output/junit.xml`: a test suite per checks file, a test case per check. A
+/// warning passes with the warning in `system-out`; fail and error are
+/// `<failure>`s (of type `fail` or `error`).
+pub fn junit(audit: &Audit) -> String {
+    let [_, _, fail, error] = counts(audit);
+    let mut files: Vec<&str> = Vec::new();
+    for o in &audit.outcomes {
+        if !files.contains(&o.check.file.as_str()) {
+            files.push(&o.check.file);
+        }
+    }
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"sluice\" tests=\"{}\" failures=\"{}\">\n",
+        audit.outcomes.len(),
+        fail + error
+    );
+    for file in files {
+        let cases: Vec<&Outcome> = audit.outcomes.iter().filter(|o| o.check.file == file).collect();
+        let failures = cases
+            .iter()
+            .filter(|o| matches!(o.status, Status::Fail | Status::Error))
+            .count();
+        s += &format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">\n",
+            xml_escape(file),
+            cases.len()
+        );
+        for o in cases {
+            s += &format!(
+                "    <testcase name=\"{}\" classname=\"{}\" file=\"{}\" line=\"{}\">",
+                xml_escape(&o.check.name),
+                xml_escape(&o.check.table),
+                xml_escape(file),
+                o.check.line
+            );
+            let text = xml_escape(&verdict(o));
+            match o.status {
+                Status::Pass => {}
+                Status::Warn => s += &format!("\n      <system-out>warn: {text}</system-out>\n    "),
+                Status::Fail | Status::Error => {
+                    s += &format!(
+                        "\n      <failure type=\"{}\" message=\"{text}\">{text}</failure>\n    ",
+                        o.status.as_str()
+                    )
+                }
+            }
+            s += "</testcase>\n";
+        }
+        s += "  </testsuite>\n";
+    }
+    s + "</testsuites>\n"
+}
+
+/// GitHub Actions workflow commands: `::error` for fail and error, `::warning`
+/// for warn, each pointing at the check's YAML file and line.
+pub fn annotations(audit: &Audit) -> String {
+    let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
+    let mut s = String::new();
+    for o in &audit.outcomes {
+        let level = match o.status {
+            Status::Pass => continue,
+            Status::Warn => "warning",
+            Status::Fail | Status::Error => "error",
+        };
+        s += &format!(
+            "::{level} file={},line={},title={}::{} on {}: {}\n",
+            property(&o.check.file),
+            o.check.line,
+            property(&format!("sluice check {}", o.check.name)),
+            o.status.as_str(),
+            data(&o.check.table),
+            data(&verdict(o))
+        );
+    }
+    s
+}

@@ -401,3 +401,78 @@ fn sluice_check_reaudits_what_is_published() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!fresh.path("agg_result.db").exists());
 }
+
+/// Reads a JUnit file with a real JUnit parser (PyPI's `junitparser`, installed
+/// when missing) and lists `suite tests failures` and `classname name result system-out`.
+fn parse_junit(path: &Path) -> String {
+    let script = r#"
+import sys, junitparser
+for suite in junitparser.JUnitXml.fromfile(sys.argv[1]):
+    print("suite", suite.name, suite.tests, suite.failures)
+    for case in suite:
+        result = ",".join((r.type or "") + ":" + (r.message or "") for r in case.result)
+        print(" ", case.classname, case.name, result, (case.system_out or "").strip())
+"#;
+    let python = |args: &[&str]| {
+        std::process::Command::new("python3")
+            .args(args)
+            .output()
+            .expect("python3")
+    };
+    if !python(&["-c", "import junitparser"]).status.success() {
+        let pip = python(&["-m", "pip", "install", "--quiet", "junitparser"]);
+        assert!(
+            pip.status.success(),
+            "pip install junitparser: {}",
+            String::from_utf8_lossy(&pip.stderr)
+        );
+    }
+    let out = python(&["-c", script, &path.display().to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn junit_and_github_annotations_report_every_check() {
+    let ws = fixture_ws();
+    ws.write(
+        "checks/staging.yaml",
+        std::fs::read(fixtures().join("kinds/staging.yaml")).unwrap(),
+    );
+    ws.write("step-summary.md", "# an earlier step\n");
+    let out = ws
+        .sluice(&[
+            "run",
+            "--as-of",
+            crate::util::AS_OF,
+            "--select",
+            "region_complete,sku_complete,rows_present",
+        ])
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITHUB_STEP_SUMMARY", ws.path("step-summary.md"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let annotations: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("::"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        annotations,
+        "::warning file=checks/staging.yaml,line=12,title=sluice check region_complete::warn on staging.events: observed 1 (11.11%25), warn: > 0
+::error file=checks/staging.yaml,line=17,title=sluice check sku_complete::fail on staging.events: observed 1 (11.11%25), fail: > 10%25
+"
+    );
+    let summary = ws.read("step-summary.md");
+    assert!(
+        summary.starts_with("# an earlier step\n## sluice: gate FAILED, nothing published\n"),
+        "{summary}"
+    );
+    assert_eq!(
+        parse_junit(&ws.path("output/junit.xml")),
+        "suite checks/staging.yaml 3 1
+  staging.events rows_present  \n  staging.events region_complete  warn: observed 1 (11.11%), warn: > 0
+  staging.events sku_complete fail:observed 1 (11.11%), fail: > 10% \n"
+    );
+}
