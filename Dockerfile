@@ -17,6 +17,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN sluice-build deps
 COPY src src
 COPY sql sql
+# The default checks are compiled into the binary too.
+COPY checks checks
 RUN sluice-build app
 
 FROM ${RUNTIME_IMAGE}

@@ -116,3 +116,8 @@ pub fn write_reports(
     }
     Ok(())
 }
+
+/// The checks a run uses: loaded, validated and narrowed by `--select`.
+pub fn selected_checks(dir: Option<&Path>, selectors: &[String]) -> Result<Vec<Check>> {
+    checks::select(load_checks(dir)?, selectors).map_err(|selectors| Error::UnknownSelector { selectors })
+}

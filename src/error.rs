@@ -101,6 +101,9 @@ pub enum Error {
         errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Checks { errors: Vec<crate::checks::ConfigError> },
 
+    #[error("--select matches no check: {}", selectors.join(", "))]
+    UnknownSelector { selectors: Vec<String> },
+
     #[error("nothing has been published to `{}` yet", path.display())]
     NothingPublished { path: PathBuf },
 
@@ -141,7 +144,8 @@ impl Error {
             | Error::BadDefects(_)
             | Error::Checks { .. }
             | Error::ChecksDirNotFound { .. }
-            | Error::NothingPublished { .. } => ExitStatus::Usage,
+            | Error::NothingPublished { .. }
+            | Error::UnknownSelector { .. } => ExitStatus::Usage,
             Error::MissingColumn { .. }
             | Error::ReadInput { .. }
             | Error::Locked { .. }
@@ -162,7 +166,7 @@ impl Error {
                 "pass an existing file, directory or glob with --input (or SLUICE_INPUT); `sluice generate` writes sample data".into()
             }
             Error::UnsupportedInput { .. } => {
-                "the default pipeline reads `.csv` and `.csv.gz` files".into()
+                "the default pipeline reads `.csv` files".into()
             }
             Error::BadGlob { .. } => "quote the glob and check its brackets".into(),
             Error::MissingColumn { .. } => format!(
@@ -186,6 +190,9 @@ impl Error {
             }
             Error::Checks { .. } => {
                 "fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file".into()
+            }
+            Error::UnknownSelector { .. } => {
+                "--select takes a check name, a table (`staging.events`) or `tag:<tag>`; `sluice validate` lists the checks".into()
             }
             Error::NothingPublished { .. } => {
                 "run `sluice run` first, or point --db (SLUICE_DB) at a published database".into()

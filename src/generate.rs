@@ -6,7 +6,6 @@
 //! so the planted counts say exactly what staging must report.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -185,8 +184,18 @@ pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
-    let file = File::create(out).map_err(|e| Error::io("create", out, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, file);
+    // Written beside the target and renamed into place: a run reading the
+    // input never sees half a file.
+    let dir = out
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let tmp = tempfile::Builder::new()
+        .prefix(".sluice-generate-")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
+        .tempfile_in(dir)
+        .map_err(|e| Error::io("create a temp file in", dir, e))?;
+    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let mut generator = Generator::new(opts);
     let write_err = |e| Error::io("write", out, e);
     w.write_all(b"event_id,user_id,event_time,region,sku,amount\n")
@@ -198,6 +207,8 @@ pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
         w.write_all(&line).map_err(write_err)?;
     }
     w.flush().map_err(write_err)?;
+    drop(w);
+    tmp.persist(out).map_err(|e| Error::io("replace", out, e.error))?;
     Ok(Planted {
         path: out.to_path_buf(),
         rows: opts.rows,

@@ -123,7 +123,7 @@ pub fn register_frame(
     let defs: Vec<String> = arrow_schema
         .fields()
         .iter()
-        .map(|f| format!("\"{}\" {}", f.name(), duckdb_type(f.data_type())))
+        .map(|f| format!("{} {}", crate::sql::ident(f.name()), duckdb_type(f.data_type())))
         .collect();
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE {staging_table} ({});",
@@ -139,7 +139,7 @@ pub fn register_frame(
     }
     let replace: Vec<String> = money
         .iter()
-        .map(|m| format!("CAST(\"{m}\" / 100 AS DECIMAL(18, 2)) AS \"{m}\""))
+        .map(|m| format!("CAST({0} / 100 AS DECIMAL(18, 2)) AS {0}", crate::sql::ident(m)))
         .collect();
     let select = if replace.is_empty() {
         "*".to_string()

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod recheck;
+pub mod sql;
 pub mod stage;
 pub mod telemetry;
 pub mod yaml;

@@ -36,12 +36,13 @@ pub struct Outcome {
 pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
     let window = Window {
-        as_of: args.as_of.unwrap_or(started_at),
+        // To the second, as `_sluice_runs` records it, so `sluice check` reproduces the run.
+        as_of: chrono::SubsecRound::trunc_subsecs(args.as_of.unwrap_or(started_at), 0),
         lookback_days: args.lookback_days,
     };
     let _run = tracing::info_span!("run", pipeline = "default", as_of = %iso_seconds(window.as_of)).entered();
     // Everything the user configured is checked before any data is read.
-    let checks = crate::checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
+    let checks = audit::selected_checks(args.checks_dir.as_deref(), &args.select)?;
     let files = ingest::resolve_inputs(&args.input)?;
     let mut db = Db::open(&args.places.db)?;
     for dir in [&args.places.output_dir, &args.places.data_dir] {
@@ -51,8 +52,8 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let conn = duckdb::Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
     let spill = args.places.data_dir.join(".duckdb_tmp");
     conn.execute_batch(&format!(
-        "SET temp_directory = '{}'; SET preserve_insertion_order = false;",
-        stage::sql_string(&spill)
+        "SET temp_directory = {}; SET preserve_insertion_order = false;",
+        crate::sql::path(&spill)
     ))
     .map_err(Error::duckdb("configuring DuckDB"))?;
 
@@ -309,7 +310,7 @@ impl Outcome {
             );
         } else {
             s += &format!(
-                "not published: {} and {} are unchanged; candidates ({}) in {}\n",
+                "not published: the marts in {} and {} are unchanged; candidates ({}) in {}\n",
                 show(&self.places.db),
                 show(&self.places.output_dir.join("top_users.csv")),
                 sizes.join(", "),

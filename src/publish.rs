@@ -16,6 +16,7 @@ use crate::checks::engine::Outcome;
 use crate::error::{Error, Result};
 use crate::ingest::InputFile;
 use crate::marts::Mart;
+use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
@@ -212,7 +213,7 @@ impl Db {
         for name in names {
             let mut info = self
                 .conn
-                .prepare(&format!("PRAGMA table_info({})", quote_ident(&name)))
+                .prepare(&format!("PRAGMA table_info({})", sql::ident(&name)))
                 .map_err(err)?;
             let columns: Vec<(String, String)> = info
                 .query_map([], |r| Ok((r.get(1)?, r.get(2)?)))
@@ -221,7 +222,7 @@ impl Db {
                 .map_err(err)?;
             let mut stmt = self
                 .conn
-                .prepare(&format!("SELECT * FROM {}", quote_ident(&name)))
+                .prepare(&format!("SELECT * FROM {}", sql::ident(&name)))
                 .map_err(err)?;
             let rows: Vec<Vec<Value>> = stmt
                 .query_map([], |r| (0..columns.len()).map(|i| r.get::<_, Value>(i)).collect())
@@ -465,17 +466,13 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
     Ok(out)
 }
 
-fn quote_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn replace_table(tx: &rusqlite::Transaction<'_>, mart: &Mart) -> rusqlite::Result<()> {
     let columns =
         published_columns(mart).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let table = quote_ident(mart.name);
+    let table = sql::ident(mart.name);
     let defs: Vec<String> = columns
         .iter()
-        .map(|c| format!("{} {}", quote_ident(&c.name), c.sql_type))
+        .map(|c| format!("{} {}", sql::ident(&c.name), c.sql_type))
         .collect();
     tx.execute_batch(&format!(
         "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({});",

@@ -10,12 +10,12 @@ use duckdb::Connection;
 
 use crate::audit::{self, Gate};
 use crate::checks::engine::{self, Context};
-use crate::checks::{self, report};
+use crate::checks::report;
 use crate::cli::CheckArgs;
 use crate::error::{Error, Result};
 use crate::ingest::SOURCE;
 use crate::publish::{Db, PublishedTable, iso_seconds};
-use crate::stage::sql_string;
+use crate::sql;
 
 /// What a re-audit found.
 pub struct Recheck {
@@ -27,7 +27,7 @@ pub struct Recheck {
 }
 
 pub fn run(args: &CheckArgs) -> Result<Recheck> {
-    let all = checks::select(audit::load_checks(args.checks_dir.as_deref())?, &args.select);
+    let all = audit::selected_checks(args.checks_dir.as_deref(), &args.select)?;
     if !args.places.db.exists() {
         return Err(Error::NothingPublished {
             path: args.places.db.clone(),
@@ -111,7 +111,6 @@ fn tables(conn: &Connection) -> Result<Vec<String>> {
 /// text that is all ISO timestamps or days turned back into TIMESTAMP or DATE.
 fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
     let context = || format!("loading the published `{}`", table.name);
-    let quote = |s: &str| format!("\"{}\"", s.replace('"', "\"\""));
     let defs: Vec<String> = table
         .columns
         .iter()
@@ -121,13 +120,13 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
                 "REAL" => "DOUBLE",
                 _ => "VARCHAR",
             };
-            format!("{} {ty}", quote(name))
+            format!("{} {ty}", sql::ident(name))
         })
         .collect();
     let tmp = format!("_published_{}", table.name);
     conn.execute_batch(&format!(
         "CREATE OR REPLACE TEMP TABLE {} ({});",
-        quote(&tmp),
+        sql::ident(&tmp),
         defs.join(", ")
     ))
     .map_err(Error::duckdb(context()))?;
@@ -149,7 +148,7 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
     }
     let mut select = Vec::new();
     for (name, ty) in &table.columns {
-        let col = quote(name);
+        let col = sql::ident(name);
         if !ty.eq_ignore_ascii_case("TEXT") {
             select.push(col);
             continue;
@@ -159,7 +158,7 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
                 &format!(
                     "SELECT coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z')), false), \
                             coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')), false) FROM {}",
-                    quote(&tmp)
+                    sql::ident(&tmp)
                 ),
                 [],
                 |r| Ok((r.get(0)?, r.get(1)?)),
@@ -173,10 +172,10 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
     }
     conn.execute_batch(&format!(
         "CREATE TABLE marts.{} AS SELECT {} FROM {}; DROP TABLE {};",
-        quote(&table.name),
+        sql::ident(&table.name),
         select.join(", "),
-        quote(&tmp),
-        quote(&tmp)
+        sql::ident(&tmp),
+        sql::ident(&tmp)
     ))
     .map_err(Error::duckdb(context()))
 }
@@ -216,8 +215,8 @@ fn load_lake(conn: &Connection, data_dir: &Path, output_dir: &Path) -> Result<()
             ""
         };
         conn.execute_batch(&format!(
-            "CREATE TABLE {schema}.{name} AS SELECT * FROM {reader}('{}'{options});",
-            sql_string(&path)
+            "CREATE TABLE {schema}.{name} AS SELECT * FROM {reader}({}{options});",
+            sql::path(&path)
         ))
         .map_err(Error::duckdb(format!("loading `{}`", path.display())))?;
     }

@@ -103,13 +103,8 @@ pub fn copy_atomically(conn: &Connection, query: &str, target: &Path, options: &
         target.extension().and_then(|e| e.to_str()).unwrap_or(""),
         std::process::id()
     ));
-    let sql = format!("COPY ({query}) TO '{}' ({options})", sql_string(&tmp));
+    let sql = format!("COPY ({query}) TO {} ({options})", crate::sql::path(&tmp));
     conn.execute_batch(&sql)
         .map_err(Error::duckdb(format!("writing `{}`", target.display())))?;
     std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
-}
-
-/// A path as the body of a single-quoted SQL string.
-pub fn sql_string(path: &Path) -> String {
-    path.display().to_string().replace('\'', "''")
 }

@@ -12,6 +12,7 @@ use duckdb::Connection;
 use super::Check;
 use super::spec::{Kind, NewColumns};
 use super::threshold::{Threshold, Unit};
+use crate::sql;
 
 /// The one result of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,17 +81,9 @@ fn ts_literal(t: DateTime<Utc>) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
 }
 
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
-}
-
-fn string_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
-
 /// `staging.events` → `"staging"."events"`.
 fn table_ref(table: &str) -> String {
-    table.split('.').map(quote).collect::<Vec<_>>().join(".")
+    table.split('.').map(sql::ident).collect::<Vec<_>>().join(".")
 }
 
 impl Context<'_> {
@@ -101,9 +94,12 @@ impl Context<'_> {
 
     /// The rows a check looks at: its `filter`, or all.
     fn scope(&self, c: &Check) -> String {
-        c.filter
-            .as_deref()
-            .map_or("TRUE".into(), |f| format!("({})", self.expand(f)))
+        self.condition(c.filter.as_deref())
+    }
+
+    /// A filter as a condition, `TRUE` when there is none.
+    fn condition(&self, filter: Option<&str>) -> String {
+        filter.map_or("TRUE".into(), |f| format!("({})", self.expand(f)))
     }
 
     /// The checked columns are all non-null.
@@ -113,7 +109,7 @@ impl Context<'_> {
         }
         c.columns
             .iter()
-            .map(|col| format!("{} IS NOT NULL", quote(col)))
+            .map(|col| format!("{} IS NOT NULL", sql::ident(col)))
             .collect::<Vec<_>>()
             .join(" AND ")
     }
@@ -122,7 +118,7 @@ impl Context<'_> {
     fn failing(&self, c: &Check) -> String {
         match c.kind {
             Kind::Completeness => {
-                let col = quote(&c.columns[0]);
+                let col = sql::ident(&c.columns[0]);
                 if c.blank_is_missing {
                     format!("({col} IS NULL OR trim(CAST({col} AS VARCHAR)) = '')")
                 } else {
@@ -131,15 +127,15 @@ impl Context<'_> {
             }
             Kind::Validity => {
                 let mut rules = Vec::new();
-                let col = c.columns.first().map(|c| quote(c));
+                let col = c.columns.first().map(|c| sql::ident(c));
                 if let (Some(col), Some(values)) = (&col, &c.accepted_values) {
-                    let list: Vec<String> = values.iter().map(|v| string_literal(v)).collect();
+                    let list: Vec<String> = values.iter().map(|v| sql::string(v)).collect();
                     rules.push(format!("CAST({col} AS VARCHAR) IN ({})", list.join(", ")));
                 }
                 if let (Some(col), Some(re)) = (&col, &c.regex) {
                     rules.push(format!(
                         "regexp_full_match(CAST({col} AS VARCHAR), {})",
-                        string_literal(re)
+                        sql::string(re)
                     ));
                 }
                 if let (Some(col), Some(min)) = (&col, c.min) {
@@ -159,7 +155,7 @@ impl Context<'_> {
 
     /// The key of a uniqueness check, NULL when any part is null.
     fn key(c: &Check) -> String {
-        let cols: Vec<String> = c.columns.iter().map(|c| quote(c)).collect();
+        let cols: Vec<String> = c.columns.iter().map(|c| sql::ident(c)).collect();
         let key = if cols.len() == 1 {
             cols[0].clone()
         } else {
@@ -184,7 +180,7 @@ impl Context<'_> {
                 count_where("TRUE"),
             ],
             Kind::Freshness => {
-                let col = format!("CAST({} AS TIMESTAMP)", quote(&c.columns[0]));
+                let col = format!("CAST({} AS TIMESTAMP)", sql::ident(&c.columns[0]));
                 let as_of = ts_literal(self.as_of);
                 vec![format!(
                     "CAST((epoch_us({as_of}) - epoch_us(max({col}) FILTER (WHERE {scope} AND {col} <= {as_of}))) / 1e6 AS DOUBLE)"
@@ -201,10 +197,7 @@ impl Context<'_> {
         let table = table_ref(&c.table);
         let scope = self.scope(c);
         if let Some(other) = &c.compare_to {
-            let other_scope = other
-                .filter
-                .as_deref()
-                .map_or("TRUE".into(), |f| format!("({})", self.expand(f)));
+            let other_scope = self.condition(other.filter.as_deref());
             let a = format!("coalesce(CAST((SELECT {expr} FROM {table} WHERE {scope}) AS DOUBLE), 0)");
             let b = format!(
                 "coalesce(CAST((SELECT {} FROM {} WHERE {other_scope}) AS DOUBLE), 0)",
@@ -214,7 +207,7 @@ impl Context<'_> {
             return format!("SELECT abs(a - b), abs(b) FROM (SELECT {a} AS a, {b} AS b)");
         }
         // Day over day: the last complete day (before as_of's day) against the one before it.
-        let day = quote(c.day_column.as_deref().unwrap_or(""));
+        let day = sql::ident(c.day_column.as_deref().unwrap_or(""));
         let as_of_day = format!("CAST({} AS DATE)", ts_literal(self.as_of));
         format!(
             "WITH d AS (SELECT CAST({day} AS DATE) AS day, CAST({expr} AS DOUBLE) AS v FROM {table} WHERE {scope} GROUP BY 1), \
@@ -384,7 +377,10 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
         }
     }
 
-    let _ = std::fs::remove_dir_all(ctx.failed_rows_dir);
+    // Samples of these checks from an earlier run would mislead; others stay.
+    for c in checks {
+        let _ = std::fs::remove_file(ctx.failed_rows_dir.join(format!("{}.csv", c.name)));
+    }
     for ((c, v), decided) in checks.iter().zip(values).zip(decided) {
         let span = tracing::info_span!(
             "check",
@@ -445,10 +441,11 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
     let first = values.first().copied().flatten();
     outcome.observed = first;
     if let (Some(failing), Some(Some(total))) = (first, values.get(1)) {
-        outcome.observed_pct = Some(if *total > 0.0 {
-            100.0 * failing / total
-        } else {
-            0.0
+        outcome.observed_pct = Some(match (*total > 0.0, failing > 0.0) {
+            (true, _) => 100.0 * failing / total,
+            // Anything against a baseline of nothing is all change.
+            (false, true) => 100.0,
+            (false, false) => 0.0,
         });
     }
     if matches!(
@@ -459,12 +456,14 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
     }
     let Some(observed) = first else {
         // Only freshness can measure nothing: no value at or before as_of.
-        outcome.status = Status::Fail;
-        outcome.threshold = c
-            .fail
-            .as_ref()
-            .or(c.warn.as_ref())
-            .map_or(String::new(), |t| format!("fail: {t}"));
+        // That breaches the check's most severe tier.
+        let (status, tier) = match (&c.fail, &c.warn) {
+            (Some(t), _) => (Status::Fail, format!("fail: {t}")),
+            (None, Some(t)) => (Status::Warn, format!("warn: {t}")),
+            (None, None) => (Status::Fail, String::new()),
+        };
+        outcome.status = status;
+        outcome.threshold = tier;
         outcome.message = Some(format!("no `{}` value at or before as_of", c.columns.join(", ")));
         return outcome;
     };
@@ -500,9 +499,9 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
         cols.iter()
             .map(|col| {
                 if c.mask.contains(col) {
-                    format!("'***' AS {}", quote(col))
+                    format!("'***' AS {}", sql::ident(col))
                 } else {
-                    quote(col)
+                    sql::ident(col)
                 }
             })
             .collect::<Vec<_>>()
@@ -513,7 +512,7 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
     } else {
         format!(
             " ORDER BY {}",
-            cols.iter().map(|c| quote(c)).collect::<Vec<_>>().join(", ")
+            cols.iter().map(|c| sql::ident(c)).collect::<Vec<_>>().join(", ")
         )
     };
     let table = table_ref(&c.table);
@@ -527,7 +526,7 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
             )
         }
         Kind::Uniqueness => {
-            let keys: Vec<String> = c.columns.iter().map(|c| quote(c)).collect();
+            let keys: Vec<String> = c.columns.iter().map(|c| sql::ident(c)).collect();
             format!(
                 "SELECT {} FROM {table} WHERE {scope} AND {} QUALIFY count(*) OVER (PARTITION BY {}) > 1{order} LIMIT {limit}",
                 select(&cols),
@@ -536,7 +535,11 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
             )
         }
         Kind::Custom => {
-            let masks: Vec<String> = c.mask.iter().map(|m| format!("'***' AS {}", quote(m))).collect();
+            let masks: Vec<String> = c
+                .mask
+                .iter()
+                .map(|m| format!("'***' AS {}", sql::ident(m)))
+                .collect();
             let star = if masks.is_empty() {
                 "*".to_string()
             } else {

@@ -246,8 +246,10 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         }
         columns.extend(cs.iter().cloned());
     }
+    // Every validity rule but a predicate is about a column.
+    let column_rules = s.accepted_values.is_some() || s.regex.is_some() || s.min.is_some() || s.max.is_some();
     let needs_column = matches!(s.kind, Kind::Completeness | Kind::Uniqueness | Kind::Freshness)
-        || (s.kind == Kind::Validity && s.predicate.is_none());
+        || (s.kind == Kind::Validity && (s.predicate.is_none() || column_rules));
     if needs_column && columns.is_empty() {
         problems.push(("column", format!("a {} check needs `column`", s.kind.as_str())));
     }
@@ -312,19 +314,27 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
 }
 
 /// Keeps the checks `--select` names: a check name, `tag:<tag>`, or a table.
-pub fn select(checks: Vec<Check>, selectors: &[String]) -> Vec<Check> {
+/// A selector that matches nothing is an error, never a silently empty gate.
+pub fn select(checks: Vec<Check>, selectors: &[String]) -> Result<Vec<Check>, Vec<String>> {
     if selectors.is_empty() {
-        return checks;
+        return Ok(checks);
     }
-    checks
+    let matches = |c: &Check, s: &str| match s.strip_prefix("tag:") {
+        Some(tag) => c.tags.iter().any(|t| t == tag),
+        None => s == c.name || s == c.table,
+    };
+    let unmatched: Vec<String> = selectors
+        .iter()
+        .filter(|s| !checks.iter().any(|c| matches(c, s)))
+        .cloned()
+        .collect();
+    if !unmatched.is_empty() {
+        return Err(unmatched);
+    }
+    Ok(checks
         .into_iter()
-        .filter(|c| {
-            selectors.iter().any(|s| match s.strip_prefix("tag:") {
-                Some(tag) => c.tags.iter().any(|t| t == tag),
-                None => s == &c.name || s == &c.table,
-            })
-        })
-        .collect()
+        .filter(|c| selectors.iter().any(|s| matches(c, s)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -389,6 +399,7 @@ mod tests {
                 checks.clone(),
                 &sel.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             )
+            .unwrap()
             .into_iter()
             .map(|c| c.name)
             .collect::<Vec<_>>()
@@ -396,5 +407,7 @@ mod tests {
         assert_eq!(names(&["tag:volume"]), vec!["a"]);
         assert_eq!(names(&["raw.events"]), vec!["b"]);
         assert_eq!(names(&[]), vec!["a", "b"]);
+        let typo = select(checks.clone(), &["tag:volume".into(), "raw.evnts".into()]);
+        assert_eq!(typo.unwrap_err(), vec!["raw.evnts"]);
     }
 }

@@ -77,7 +77,8 @@ fn an_empty_directory_fails_the_gate_and_keeps_the_published_marts() {
     );
     assert!(stdout.contains("gate: FAILED (3 fail, 0 error)\n"), "{stdout}");
     assert!(
-        stdout.contains("not published: `agg_result.db` and `output/top_users.csv` are unchanged"),
+        stdout
+            .contains("not published: the marts in `agg_result.db` and `output/top_users.csv` are unchanged"),
         "{stdout}"
     );
     assert_eq!(

@@ -476,3 +476,31 @@ fn junit_and_github_annotations_report_every_check() {
   staging.events sku_complete fail:observed 1 (11.11%), fail: > 10% \n"
     );
 }
+
+#[test]
+fn a_select_that_matches_nothing_is_a_usage_error() {
+    let ws = fixture_ws();
+    let (code, _, stderr) = ws.run(&["--select", "tag:volume,raw.evnts"]);
+    assert_eq!(code, 2);
+    assert!(
+        stderr.starts_with("error: --select matches no check: raw.evnts\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn freshness_without_data_breaches_only_the_tiers_it_has() {
+    let ws = Workspace::new();
+    ws.write(
+        "input/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n",
+    );
+    ws.write(
+        "checks/fresh.yaml",
+        "checks:\n  - {name: soft, table: staging.events, kind: freshness, column: event_time, warn: \"> 1h\"}\n  - {name: hard, table: staging.events, kind: freshness, column: event_time, warn: \"> 1h\", fail: \"> 2h\"}\n",
+    );
+    ws.run(&[]);
+    let got = by_name(&results(&ws));
+    assert_eq!(got["soft"].0, "warn");
+    assert_eq!(got["hard"].0, "fail");
+}

@@ -49,7 +49,20 @@ fn host_workspace(with_db: bool) -> Workspace {
 }
 
 fn chown(ws: &Workspace, rel: &str) {
-    let status = Command::new("chown")
+    // As root here; through sudo on a CI runner that is not.
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+    let mut chown = if root {
+        Command::new("chown")
+    } else {
+        Command::new("sudo")
+    };
+    if !root {
+        chown.args(["-n", "chown"]);
+    }
+    let status = chown
         .args(["-R", &format!("{HOST_UID}:{HOST_UID}")])
         .arg(ws.path(rel))
         .status()

@@ -289,7 +289,7 @@ top users (5 of 2):
   rank     user_id   total_amount   events
      1           7          11.50        2
      2           8           2.50        1
-not published: `agg_result.db` and `output/top_users.csv` are unchanged; candidates (top_users 2 rows, daily_region_revenue 3 rows) in `output/unpublished`
+not published: the marts in `agg_result.db` and `output/top_users.csv` are unchanged; candidates (top_users 2 rows, daily_region_revenue 3 rows) in `output/unpublished`
 "
     );
 }

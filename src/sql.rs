@@ -1,0 +1,28 @@
+//! Quoting for the SQL sluice writes (DuckDB and SQLite quote alike): every
+//! name or value that comes from a user's files goes through here.
+
+use std::path::Path;
+
+/// A quoted identifier: `"my ""odd"" column"`.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A quoted string literal: `'it''s'`.
+pub fn string(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// A path as a quoted string literal.
+pub fn path(path: &Path) -> String {
+    string(&path.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn quotes_are_doubled() {
+        assert_eq!(super::ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(super::string("it's"), "'it''s'");
+    }
+}
