@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
-use crate::checks::engine::{self, Audit, Context, Status};
+use crate::checks::engine::{self, Audit, Context, History, Status};
 use crate::checks::{self, Check, ConfigError, report};
 use crate::error::{Error, Result};
 use crate::handoff;
@@ -66,6 +66,7 @@ pub fn audit(
     as_of: DateTime<Utc>,
     window_start: DateTime<Utc>,
     failed_rows_dir: &Path,
+    history: &History,
 ) -> Result<Audit> {
     for mart in marts {
         handoff::register_frame(conn, "marts", mart.name, &mart.frame, mart.money)?;
@@ -75,6 +76,7 @@ pub fn audit(
         as_of,
         window_start,
         failed_rows_dir,
+        history,
     };
     Ok(engine::run(&ctx, checks))
 }

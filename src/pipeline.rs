@@ -125,6 +125,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         window.as_of,
         window.start(),
         &args.places.output_dir.join("failed_rows"),
+        &db.history(window.as_of)?,
     )?;
     let gate = Gate {
         audit: checked,

@@ -12,7 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use polars::prelude::{DataType, TimeUnit};
 use rusqlite::{Connection, params, types::Value};
 
-use crate::checks::engine::Outcome;
+use crate::checks::engine::{History, Outcome};
 use crate::error::{Error, Result};
 use crate::ingest::InputFile;
 use crate::marts::Mart;
@@ -20,10 +20,10 @@ use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
@@ -67,6 +67,18 @@ CREATE TABLE _sluice_check_results (
     failed_rows INTEGER,
     message TEXT,
     PRIMARY KEY (run_id, check_file, check_name)
+);
+"#,
+    r#"
+CREATE TABLE _sluice_metrics_history (
+    check_file TEXT NOT NULL,
+    check_name TEXT NOT NULL,
+    table_name TEXT NOT NULL,
+    as_of TEXT NOT NULL,
+    run_id TEXT NOT NULL,
+    observed REAL NOT NULL,
+    gate_passed INTEGER NOT NULL,
+    PRIMARY KEY (check_file, check_name, as_of)
 );
 "#,
 ];
@@ -168,6 +180,37 @@ impl Db {
         Self::migrate(&tx, &path)?;
         insert_run(&tx, run, false).map_err(|e| sqlite(&path, "recording the run", e))?;
         tx.commit().map_err(|e| sqlite(&path, "recording the run", e))
+    }
+
+    /// Each check's observed values before `as_of`, newest first, from runs
+    /// whose gate passed (a failed run is no baseline).
+    pub fn history(&self, as_of: DateTime<Utc>) -> Result<History> {
+        let err = |e| sqlite(&self.path, "reading the metrics history", e);
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(err)?;
+        let mut history = History::new();
+        if version < 3 {
+            return Ok(history);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT check_file, check_name, observed FROM _sluice_metrics_history \
+                 WHERE gate_passed = 1 AND as_of < ?1 ORDER BY as_of DESC",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([iso_seconds(as_of)], |r| {
+                Ok(((r.get(0)?, r.get(1)?), r.get::<_, f64>(2)?))
+            })
+            .map_err(err)?;
+        for row in rows {
+            let (key, value) = row.map_err(err)?;
+            history.entry(key).or_default().push(value);
+        }
+        Ok(history)
     }
 
     /// The newest run whose marts were published.
@@ -344,6 +387,22 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) 
             o.failed_rows.map(|n| n as i64),
             o.message,
         ])?;
+    }
+    // One row per check and as_of: a re-run with the same as_of replaces its own.
+    let mut stmt =
+        tx.prepare("INSERT OR REPLACE INTO _sluice_metrics_history VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")?;
+    for o in &run.checks {
+        if let Some(observed) = o.observed.filter(|v| v.is_finite()) {
+            stmt.execute(params![
+                o.check.file,
+                o.check.name,
+                o.check.table,
+                iso_seconds(run.as_of),
+                run.run_id,
+                observed,
+                run.status == "passed",
+            ])?;
+        }
     }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for input in &run.inputs {

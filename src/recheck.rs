@@ -57,6 +57,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
         as_of,
         window_start: as_of - chrono::Duration::days(i64::from(lookback)),
         failed_rows_dir: &args.places.output_dir.join("failed_rows"),
+        history: &db.history(as_of)?,
     };
     Ok(Recheck {
         gate: Gate {

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
-use super::Check;
+use super::spec::{Baseline, Direction};
 use super::spec::{Kind, NewColumns};
 use super::threshold::{Threshold, Unit};
+use super::{Check, HistoryRule};
 use crate::sql;
 
 /// The one result of a check.
@@ -75,7 +76,12 @@ pub struct Context<'a> {
     pub window_start: DateTime<Utc>,
     /// Where failing-row samples go (`output/failed_rows/`).
     pub failed_rows_dir: &'a Path,
+    /// Earlier observed values per check, newest first, of runs whose gate passed.
+    pub history: &'a History,
 }
+
+/// `(check file, check name)` → earlier observed values, newest first.
+pub type History = std::collections::HashMap<(String, String), Vec<f64>>;
 
 fn ts_literal(t: DateTime<Utc>) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
@@ -391,7 +397,11 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
             observed = tracing::field::Empty,
         )
         .entered();
-        let mut outcome = decided.unwrap_or_else(|| evaluate(c, v));
+        let past = ctx
+            .history
+            .get(&(c.file.clone(), c.name.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let mut outcome = decided.unwrap_or_else(|| evaluate(c, v, past));
         span.record("status", outcome.status.as_str());
         if let Some(observed) = outcome.observed {
             span.record("observed", observed);
@@ -419,7 +429,7 @@ fn tiers(c: &Check) -> String {
 }
 
 /// Turns the measured values into the check's one result.
-fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
+fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>, past: &[f64]) -> Outcome {
     let mut outcome = Outcome {
         check: c.clone(),
         status: Status::Pass,
@@ -467,10 +477,23 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
         outcome.message = Some(format!("no `{}` value at or before as_of", c.columns.join(", ")));
         return outcome;
     };
-    let pct = outcome.observed_pct.unwrap_or(0.0);
+    // What the tiers judge: the metric itself, or how far it is from its history.
+    let (value, pct) = match &c.history {
+        None => (observed, outcome.observed_pct.unwrap_or(0.0)),
+        Some(rule) => match against_history(rule, observed, past) {
+            Ok((value, pct, note)) => {
+                outcome.message = Some(note);
+                (value, pct)
+            }
+            Err(note) => {
+                outcome.message = Some(note);
+                return outcome;
+            }
+        },
+    };
     let breached = |t: &Threshold| match t.unit {
         Unit::Percent => t.breached(pct),
-        Unit::Count | Unit::Seconds => t.breached(observed),
+        Unit::Count | Unit::Seconds => t.breached(value),
     };
     if let Some(t) = c.fail.as_ref().filter(|t| breached(t)) {
         outcome.threshold = format!("fail: {t}");
@@ -480,6 +503,61 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>) -> Outcome {
         outcome.status = Status::Warn;
     }
     outcome
+}
+
+/// A metric against its history: `(absolute change or z-score, change in
+/// percent, note)`, or why it cannot be judged yet (the check then passes).
+fn against_history(rule: &HistoryRule, observed: f64, past: &[f64]) -> Result<(f64, f64, String), String> {
+    match rule {
+        HistoryRule::Change(spec) => {
+            let (baseline, label) = match (spec.baseline, past) {
+                (_, []) => return Err("no earlier run to compare with yet".into()),
+                (Baseline::Last, [last, ..]) => (*last, "the last run".to_string()),
+                (Baseline::Mean, _) => {
+                    let runs = &past[..past.len().min(spec.runs as usize)];
+                    (
+                        runs.iter().sum::<f64>() / runs.len() as f64,
+                        format!("the mean of {} runs", runs.len()),
+                    )
+                }
+            };
+            let change = (observed - baseline).abs();
+            let pct = match (baseline != 0.0, change > 0.0) {
+                (true, _) => 100.0 * change / baseline.abs(),
+                (false, true) => 100.0,
+                (false, false) => 0.0,
+            };
+            Ok((change, pct, format!("{pct:.1}% from {baseline} ({label})")))
+        }
+        HistoryRule::Anomaly(spec) => {
+            let runs = &past[..past.len().min(spec.runs as usize)];
+            if runs.len() < spec.min_history as usize {
+                return Err(format!(
+                    "{} of {} runs of history before it can fire",
+                    runs.len(),
+                    spec.min_history
+                ));
+            }
+            let n = runs.len() as f64;
+            let mean = runs.iter().sum::<f64>() / n;
+            let sd = (runs.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
+            let z = match (sd > 0.0, observed == mean) {
+                (true, _) => (observed - mean) / sd,
+                (false, true) => 0.0,
+                (false, false) => f64::INFINITY.copysign(observed - mean),
+            };
+            let score = match spec.direction {
+                Direction::Spike => z,
+                Direction::Drop => -z,
+                Direction::Both => z.abs(),
+            };
+            Ok((
+                score,
+                0.0,
+                format!("z = {z:.2} against a mean of {mean:.2} over {} runs", runs.len()),
+            ))
+        }
+    }
 }
 
 /// Writes up to `sample_size` failing rows (key and checked columns, masked

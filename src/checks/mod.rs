@@ -10,7 +10,7 @@ pub mod threshold;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use spec::{CheckSpec, ChecksFile, CompareTo, Kind, NewColumns};
+use spec::{AnomalySpec, ChangeSpec, CheckSpec, ChecksFile, CompareTo, Kind, NewColumns};
 use threshold::{Threshold, Unit};
 
 use crate::yaml;
@@ -44,11 +44,20 @@ pub struct Check {
     pub day_column: Option<String>,
     pub required: Vec<(String, String)>,
     pub new_columns: NewColumns,
+    /// Tiers judge the metric against earlier runs, not as it is.
+    pub history: Option<HistoryRule>,
     pub warn: Option<Threshold>,
     pub fail: Option<Threshold>,
     pub key_columns: Vec<String>,
     pub mask: Vec<String>,
     pub sample_size: u32,
+}
+
+/// How a check's metric is judged against its history.
+#[derive(Debug, Clone)]
+pub enum HistoryRule {
+    Change(ChangeSpec),
+    Anomaly(AnomalySpec),
 }
 
 /// One problem in a checks file.
@@ -180,17 +189,21 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         let t = Threshold::parse(text.as_deref()?)
             .map_err(|m| problems.push((field, m)))
             .ok()?;
-        let allowed: &[Unit] = match s.kind {
-            Kind::Freshness => &[Unit::Seconds],
-            Kind::RowCount | Kind::Custom => &[Unit::Count],
-            _ => &[Unit::Count, Unit::Percent],
+        // A change is a count or a share of the baseline; an anomaly is a z-score.
+        let (allowed, expected): (&[Unit], &str) = match (s.kind, s.change.is_some(), s.anomaly.is_some()) {
+            (_, true, _) => (
+                &[Unit::Count, Unit::Percent],
+                "an absolute (`> 100`) or relative (`> 50%`) change",
+            ),
+            (_, _, true) => (&[Unit::Count], "a z-score such as `> 3`"),
+            (Kind::Freshness, ..) => (&[Unit::Seconds], "a duration such as `24h`"),
+            (Kind::RowCount | Kind::Custom, ..) => (&[Unit::Count], "a count such as `< 1` or `> 0`"),
+            _ => (
+                &[Unit::Count, Unit::Percent],
+                "a count (`> 0`) or a percent (`> 1%`)",
+            ),
         };
         if !allowed.contains(&t.unit) {
-            let expected = match s.kind {
-                Kind::Freshness => "a duration such as `24h`",
-                Kind::RowCount | Kind::Custom => "a count such as `< 1` or `> 0`",
-                _ => "a count (`> 0`) or a percent (`> 1%`)",
-            };
             problems.push((
                 field,
                 format!("a {} check takes {expected}, not `{}`", s.kind.as_str(), t.text),
@@ -224,6 +237,14 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
             "expression",
             "`expression`, `compare_to` and `day_column` belong to consistency checks".into(),
         )),
+    }
+    match (s.kind, s.change.is_some(), s.anomaly.is_some()) {
+        (_, true, true) => problems.push(("anomaly", "give `change` or `anomaly`, not both".into())),
+        (Kind::Schema, true, _) | (Kind::Schema, _, true) => problems.push((
+            "kind",
+            "a schema check has no metric to compare with history".into(),
+        )),
+        _ => {}
     }
     match (s.kind, &s.required) {
         (Kind::Schema, None) => problems.push((
@@ -305,6 +326,11 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         day_column: s.day_column,
         required: s.required.unwrap_or_default().into_iter().collect(),
         new_columns: s.new_columns.unwrap_or_default(),
+        history: match (s.change, s.anomaly) {
+            (Some(change), _) => Some(HistoryRule::Change(change)),
+            (None, Some(anomaly)) => Some(HistoryRule::Anomaly(anomaly)),
+            (None, None) => None,
+        },
         warn,
         fail,
         key_columns: s.key_columns,

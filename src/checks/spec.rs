@@ -50,6 +50,67 @@ pub struct CompareTo {
     pub filter: Option<String>,
 }
 
+/// Which earlier value a change check compares with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    /// The last run whose gate passed.
+    #[default]
+    Last,
+    /// The mean of the last `runs` runs whose gate passed.
+    Mean,
+}
+
+/// Tiers compare the change against earlier runs: `> 50%` (relative) or `> 100` (absolute).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeSpec {
+    #[serde(default)]
+    pub baseline: Baseline,
+    /// Runs in the mean (default 7).
+    #[serde(default = "default_change_runs")]
+    #[schemars(range(min = 1))]
+    pub runs: u32,
+}
+
+fn default_change_runs() -> u32 {
+    7
+}
+
+/// Which way an anomaly counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Spike,
+    Drop,
+    #[default]
+    Both,
+}
+
+/// Tiers compare the z-score of the metric over earlier runs: `fail: "> 3"`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalySpec {
+    /// Runs in the baseline (default 10).
+    #[serde(default = "default_anomaly_runs")]
+    #[schemars(range(min = 2))]
+    pub runs: u32,
+    /// Runs needed before the check can warn or fail (default 5).
+    #[serde(default = "default_min_history")]
+    #[schemars(range(min = 2))]
+    pub min_history: u32,
+    #[serde(default)]
+    pub direction: Direction,
+}
+
+fn default_anomaly_runs() -> u32 {
+    10
+}
+
+fn default_min_history() -> u32 {
+    5
+}
+
 /// What a column that `required` does not list does to a schema check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -138,6 +199,12 @@ pub struct CheckSpec {
     /// Schema: what a column not in `required` does (default `warn`).
     #[serde(default)]
     pub new_columns: Option<NewColumns>,
+    /// Compare the metric with earlier runs (`_sluice_metrics_history`) instead of a fixed value.
+    #[serde(default)]
+    pub change: Option<ChangeSpec>,
+    /// Flag a metric that is far from earlier runs (z-score).
+    #[serde(default)]
+    pub anomaly: Option<AnomalySpec>,
     /// The warn tier, e.g. `"> 0"`, `"> 1%"`, `"> 6h"`.
     #[serde(default)]
     pub warn: Option<String>,

@@ -504,3 +504,112 @@ fn freshness_without_data_breaches_only_the_tiers_it_has() {
     assert_eq!(got["soft"].0, "warn");
     assert_eq!(got["hard"].0, "fail");
 }
+
+/// Runs the job as of day `day` of 2026-11 on `rows` fresh generated events;
+/// returns the exit code and `name -> (status, message)` of the checks.
+fn run_day(
+    ws: &Workspace,
+    day: u32,
+    rows: u64,
+) -> (i32, std::collections::BTreeMap<String, (String, String)>) {
+    let as_of = format!("2026-11-{day:02}T12:00:00Z");
+    let (rows, seed) = (rows.to_string(), day.to_string());
+    ws.sluice(&[
+        "generate",
+        "--rows",
+        &rows,
+        "--out",
+        "input/events.csv",
+        "--end",
+        &as_of,
+        "--seed",
+        &seed,
+    ])
+    .assert()
+    .success();
+    let out = ws.sluice(&["run", "--as-of", &as_of]).output().unwrap();
+    let r = results(ws);
+    let checks = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (text("name"), (text("status"), text("message")))
+        })
+        .collect();
+    (out.status.code().unwrap_or(-1), checks)
+}
+
+#[test]
+fn change_and_anomaly_checks_learn_from_earlier_runs() {
+    let ws = Workspace::new();
+    ws.write(
+        "checks/history.yaml",
+        "checks:
+  - name: volume_change
+    table: staging.events
+    kind: row_count
+    change: {baseline: last}
+    warn: \"> 50%\"
+  - name: volume_anomaly
+    table: staging.events
+    kind: row_count
+    anomaly: {runs: 10, min_history: 3, direction: both}
+    fail: \"> 4\"
+",
+    );
+    // Quiet while the history is short, whatever the volume does.
+    let (code, r) = run_day(&ws, 1, 1000);
+    assert_eq!(code, 0);
+    assert_eq!(
+        r["volume_change"],
+        ("pass".into(), "no earlier run to compare with yet".into())
+    );
+    assert_eq!(
+        r["volume_anomaly"],
+        ("pass".into(), "0 of 3 runs of history before it can fire".into())
+    );
+    assert_eq!(
+        run_day(&ws, 2, 1040).1["volume_change"],
+        ("pass".into(), "4.0% from 1000 (the last run)".into())
+    );
+    let (_, r) = run_day(&ws, 3, 980);
+    assert_eq!(r["volume_anomaly"].1, "2 of 3 runs of history before it can fire");
+    // With enough history, a normal wobble stays quiet ...
+    let (code, r) = run_day(&ws, 4, 1020);
+    assert_eq!(code, 0);
+    assert_eq!(
+        r["volume_anomaly"],
+        (
+            "pass".into(),
+            "z = 0.44 against a mean of 1006.67 over 3 runs".into()
+        )
+    );
+    assert_eq!(run_day(&ws, 5, 1010).0, 0);
+    // ... and a spike is caught by both.
+    let (code, r) = run_day(&ws, 6, 5000);
+    assert_eq!(code, 1);
+    assert_eq!(r["volume_anomaly"].0, "fail");
+    assert_eq!(
+        r["volume_anomaly"].1,
+        "z = 178.44 against a mean of 1010.00 over 5 runs"
+    );
+    assert_eq!(
+        r["volume_change"],
+        ("warn".into(), "395.0% from 1010 (the last run)".into())
+    );
+    // The failed run is no baseline: back to normal compares with day 5.
+    let (code, r) = run_day(&ws, 7, 1030);
+    assert_eq!(code, 0);
+    assert_eq!(r["volume_change"].1, "2.0% from 1010 (the last run)");
+    // A re-run with the same as_of replaces its own history rows.
+    run_day(&ws, 7, 1030);
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT count(*), sum(gate_passed) FROM _sluice_metrics_history WHERE check_name = 'volume_change'"
+        ),
+        vec!["7|6"]
+    );
+}
