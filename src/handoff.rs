@@ -167,3 +167,48 @@ fn duckdb_type(dt: &duckdb::arrow::datatypes::DataType) -> &'static str {
         _ => "VARCHAR",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Polars values buffer of a fixed-width column is the very memory
+    /// DuckDB exported: the handoff moves ownership, it does not copy.
+    #[test]
+    fn fixed_width_columns_cross_without_a_copy() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t AS SELECT range::BIGINT AS v FROM range(5000)")
+            .unwrap();
+        let mut stmt = conn.prepare("SELECT v FROM t").unwrap();
+        let batch = stmt.stream_arrow([]).unwrap().next().unwrap().unwrap();
+        let column = batch.column(0);
+        let exported = column.to_data().buffers()[0].as_ptr();
+
+        let (field, imported) = export_import(column.as_ref()).unwrap();
+        let series = Series::try_from((&field, vec![imported])).unwrap();
+        let values = series.i64().unwrap().downcast_iter().next().unwrap().values();
+        assert_eq!(values.as_ptr().cast::<u8>(), exported);
+        // DuckDB streams vectors of 2048 rows; this is the first one.
+        assert_eq!((values.len(), values[2047]), (2048, 2047));
+    }
+
+    /// Strings are not zero-copy: DuckDB exports `Utf8` (offsets + bytes) and
+    /// Polars keeps strings as views, so the import builds new buffers.
+    #[test]
+    fn strings_are_converted_on_import() {
+        let conn = Connection::open_in_memory().unwrap();
+        let mut stmt = conn
+            .prepare("SELECT 'user-' || range AS s FROM range(100)")
+            .unwrap();
+        let batch = stmt.stream_arrow([]).unwrap().next().unwrap().unwrap();
+        let column = batch.column(0);
+        let exported = column.to_data().buffers()[1].as_ptr();
+        let (field, imported) = export_import(column.as_ref()).unwrap();
+        let series = Series::try_from((&field, vec![imported])).unwrap();
+        let strings = series.str().unwrap();
+        assert_eq!(strings.get(7), Some("user-7"));
+        let view = strings.downcast_iter().next().unwrap();
+        let copied = view.data_buffers().iter().all(|b| b.as_ptr() != exported);
+        assert!(copied, "Polars should hold its own string buffers");
+    }
+}
