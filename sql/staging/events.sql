@@ -56,6 +56,10 @@ WHERE _reason IS NOT NULL;
 
 -- One row per event_id: the latest, then the largest amount, then the
 -- smallest user, region and sku; file and line only break exact ties.
+-- Most ids occur once, so only the repeated ones pay for the ordering.
+CREATE OR REPLACE TEMP TABLE stg_events_repeated AS
+SELECT event_id FROM stg_events_parsed WHERE _reason IS NULL GROUP BY event_id HAVING count(*) > 1;
+
 CREATE OR REPLACE TABLE staging.events AS
 SELECT
     event_id,
@@ -66,7 +70,19 @@ SELECT
     p_amount AS amount,
     CAST(p_amount * 100 AS BIGINT) AS amount_cents,
     _source_file
-FROM stg_events_parsed
+FROM stg_events_parsed ANTI JOIN stg_events_repeated USING (event_id)
+WHERE _reason IS NULL
+UNION ALL
+SELECT
+    event_id,
+    p_user_id AS user_id,
+    p_event_time AS event_time,
+    p_region AS region,
+    sku,
+    p_amount AS amount,
+    CAST(p_amount * 100 AS BIGINT) AS amount_cents,
+    _source_file
+FROM stg_events_parsed SEMI JOIN stg_events_repeated USING (event_id)
 WHERE _reason IS NULL
 QUALIFY row_number() OVER (
     PARTITION BY event_id
