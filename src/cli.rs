@@ -151,6 +151,10 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_PUBLISH_ON_FAILURE", conflicts_with = "no_publish")]
     pub publish_on_failure: bool,
 
+    /// Memory DuckDB may use before it spills to `<data-dir>/.duckdb_tmp` (`512MB`, `2GB`, `4GiB`).
+    #[arg(long, env = "SLUICE_MEMORY_LIMIT", default_value = "2GB", value_parser = parse_memory, value_name = "SIZE")]
+    pub memory_limit: String,
+
     /// Draw no progress bars (they are drawn only when stderr is a terminal).
     #[arg(long, env = "SLUICE_NO_PROGRESS")]
     pub no_progress: bool,
@@ -206,6 +210,21 @@ pub struct GenerateArgs {
     pub defects: String,
 }
 
+/// A size DuckDB understands: a number and a unit such as `MB`, `GB` or `GiB`.
+pub fn parse_memory(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let units = ["B", "KB", "MB", "GB", "TB", "KiB", "MiB", "GiB", "TiB"];
+    if number.parse::<f64>().is_ok_and(|n| n > 0.0) && units.contains(&unit.trim()) {
+        Ok(format!("{number}{}", unit.trim()))
+    } else {
+        Err(format!("`{s}` is not a size such as `512MB` or `2GB`"))
+    }
+}
+
 /// Accepts RFC 3339 (`2026-11-20T13:05:00Z`) or a bare date (midnight UTC).
 pub fn parse_timestamp(s: &str) -> Result<DateTime<Utc>, String> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
@@ -230,6 +249,9 @@ mod tests {
         let d = parse_timestamp("2026-11-20").unwrap();
         assert_eq!(d.to_rfc3339(), "2026-11-20T00:00:00+00:00");
         assert!(parse_timestamp("yesterday").is_err());
+        assert_eq!(parse_memory("2GB").unwrap(), "2GB");
+        assert_eq!(parse_memory("512 MiB").unwrap(), "512MiB");
+        assert!(parse_memory("lots").is_err() && parse_memory("2 parsecs").is_err());
     }
 
     #[test]

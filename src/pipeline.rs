@@ -52,8 +52,9 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let conn = duckdb::Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
     let spill = args.places.data_dir.join(".duckdb_tmp");
     conn.execute_batch(&format!(
-        "SET temp_directory = {}; SET preserve_insertion_order = false;",
-        crate::sql::path(&spill)
+        "SET temp_directory = {}; SET preserve_insertion_order = false; SET memory_limit = {};",
+        crate::sql::path(&spill),
+        crate::sql::string(&args.memory_limit)
     ))
     .map_err(Error::duckdb("configuring DuckDB"))?;
 

@@ -89,3 +89,7 @@ QUALIFY row_number() OVER (
     ORDER BY p_event_time DESC NULLS LAST, p_amount DESC NULLS LAST, p_user_id ASC NULLS LAST,
              p_region ASC NULLS LAST, sku ASC NULLS LAST, _source_file, _line
 ) = 1;
+
+-- The parse is no longer needed: free its memory for the marts and checks.
+DROP TABLE stg_events_parsed;
+DROP TABLE stg_events_repeated;

@@ -241,6 +241,7 @@ fn bad_flags_are_usage_errors() {
     let ws = Workspace::new();
     for args in [
         &["run", "--lookback-days", "0"][..],
+        &["run", "--memory-limit", "lots"],
         &["run", "--as-of", "yesterday"],
         &["generate", "--rows", "5", "--out", "x.csv", "--defects", "nope=1"],
     ] {
