@@ -98,9 +98,16 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let step = Stage::start("marts", metrics);
+    // Only the columns and rows the marts can use cross over; the marts still
+    // define their window themselves.
     let staged = handoff::query_polars(
         &conn,
-        "SELECT user_id, event_time, region, amount_cents FROM staging.events",
+        &format!(
+            "SELECT user_id, event_time, region, amount_cents FROM staging.events \
+             WHERE event_time > {} AND event_time <= {}",
+            crate::sql::timestamp(window.start()),
+            crate::sql::timestamp(window.as_of)
+        ),
     )?;
     let marts = marts::build(staged, window)?;
     metrics.rows("raw", "events", counts.raw);

@@ -13,6 +13,11 @@ pub fn string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
+/// A UTC instant as a DuckDB `TIMESTAMP` literal, to the microsecond.
+pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
+}
+
 /// A path as a quoted string literal.
 pub fn path(path: &Path) -> String {
     string(&path.display().to_string())

@@ -83,10 +83,6 @@ pub struct Context<'a> {
 /// `(check file, check name)` → earlier observed values, newest first.
 pub type History = std::collections::HashMap<(String, String), Vec<f64>>;
 
-fn ts_literal(t: DateTime<Utc>) -> String {
-    format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
-}
-
 /// `staging.events` → `"staging"."events"`.
 fn table_ref(table: &str) -> String {
     table.split('.').map(sql::ident).collect::<Vec<_>>().join(".")
@@ -94,8 +90,8 @@ fn table_ref(table: &str) -> String {
 
 impl Context<'_> {
     fn expand(&self, sql: &str) -> String {
-        sql.replace("{as_of}", &ts_literal(self.as_of))
-            .replace("{window_start}", &ts_literal(self.window_start))
+        sql.replace("{as_of}", &sql::timestamp(self.as_of))
+            .replace("{window_start}", &sql::timestamp(self.window_start))
     }
 
     /// The rows a check looks at: its `filter`, or all.
@@ -187,7 +183,7 @@ impl Context<'_> {
             ],
             Kind::Freshness => {
                 let col = format!("CAST({} AS TIMESTAMP)", sql::ident(&c.columns[0]));
-                let as_of = ts_literal(self.as_of);
+                let as_of = sql::timestamp(self.as_of);
                 vec![format!(
                     "CAST((epoch_us({as_of}) - epoch_us(max({col}) FILTER (WHERE {scope} AND {col} <= {as_of}))) / 1e6 AS DOUBLE)"
                 )]
@@ -214,7 +210,7 @@ impl Context<'_> {
         }
         // Day over day: the last complete day (before as_of's day) against the one before it.
         let day = sql::ident(c.day_column.as_deref().unwrap_or(""));
-        let as_of_day = format!("CAST({} AS DATE)", ts_literal(self.as_of));
+        let as_of_day = format!("CAST({} AS DATE)", sql::timestamp(self.as_of));
         format!(
             "WITH d AS (SELECT CAST({day} AS DATE) AS day, CAST({expr} AS DOUBLE) AS v FROM {table} WHERE {scope} GROUP BY 1), \
              p AS (SELECT coalesce((SELECT v FROM d WHERE day = {as_of_day} - 1), 0) AS last, \
