@@ -119,10 +119,11 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     for mart in &marts {
         metrics.rows("marts", mart.name, mart.frame.height() as u64);
     }
+    let mart_rows: u64 = marts.iter().map(|m| m.frame.height() as u64).sum();
     tracing::info!(
         stage = "marts",
         marts = marts.len(),
-        seconds = step.done(marts.iter().map(|m| m.frame.height() as u64).sum())
+        seconds = step.done(mart_rows)
     );
 
     let step = Stage::start("audit", metrics);
@@ -181,11 +182,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     tracing::info!(
         stage = "publish",
         published = publishing,
-        seconds = step.done(if publishing {
-            marts.iter().map(|m| m.frame.height() as u64).sum()
-        } else {
-            0
-        })
+        seconds = step.done(if publishing { mart_rows } else { 0 })
     );
 
     let as_of = iso_seconds(window.as_of);

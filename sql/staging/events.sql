@@ -61,33 +61,29 @@ CREATE OR REPLACE TEMP TABLE stg_events_repeated AS
 SELECT event_id FROM stg_events_parsed WHERE _reason IS NULL GROUP BY event_id HAVING count(*) > 1;
 
 CREATE OR REPLACE TABLE staging.events AS
-SELECT
-    event_id,
-    p_user_id AS user_id,
-    p_event_time AS event_time,
-    p_region AS region,
-    sku,
-    p_amount AS amount,
-    CAST(p_amount * 100 AS BIGINT) AS amount_cents,
-    _source_file
-FROM stg_events_parsed ANTI JOIN stg_events_repeated USING (event_id)
-WHERE _reason IS NULL
+-- NOT MATERIALIZED: each branch scans the parse itself; a materialised CTE
+-- costs 30% more staging time at 10M rows (bench/run.sh).
+WITH valid AS NOT MATERIALIZED (
+    SELECT
+        event_id,
+        p_user_id AS user_id,
+        p_event_time AS event_time,
+        p_region AS region,
+        sku,
+        p_amount AS amount,
+        CAST(p_amount * 100 AS BIGINT) AS amount_cents,
+        _source_file,
+        _line
+    FROM stg_events_parsed
+    WHERE _reason IS NULL
+)
+SELECT * EXCLUDE (_line) FROM valid ANTI JOIN stg_events_repeated USING (event_id)
 UNION ALL
-SELECT
-    event_id,
-    p_user_id AS user_id,
-    p_event_time AS event_time,
-    p_region AS region,
-    sku,
-    p_amount AS amount,
-    CAST(p_amount * 100 AS BIGINT) AS amount_cents,
-    _source_file
-FROM stg_events_parsed SEMI JOIN stg_events_repeated USING (event_id)
-WHERE _reason IS NULL
+SELECT * EXCLUDE (_line) FROM valid SEMI JOIN stg_events_repeated USING (event_id)
 QUALIFY row_number() OVER (
     PARTITION BY event_id
-    ORDER BY p_event_time DESC NULLS LAST, p_amount DESC NULLS LAST, p_user_id ASC NULLS LAST,
-             p_region ASC NULLS LAST, sku ASC NULLS LAST, _source_file, _line
+    ORDER BY event_time DESC NULLS LAST, amount DESC NULLS LAST, user_id ASC NULLS LAST,
+             region ASC NULLS LAST, sku ASC NULLS LAST, _source_file, _line
 ) = 1;
 
 -- The parse is no longer needed: free its memory for the marts and checks.

@@ -246,15 +246,12 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         )),
         _ => {}
     }
-    match (s.kind, &s.required) {
-        (Kind::Schema, None) => problems.push((
-            "required",
-            "a schema check needs `required`: column -> type".into(),
-        )),
-        (Kind::Schema, Some(_)) => {}
-        (_, Some(_)) => problems.push(("required", "`required` belongs to schema checks".into())),
-        _ => {}
-    }
+    owned_field(
+        &mut problems,
+        (s.kind, Kind::Schema),
+        ("required", s.required.is_some()),
+        "a schema check needs `required`: column -> type",
+    );
     let mut columns: Vec<String> = s.column.iter().cloned().collect();
     if let Some(cs) = &s.columns {
         if s.kind != Kind::Uniqueness {
@@ -267,19 +264,18 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         }
         columns.extend(cs.iter().cloned());
     }
-    // Every validity rule but a predicate is about a column.
-    let column_rules = s.accepted_values.is_some() || s.regex.is_some() || s.min.is_some() || s.max.is_some();
-    let needs_column = matches!(s.kind, Kind::Completeness | Kind::Uniqueness | Kind::Freshness)
-        || (s.kind == Kind::Validity && (s.predicate.is_none() || column_rules));
-    if needs_column && columns.is_empty() {
-        problems.push(("column", format!("a {} check needs `column`", s.kind.as_str())));
-    }
+    // accepted_values, regex, min/max, predicate: all but the last are about a column.
     let rules = [
         s.accepted_values.is_some(),
         s.regex.is_some(),
         s.min.is_some() || s.max.is_some(),
         s.predicate.is_some(),
     ];
+    let needs_column = matches!(s.kind, Kind::Completeness | Kind::Uniqueness | Kind::Freshness)
+        || (s.kind == Kind::Validity && (s.predicate.is_none() || rules[..3].contains(&true)));
+    if needs_column && columns.is_empty() {
+        problems.push(("column", format!("a {} check needs `column`", s.kind.as_str())));
+    }
     match s.kind {
         Kind::Validity if !rules.contains(&true) => problems.push((
             "kind",
@@ -292,15 +288,12 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         )),
         _ => {}
     }
-    match (s.kind, &s.sql) {
-        (Kind::Custom, None) => problems.push((
-            "sql",
-            "a custom check needs `sql`, a query returning the failing rows".into(),
-        )),
-        (Kind::Custom, Some(_)) => {}
-        (_, Some(_)) => problems.push(("sql", "`sql` belongs to custom checks".into())),
-        _ => {}
-    }
+    owned_field(
+        &mut problems,
+        (s.kind, Kind::Custom),
+        ("sql", s.sql.is_some()),
+        "a custom check needs `sql`, a query returning the failing rows",
+    );
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -337,6 +330,21 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         mask: s.mask,
         sample_size: s.sample_size.unwrap_or(20),
     })
+}
+
+/// A field that one kind needs and no other kind takes: `(kind, owner)` and
+/// `(field, present)` decide which of the two problems, if any, it is.
+fn owned_field(
+    problems: &mut Vec<(&'static str, String)>,
+    (kind, owner): (Kind, Kind),
+    (field, present): (&'static str, bool),
+    needed: &str,
+) {
+    match (kind == owner, present) {
+        (true, false) => problems.push((field, needed.to_string())),
+        (false, true) => problems.push((field, format!("`{field}` belongs to {} checks", owner.as_str()))),
+        _ => {}
+    }
 }
 
 /// Keeps the checks `--select` names: a check name, `tag:<tag>`, or a table.

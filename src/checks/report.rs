@@ -49,20 +49,9 @@ pub fn table(audit: &Audit) -> String {
     if audit.outcomes.is_empty() {
         return s;
     }
-    let name_w = audit
-        .outcomes
-        .iter()
-        .map(|o| o.check.name.len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
-    let table_w = audit
-        .outcomes
-        .iter()
-        .map(|o| o.check.table.len())
-        .max()
-        .unwrap_or(0)
-        .max(5);
+    let width = |len: fn(&Outcome) -> usize| audit.outcomes.iter().map(len).max().unwrap_or(0).max(5);
+    let name_w = width(|o| o.check.name.len());
+    let table_w = width(|o| o.check.table.len());
     let rows: Vec<(String, String)> = audit
         .outcomes
         .iter()
