@@ -189,7 +189,8 @@ pub struct GenerateArgs {
     #[arg(long)]
     pub rows: u64,
 
-    /// CSV file to write (parent directories are created).
+    /// File to write: `.csv` or `.ndjson`/`.jsonl`, compressed if it ends `.gz` or `.zst`
+    /// (parent directories are created).
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
 

@@ -19,6 +19,17 @@ pub enum ExitStatus {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A required column a file lacks (boxed: it keeps [`Error`] small).
+#[derive(Debug)]
+pub struct MissingColumn {
+    pub path: PathBuf,
+    pub column: String,
+    /// The file's columns, as found.
+    pub found: String,
+    pub source_name: String,
+    pub required: Vec<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("input `{}` does not exist", path.display())]
@@ -30,18 +41,21 @@ pub enum Error {
     #[error("invalid input glob `{pattern}`: {message}")]
     BadGlob { pattern: String, message: String },
 
-    #[error("input file `{}` has no column `{column}` (its header: {found})", path.display())]
-    MissingColumn {
-        path: PathBuf,
-        column: String,
-        found: String,
-    },
+    #[error("input file `{}` has no column `{}` (its header: {})", .0.path.display(), .0.column, .0.found)]
+    MissingColumn(Box<MissingColumn>),
 
     #[error("cannot read input file `{}`: {source}", path.display())]
     ReadInput {
         path: PathBuf,
         #[source]
-        source: csv::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    #[error("input file `{}` has columns that source `{source_name}` does not declare: {}", path.display(), columns.join(", "))]
+    NewColumns {
+        path: PathBuf,
+        source_name: String,
+        columns: Vec<String>,
     },
 
     #[error("database path `{}` is a directory, not a file", path.display())]
@@ -101,6 +115,25 @@ pub enum Error {
         errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
     Checks { errors: Vec<crate::checks::ConfigError> },
 
+    #[error("{} problem{} in the pipeline:\n{}", errors.len(), if errors.len() == 1 { "" } else { "s" },
+        errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
+    Config { errors: Vec<crate::yaml::ConfigError> },
+
+    #[error("`{file}`: {message}")]
+    BadSql { file: String, message: String },
+
+    #[error("`{file}` did not create table `{table}`")]
+    ModelNotCreated { file: String, table: String },
+
+    #[error("pipeline file `{}` does not exist", path.display())]
+    ConfigNotFound { path: PathBuf },
+
+    #[error("--input names the files of one source, and the pipeline has {count}: {}", names.join(", "))]
+    InputForManySources { count: usize, names: Vec<String> },
+
+    #[error("`{}` already exists", path.display())]
+    WouldOverwrite { path: PathBuf },
+
     #[error("--select matches no check: {}", selectors.join(", "))]
     UnknownSelector { selectors: Vec<String> },
 
@@ -143,10 +176,17 @@ impl Error {
             | Error::DbIsDirectory { .. }
             | Error::BadDefects(_)
             | Error::Checks { .. }
+            | Error::Config { .. }
+            | Error::ConfigNotFound { .. }
+            | Error::ModelNotCreated { .. }
+            | Error::BadSql { .. }
+            | Error::InputForManySources { .. }
+            | Error::WouldOverwrite { .. }
             | Error::ChecksDirNotFound { .. }
             | Error::NothingPublished { .. }
             | Error::UnknownSelector { .. } => ExitStatus::Usage,
-            Error::MissingColumn { .. }
+            Error::MissingColumn(_)
+            | Error::NewColumns { .. }
             | Error::ReadInput { .. }
             | Error::Locked { .. }
             | Error::CorruptDb { .. }
@@ -166,14 +206,24 @@ impl Error {
                 "pass an existing file, directory or glob with --input (or SLUICE_INPUT); `sluice generate` writes sample data".into()
             }
             Error::UnsupportedInput { .. } => {
-                "the default pipeline reads `.csv` files".into()
+                "sluice reads `.csv`, `.csv.gz`, `.csv.zst`, `.ndjson`, `.jsonl` (also compressed) and `.parquet` files; set the source's `format` in sluice.yaml for other names".into()
             }
             Error::BadGlob { .. } => "quote the glob and check its brackets".into(),
-            Error::MissingColumn { .. } => format!(
-                "the default pipeline needs the columns {}; fix the file's header or move the file out of the input",
-                crate::ingest::REQUIRED_COLUMNS.join(", ")
+            Error::MissingColumn(m) => format!(
+                "source `{}` needs the columns {}; fix the file's header or move the file out of the input",
+                m.source_name,
+                m.required.join(", ")
             ),
-            Error::ReadInput { .. } => "check that the file is a readable CSV file".into(),
+            Error::ReadInput { path, .. } => match crate::ingest::detect(path) {
+                Some((format, _)) => format!(
+                    "check that the file is complete and really {}; move it out of the input to run without it",
+                    format.name()
+                ),
+                None => "check that the file is complete and readable".into(),
+            },
+            Error::NewColumns { source_name, .. } => format!(
+                "declare the columns in source `{source_name}` of sluice.yaml, or set its `new_columns` to `warn` or `ignore`"
+            ),
             Error::DbIsDirectory { path } => format!(
                 "Docker creates a directory when the host file is missing: remove it and run `touch {}` on the host before `docker run`, or mount a directory and set SLUICE_DB",
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
@@ -191,6 +241,20 @@ impl Error {
             Error::Checks { .. } => {
                 "fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file".into()
             }
+            Error::Config { .. } => {
+                "fix the keys named above; `sluice schema` prints the JSON Schema of sluice.yaml, `sluice init` writes a complete example".into()
+            }
+            Error::ConfigNotFound { .. } => {
+                "pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline".into()
+            }
+            Error::InputForManySources { .. } => {
+                "set each source's `path` in sluice.yaml instead of --input (SLUICE_INPUT)".into()
+            }
+            Error::BadSql { .. } => "fix the staging SQL; DuckDB's message above names the line and the object".into(),
+            Error::ModelNotCreated { table, .. } => format!(
+                "a staging script must create its table, e.g. `CREATE OR REPLACE TABLE {table} AS SELECT ... FROM raw.<source>`"
+            ),
+            Error::WouldOverwrite { .. } => "sluice init never overwrites: move the file away or pick another directory".into(),
             Error::UnknownSelector { .. } => {
                 "--select takes a check name, a table (`staging.events`) or `tag:<tag>`; `sluice validate` lists the checks".into()
             }

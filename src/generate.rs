@@ -14,6 +14,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_core::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
+use crate::ingest::{Compression, Format};
 
 pub const REGIONS: [&str; 5] = ["us", "eu", "apac", "latam", "africa"];
 
@@ -179,7 +180,8 @@ struct Row {
     cents: i64,
 }
 
-/// Writes the CSV and returns what it planted.
+/// Writes the events as CSV or NDJSON (by the name of `out`, compressed when it
+/// ends `.gz` or `.zst`) and returns what it planted.
 pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -195,19 +197,31 @@ pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
         .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(|e| Error::io("create a temp file in", dir, e))?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
-    let mut generator = Generator::new(opts);
+    let Some((format, compression)) = crate::ingest::detect(out).filter(|(f, _)| *f != Format::Parquet)
+    else {
+        return Err(Error::UnsupportedInput {
+            path: out.to_path_buf(),
+        });
+    };
+    let file = BufWriter::with_capacity(1 << 20, tmp.as_file());
     let write_err = |e| Error::io("write", out, e);
-    w.write_all(b"event_id,user_id,event_time,region,sku,amount\n")
-        .map_err(write_err)?;
+    let mut w = match compression {
+        Compression::None => Output::Plain(file),
+        Compression::Gzip => Output::Gzip(flate2::write::GzEncoder::new(file, flate2::Compression::fast())),
+        Compression::Zstd => Output::Zstd(zstd::stream::write::Encoder::new(file, 3).map_err(write_err)?),
+    };
+    let mut generator = Generator::new(opts, format);
+    if format == Format::Csv {
+        w.write_all(b"event_id,user_id,event_time,region,sku,amount\n")
+            .map_err(write_err)?;
+    }
     let mut line = Vec::with_capacity(128);
     for i in 0..opts.rows {
         line.clear();
         generator.row(i, &mut line);
         w.write_all(&line).map_err(write_err)?;
     }
-    w.flush().map_err(write_err)?;
-    drop(w);
+    w.finish().map_err(write_err)?;
     tmp.persist(out).map_err(|e| Error::io("replace", out, e.error))?;
     Ok(Planted {
         path: out.to_path_buf(),
@@ -216,8 +230,35 @@ pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
     })
 }
 
+/// The file being written, compressed or not.
+enum Output<W: Write> {
+    Plain(W),
+    Gzip(flate2::write::GzEncoder<W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Output<W> {
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Output::Plain(w) => w.write_all(bytes),
+            Output::Gzip(w) => w.write_all(bytes),
+            Output::Zstd(w) => w.write_all(bytes),
+        }
+    }
+
+    /// Writes the compressed stream's trailer and flushes everything.
+    fn finish(self) -> std::io::Result<()> {
+        match self {
+            Output::Plain(mut w) => w.flush(),
+            Output::Gzip(w) => w.finish()?.flush(),
+            Output::Zstd(w) => w.finish()?.flush(),
+        }
+    }
+}
+
 struct Generator<'a> {
     opts: &'a Options,
+    format: Format,
     rng: ChaCha8Rng,
     users: u64,
     recent: Vec<Row>,
@@ -225,9 +266,10 @@ struct Generator<'a> {
 }
 
 impl<'a> Generator<'a> {
-    fn new(opts: &'a Options) -> Self {
+    fn new(opts: &'a Options, format: Format) -> Self {
         Generator {
             opts,
+            format,
             rng: ChaCha8Rng::seed_from_u64(opts.seed),
             users: (opts.rows / 20).max(200),
             recent: Vec::new(),
@@ -353,19 +395,88 @@ impl<'a> Generator<'a> {
             _ => format_amount(cents, i),
         };
         let sku = format!("SKU-{:04}", row.sku);
-        let _ = (|| -> std::io::Result<()> {
-            write!(out, "{event_id},{user_id},{event_time},{region},")?;
-            out.extend_from_slice(sku.as_bytes());
-            if defect == Some(Defect::NonUtf8) {
-                out.extend_from_slice(b"\xff\xfe");
+        let fields = Fields {
+            event_id,
+            user_id,
+            event_time,
+            region,
+            sku,
+            amount,
+            defect,
+        };
+        match self.format {
+            Format::Ndjson => fields.json(out),
+            _ => fields.csv(out),
+        }
+    }
+}
+
+/// The text of one generated row, before it is written in a format.
+struct Fields {
+    event_id: String,
+    user_id: String,
+    event_time: String,
+    region: String,
+    sku: String,
+    amount: String,
+    defect: Option<Defect>,
+}
+
+impl Fields {
+    fn csv(&self, out: &mut Vec<u8>) {
+        let Fields {
+            event_id,
+            user_id,
+            event_time,
+            region,
+            sku,
+            amount,
+            defect,
+        } = self;
+        let _ = write!(out, "{event_id},{user_id},{event_time},{region},{sku}");
+        if *defect == Some(Defect::NonUtf8) {
+            out.extend_from_slice(b"\xff\xfe");
+        }
+        let _ = write!(out, ",{amount}");
+        if *defect == Some(Defect::Malformed) {
+            out.extend_from_slice(b",surplus");
+        }
+        out.push(b'\n');
+    }
+
+    /// One JSON object: ids and amounts as numbers where the text is a JSON
+    /// number, empty text as `null`. A malformed
+    /// row is a line cut short; a non-UTF-8 one has raw bytes in `sku`.
+    fn json(&self, out: &mut Vec<u8>) {
+        // JSON's grammar has no leading zeros: `007` stays a string.
+        let value = |text: &str, number: bool| -> String {
+            match text {
+                "" => "null".into(),
+                _ if number && serde_json::from_str::<serde_json::Number>(text).is_ok() => text.into(),
+                _ => serde_json::Value::from(text).to_string(),
             }
-            write!(out, ",{amount}")?;
-            if defect == Some(Defect::Malformed) {
-                out.extend_from_slice(b",surplus");
-            }
-            out.push(b'\n');
-            Ok(())
-        })();
+        };
+        let amount = self.amount.trim_matches('"');
+        let _ = write!(
+            out,
+            r#"{{"event_id":{},"user_id":{},"event_time":{},"region":{},"sku":"#,
+            value(&self.event_id, false),
+            value(&self.user_id, true),
+            value(&self.event_time, false),
+            value(&self.region, false),
+        );
+        if self.defect == Some(Defect::NonUtf8) {
+            let _ = write!(out, "\"{}", self.sku);
+            out.extend_from_slice(b"\xff\xfe\"");
+        } else {
+            out.extend_from_slice(value(&self.sku, false).as_bytes());
+        }
+        let _ = write!(out, r#","amount":{}}}"#, value(amount, true));
+        if self.defect == Some(Defect::Malformed) {
+            // Cut short, as a writer killed mid-line leaves it.
+            out.truncate(out.len() - 10);
+        }
+        out.push(b'\n');
     }
 }
 

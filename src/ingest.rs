@@ -1,12 +1,16 @@
 //! Ingest (bronze): find the input files and land every row as text, exactly as
-//! it arrived, in DuckDB's `raw.events` table and `data/raw/events/`.
+//! it arrived, in DuckDB's `raw.<source>` table and `data/raw/<source>/`.
 //!
-//! CSV is parsed here, in Rust, rather than by DuckDB's reader: a ragged row or
-//! bytes that are not UTF-8 must become a quarantined row with a reason, while
-//! DuckDB's sniffer would either abort the whole file or drop the row silently.
+//! CSV and NDJSON are parsed here, in Rust, rather than by DuckDB's readers: a
+//! ragged row, a line that is not JSON or bytes that are not UTF-8 must become a
+//! quarantined row with a reason, while DuckDB's readers would either abort the
+//! whole file or drop the row silently. Parquet is typed and self-describing,
+//! so DuckDB reads it; typed columns are landed in the canonical text staging
+//! parses (a `TIMESTAMP` as RFC 3339 UTC), so their values are taken as they are.
 
+use std::collections::BTreeSet;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -17,6 +21,7 @@ use duckdb::arrow::record_batch::RecordBatch;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::sql;
 
 /// Columns the default pipeline needs, in the order they are landed.
 pub const REQUIRED_COLUMNS: [&str; 6] = ["event_id", "user_id", "event_time", "region", "sku", "amount"];
@@ -25,6 +30,133 @@ pub const REQUIRED_COLUMNS: [&str; 6] = ["event_id", "user_id", "event_time", "r
 pub const SOURCE: &str = "events";
 
 const BATCH_ROWS: usize = 64 * 1024;
+
+/// How a file's rows are encoded: `csv` (comma-separated with a header row),
+/// `ndjson` (one JSON object per line) or `parquet`.
+// Variants carry no doc comments: the schema stays a plain `enum`, whose
+// errors list the allowed values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Csv,
+    Ndjson,
+    Parquet,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "CSV",
+            Format::Ndjson => "NDJSON",
+            Format::Parquet => "Parquet",
+        }
+    }
+}
+
+/// How a text file is compressed, from its last extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+/// The format and compression a file name promises, if it is one sluice reads.
+pub fn detect(path: &Path) -> Option<(Format, Compression)> {
+    let name = path.file_name()?.to_str()?.to_ascii_lowercase();
+    let (stem, compression) = if let Some(stem) = name.strip_suffix(".gz") {
+        (stem, Compression::Gzip)
+    } else if let Some(stem) = name.strip_suffix(".zst").or_else(|| name.strip_suffix(".zstd")) {
+        (stem, Compression::Zstd)
+    } else {
+        (name.as_str(), Compression::None)
+    };
+    let format = match stem.rsplit_once('.')?.1 {
+        "csv" => Format::Csv,
+        "ndjson" | "jsonl" => Format::Ndjson,
+        "parquet" if compression == Compression::None => Format::Parquet,
+        _ => return None,
+    };
+    Some((format, compression))
+}
+
+/// What a source's column holds; decides which typed Parquet columns are taken
+/// as they are (CSV and JSON text is parsed by the staging SQL). A `timestamp`
+/// is landed as RFC 3339 UTC text (`2026-11-20T13:05:00.000000Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Text,
+    Integer,
+    Decimal,
+    Double,
+    Boolean,
+    Date,
+    Timestamp,
+}
+
+/// What a column the source does not declare does to a run: `ignore` (not
+/// landed, not mentioned), `warn` (not landed; a warning names it) or `fail`
+/// (the run stops with an error naming the file and the column).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NewColumns {
+    Ignore,
+    #[default]
+    Warn,
+    Fail,
+}
+
+/// One source: the columns landed from each of its files and the rules for them.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: String,
+    /// Required columns, in the order they are landed.
+    pub columns: Vec<(String, ColumnType)>,
+    pub new_columns: NewColumns,
+    /// Read every file as this format (the compression still comes from the
+    /// name); `None` decides by the file name.
+    pub format: Option<Format>,
+}
+
+impl Source {
+    /// The default pipeline's `events` source.
+    pub fn events() -> Self {
+        let ty = |c: &str| match c {
+            "user_id" => ColumnType::Integer,
+            "event_time" => ColumnType::Timestamp,
+            "amount" => ColumnType::Decimal,
+            _ => ColumnType::Text,
+        };
+        Source {
+            name: SOURCE.into(),
+            columns: REQUIRED_COLUMNS.iter().map(|c| (c.to_string(), ty(c))).collect(),
+            new_columns: NewColumns::Warn,
+            format: None,
+        }
+    }
+
+    fn names(&self) -> impl Iterator<Item = &str> {
+        self.columns.iter().map(|(c, _)| c.as_str())
+    }
+
+    /// The format of `path` under this source's rules.
+    fn format_of(&self, path: &Path) -> Option<(Format, Compression)> {
+        match (self.format, detect(path)) {
+            (None, detected) => detected,
+            (Some(format), Some((_, compression))) => Some((format, compression)),
+            (Some(format), None) => Some((format, compression_of(path))),
+        }
+    }
+}
+
+fn compression_of(path: &Path) -> Compression {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some(e) if e.eq_ignore_ascii_case("gz") => Compression::Gzip,
+        Some(e) if e.eq_ignore_ascii_case("zst") || e.eq_ignore_ascii_case("zstd") => Compression::Zstd,
+        _ => Compression::None,
+    }
+}
 
 /// One input file and what was read from it (recorded as provenance).
 #[derive(Debug, Clone)]
@@ -44,8 +176,10 @@ pub struct Ingested {
 }
 
 /// Expands each `--input` value (file, directory or glob) into a sorted,
-/// de-duplicated list of CSV files.
-pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
+/// de-duplicated list of the files `source` reads. A file named explicitly
+/// must be readable by it; directories and globs skip other files.
+pub fn resolve_inputs(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
+    let supported = |p: &Path| source.format_of(p).is_some();
     let mut files = Vec::new();
     for input in inputs {
         if input.contains(['*', '?', '[']) {
@@ -60,7 +194,7 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
             })?;
             let mut matched = 0;
             for path in paths.flatten() {
-                if path.is_file() && is_supported(&path) {
+                if path.is_file() && supported(&path) {
                     files.push(path);
                     matched += 1;
                 }
@@ -73,8 +207,8 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
         let path = PathBuf::from(input);
         let meta = std::fs::metadata(&path).map_err(|_| Error::InputNotFound { path: path.clone() })?;
         if meta.is_dir() {
-            walk(&path, &mut files)?;
-        } else if is_supported(&path) {
+            walk(&path, &supported, &mut files)?;
+        } else if supported(&path) {
             files.push(path);
         } else {
             return Err(Error::UnsupportedInput { path });
@@ -85,13 +219,9 @@ pub fn resolve_inputs(inputs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-fn is_supported(path: &Path) -> bool {
-    path.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
-}
-
 /// Every supported file under `dir`, recursively (partitioned layouts such as
 /// `input/2026/11/*.csv` are common); hidden files are skipped.
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
@@ -100,20 +230,20 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<()> {
             continue;
         }
         if path.is_dir() {
-            walk(&path, files)?;
-        } else if is_supported(&path) {
+            walk(&path, supported, files)?;
+        } else if supported(&path) {
             files.push(path);
         }
     }
     Ok(())
 }
 
-/// The Arrow schema of `raw.events`: the required columns as text, then where
+/// The Arrow schema of `raw.<source>`: the required columns as text, then where
 /// each row came from and, for a malformed row, what is wrong with it.
-fn raw_schema() -> SchemaRef {
-    let mut fields: Vec<Field> = REQUIRED_COLUMNS
-        .iter()
-        .map(|c| Field::new(*c, DataType::Utf8, true))
+fn raw_schema(source: &Source) -> SchemaRef {
+    let mut fields: Vec<Field> = source
+        .names()
+        .map(|c| Field::new(c, DataType::Utf8, true))
         .collect();
     fields.push(Field::new("_source_file", DataType::Utf8, false));
     fields.push(Field::new("_line", DataType::Int64, false));
@@ -121,55 +251,248 @@ fn raw_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Lands every input file in `raw.events` and writes `data/raw/events/events.parquet`.
+/// Lands every input file in `raw.<source>` and writes
+/// `data/raw/<source>/<source>.parquet`.
 pub fn land(
     conn: &Connection,
+    source: &Source,
     files: &[PathBuf],
     raw_dir: &Path,
     ingested_at: &str,
     progress: &indicatif::ProgressBar,
 ) -> Result<Ingested> {
-    let mut columns = REQUIRED_COLUMNS.map(|c| format!("{c} VARCHAR")).join(", ");
-    columns.push_str(", _source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR");
+    let table = format!("raw.{}", sql::ident(&source.name));
+    let mut columns: Vec<String> = source
+        .names()
+        .map(|c| format!("{} VARCHAR", sql::ident(c)))
+        .collect();
+    columns.push("_source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR".into());
     conn.execute_batch(&format!(
-        "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE raw.{SOURCE} ({columns});"
+        "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE {table} ({});",
+        columns.join(", ")
     ))
-    .map_err(Error::duckdb(format!("creating raw.{SOURCE}")))?;
+    .map_err(Error::duckdb(format!("creating {table}")))?;
 
     let mut out = Ingested::default();
-    {
-        let mut appender = conn
-            .appender_to_db(SOURCE, "raw")
-            .map_err(Error::duckdb("opening the raw appender"))?;
-        for path in files {
-            let (bytes_before, rows_before) = (progress.position(), out.rows);
-            let file = read_csv(
-                path,
-                &mut |batch, bytes, rows| {
-                    progress.set_position(bytes_before + bytes);
-                    progress.set_message(format!("{} rows", rows_before + rows));
-                    appender
-                        .append_record_batch(batch)
-                        .map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))
-                },
-                &mut out.warnings,
-            )?;
-            out.rows += file.rows;
-            out.files.push(file);
-        }
-        appender.flush().map_err(Error::duckdb("flushing raw rows"))?;
+    for path in files {
+        let Some((format, compression)) = source.format_of(path) else {
+            return Err(Error::UnsupportedInput { path: path.clone() });
+        };
+        let (bytes_before, rows_before) = (progress.position(), out.rows);
+        let file = if format == Format::Parquet {
+            land_parquet(conn, source, path, &mut out.warnings)?
+        } else {
+            let mut appender = conn
+                .appender_to_db(&source.name, "raw")
+                .map_err(Error::duckdb("opening the raw appender"))?;
+            let mut sink = |batch: RecordBatch, bytes: u64, rows: u64| {
+                progress.set_position(bytes_before + bytes);
+                progress.set_message(format!("{} rows", rows_before + rows));
+                appender
+                    .append_record_batch(batch)
+                    .map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))
+            };
+            let reader = open(path, compression)?;
+            let file = match format {
+                Format::Csv => read_csv(source, path, reader, &mut sink, &mut out.warnings)?,
+                _ => read_ndjson(source, path, reader, &mut sink, &mut out.warnings)?,
+            };
+            appender.flush().map_err(Error::duckdb("flushing raw rows"))?;
+            file
+        };
+        progress.set_position(bytes_before + file.size);
+        out.rows += file.rows;
+        out.files.push(file);
     }
 
-    let dir = raw_dir.join(SOURCE);
+    let dir = raw_dir.join(&source.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
-    let target = dir.join(format!("{SOURCE}.parquet"));
+    let target = dir.join(format!("{}.parquet", source.name));
     crate::stage::copy_atomically(
         conn,
-        &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM raw.{SOURCE}"),
+        &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM {table}"),
         &target,
         "FORMAT parquet",
     )?;
     Ok(out)
+}
+
+/// Applies the source's policy to columns it does not declare.
+fn new_columns(source: &Source, path: &Path, extra: &[String], warnings: &mut Vec<String>) -> Result<()> {
+    if extra.is_empty() {
+        return Ok(());
+    }
+    match source.new_columns {
+        NewColumns::Ignore => Ok(()),
+        NewColumns::Warn => {
+            let warning = format!(
+                "`{}`: extra columns ignored: {}",
+                path.display(),
+                extra.join(", ")
+            );
+            tracing::warn!("{warning}");
+            warnings.push(warning);
+            Ok(())
+        }
+        NewColumns::Fail => Err(Error::NewColumns {
+            path: path.to_path_buf(),
+            source_name: source.name.clone(),
+            columns: extra.to_vec(),
+        }),
+    }
+}
+
+/// The error for a required column a file lacks.
+fn missing_column(source: &Source, path: &Path, column: &str, found: &[String]) -> Error {
+    Error::MissingColumn(Box::new(crate::error::MissingColumn {
+        source_name: source.name.clone(),
+        required: source.names().map(String::from).collect(),
+        path: path.to_path_buf(),
+        column: column.to_string(),
+        found: if found.iter().all(String::is_empty) {
+            "empty".to_string()
+        } else {
+            found.join(", ")
+        },
+    }))
+}
+
+/// Lands one Parquet file with DuckDB's reader: typed columns become the text
+/// staging parses, so typed and text inputs give the same staged rows.
+fn land_parquet(
+    conn: &Connection,
+    source: &Source,
+    path: &Path,
+    warnings: &mut Vec<String>,
+) -> Result<InputFile> {
+    let (size, sha256) = hash_file(path)?;
+    let scan = format!("read_parquet({}, file_row_number = true)", sql::path(path));
+    let unreadable = |e: duckdb::Error| Error::ReadInput {
+        path: path.to_path_buf(),
+        source: Box::new(e),
+    };
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})"
+        ))
+        .map_err(unreadable)?;
+    let described: Vec<(String, String)> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(unreadable)?;
+    let found: Vec<String> = described
+        .iter()
+        .map(|(c, _)| c.clone())
+        .filter(|c| c != "file_row_number")
+        .collect();
+    let mut select = Vec::new();
+    for (column, ty) in &source.columns {
+        let Some((_, duck_type)) = described.iter().find(|(c, _)| c == column) else {
+            return Err(missing_column(source, path, column, &found));
+        };
+        select.push(format!(
+            "{} AS {}",
+            as_text(&sql::ident(column), *ty, duck_type),
+            sql::ident(column)
+        ));
+    }
+    let extra: Vec<String> = found
+        .iter()
+        .filter(|c| !source.names().any(|n| n == c.as_str()))
+        .cloned()
+        .collect();
+    new_columns(source, path, &extra, warnings)?;
+    let rows = conn
+        .execute(
+            &format!(
+                "INSERT INTO raw.{} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
+                sql::ident(&source.name),
+                select.join(", "),
+                sql::string(&path.display().to_string()),
+            ),
+            [],
+        )
+        .map_err(unreadable)?;
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        size,
+        sha256,
+        rows: rows as u64,
+    })
+}
+
+/// The text of a typed Parquet column in the form staging parses.
+fn as_text(column: &str, ty: ColumnType, duck_type: &str) -> String {
+    let timestamp = duck_type.starts_with("TIMESTAMP");
+    match ty {
+        // Time zones are not compiled into DuckDB here: a TIMESTAMPTZ holds
+        // UTC microseconds, so the plain cast keeps the instant.
+        ColumnType::Timestamp if timestamp => {
+            format!("strftime(CAST({column} AS TIMESTAMP), '%Y-%m-%dT%H:%M:%S.%fZ')")
+        }
+        _ => format!("CAST({column} AS VARCHAR)"),
+    }
+}
+
+/// Size and SHA-256 of a file read whole (Parquet: DuckDB does the reading).
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
+    let mut hashing = HashingReader::new(file);
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read input file", path, e))?;
+    Ok((hashing.bytes, hex(&hashing.hasher.finalize())))
+}
+
+/// Opens a text input for reading, decompressed, through a [`HashingReader`]
+/// of the bytes on disk (provenance is the file as stored).
+fn open(path: &Path, compression: Compression) -> Result<TextInput> {
+    let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
+    let hashing = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
+    Ok(match compression {
+        Compression::None => TextInput::Plain(hashing),
+        Compression::Gzip => TextInput::Gzip(flate2::read::MultiGzDecoder::new(hashing)),
+        Compression::Zstd => TextInput::Zstd(Box::new(
+            zstd::stream::read::Decoder::new(hashing).map_err(|e| Error::io("read input file", path, e))?,
+        )),
+    })
+}
+
+type Buffered = io::BufReader<File>;
+
+/// A decompressed input stream that still knows the bytes read from disk.
+enum TextInput {
+    Plain(HashingReader<Buffered>),
+    Gzip(flate2::read::MultiGzDecoder<HashingReader<Buffered>>),
+    Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<HashingReader<Buffered>>>>),
+}
+
+impl TextInput {
+    fn hashing(&self) -> &HashingReader<Buffered> {
+        match self {
+            TextInput::Plain(h) => h,
+            TextInput::Gzip(g) => g.get_ref(),
+            TextInput::Zstd(z) => z.get_ref().get_ref(),
+        }
+    }
+
+    /// Bytes read from disk so far, and the final hash.
+    fn finish(self) -> (u64, String) {
+        let hashing = match self {
+            TextInput::Plain(h) => h,
+            TextInput::Gzip(g) => g.into_inner(),
+            TextInput::Zstd(z) => z.finish().into_inner(),
+        };
+        (hashing.bytes, hex(&hashing.hasher.finalize()))
+    }
+}
+
+impl Read for TextInput {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            TextInput::Plain(h) => h.read(buf),
+            TextInput::Gzip(g) => g.read(buf),
+            TextInput::Zstd(z) => z.read(buf),
+        }
+    }
 }
 
 /// Lower-case hex of a digest.
@@ -184,6 +507,16 @@ struct HashingReader<R> {
     bytes: u64,
 }
 
+impl<R> HashingReader<R> {
+    fn new(inner: R) -> Self {
+        HashingReader {
+            inner,
+            hasher: Sha256::new(),
+            bytes: 0,
+        }
+    }
+}
+
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
@@ -193,22 +526,22 @@ impl<R: Read> Read for HashingReader<R> {
     }
 }
 
+/// Receives each batch of landed rows with the bytes read from disk and the
+/// rows read from the file so far.
+type Sink<'a> = dyn FnMut(RecordBatch, u64, u64) -> Result<()> + 'a;
+
 /// Reads one CSV file into Arrow batches of text and hands each to `sink`.
 fn read_csv(
+    source: &Source,
     path: &Path,
-    sink: &mut dyn FnMut(RecordBatch, u64, u64) -> Result<()>,
+    input: TextInput,
+    sink: &mut Sink,
     warnings: &mut Vec<String>,
 ) -> Result<InputFile> {
-    let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
-    let hashing = HashingReader {
-        inner: io::BufReader::with_capacity(1 << 20, file),
-        hasher: Sha256::new(),
-        bytes: 0,
-    };
-    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(hashing);
-    let read_err = |source| Error::ReadInput {
+    let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
+    let read_err = |e: csv::Error| Error::ReadInput {
         path: path.to_path_buf(),
-        source,
+        source: Box::new(e),
     };
 
     let header: Vec<String> = reader
@@ -222,38 +555,19 @@ fn read_csv(
                 .to_string()
         })
         .collect();
-    let mut index = [0usize; REQUIRED_COLUMNS.len()];
-    for (slot, column) in index.iter_mut().zip(REQUIRED_COLUMNS) {
-        *slot = header
-            .iter()
-            .position(|h| h == column)
-            .ok_or_else(|| Error::MissingColumn {
-                path: path.to_path_buf(),
-                column: column.to_string(),
-                found: if header.iter().all(String::is_empty) {
-                    "empty".to_string()
-                } else {
-                    header.join(", ")
-                },
-            })?;
+    let mut index = Vec::with_capacity(source.columns.len());
+    for column in source.names() {
+        let position = header.iter().position(|h| h == column);
+        index.push(position.ok_or_else(|| missing_column(source, path, column, &header))?);
     }
-    let extra: Vec<&str> = header
+    let extra: Vec<String> = header
         .iter()
-        .filter(|h| !REQUIRED_COLUMNS.contains(&h.as_str()))
-        .map(String::as_str)
+        .filter(|h| !source.names().any(|n| n == h.as_str()))
+        .cloned()
         .collect();
-    if !extra.is_empty() {
-        let warning = format!(
-            "`{}`: extra columns ignored: {}",
-            path.display(),
-            extra.join(", ")
-        );
-        tracing::warn!("{warning}");
-        warnings.push(warning);
-    }
+    new_columns(source, path, &extra, warnings)?;
 
-    let source_file = path.display().to_string();
-    let mut batch = BatchBuilder::new();
+    let mut batch = BatchBuilder::new(source, path);
     let mut record = csv::ByteRecord::new();
     let mut rows = 0u64;
     while reader.read_byte_record(&mut record).map_err(read_err)? {
@@ -276,43 +590,153 @@ fn read_csv(
                 None => builder.append_null(),
             }
         }
-        batch.source_file.append_value(&source_file);
-        batch.line.append_value(line);
-        batch.malformed.append_option(malformed);
-        batch.len += 1;
+        batch.push(line, malformed);
         if batch.len == BATCH_ROWS {
-            sink(batch.finish(), reader.get_ref().bytes, rows)?;
+            sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
         }
     }
     if batch.len > 0 {
-        sink(batch.finish(), reader.get_ref().bytes, rows)?;
+        sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
     }
-    let hashing = reader.into_inner();
+    let (size, sha256) = reader.into_inner().finish();
     Ok(InputFile {
         path: path.to_path_buf(),
-        size: hashing.bytes,
-        sha256: hex(&hashing.hasher.finalize()),
+        size,
+        sha256,
         rows,
     })
 }
 
+/// Reads one NDJSON file (one object per line; blank lines skipped) into Arrow
+/// batches of text. A value is landed as its JSON text (`12.30` stays `12.30`),
+/// a string unquoted, `null` as null. A line that is not a JSON object is
+/// landed with no fields and its text in `_malformed`, for the quarantine.
+fn read_ndjson(
+    source: &Source,
+    path: &Path,
+    input: TextInput,
+    sink: &mut Sink,
+    warnings: &mut Vec<String>,
+) -> Result<InputFile> {
+    use serde_json::value::RawValue;
+    type Object<'a> = std::collections::HashMap<std::borrow::Cow<'a, str>, &'a RawValue>;
+
+    let mut reader = io::BufReader::with_capacity(1 << 20, input);
+    let mut batch = BatchBuilder::new(source, path);
+    let mut seen = vec![false; source.columns.len()];
+    let mut extra = BTreeSet::new();
+    let (mut rows, mut objects, mut line_no) = (0u64, 0u64, 0i64);
+    let mut line = Vec::with_capacity(256);
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| Error::ReadInput {
+                path: path.to_path_buf(),
+                source: Box::new(e),
+            })?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        rows += 1;
+        match serde_json::from_slice::<Object>(&line) {
+            Ok(object) => {
+                objects += 1;
+                for (i, (builder, column)) in batch.columns.iter_mut().zip(source.names()).enumerate() {
+                    seen[i] |= object.contains_key(column);
+                    match object.get(column).map(|v| v.get()) {
+                        None | Some("null") => builder.append_null(),
+                        Some(text) if text.starts_with('"') => match serde_json::from_str::<String>(text) {
+                            Ok(s) => builder.append_value(s),
+                            Err(_) => builder.append_value(text),
+                        },
+                        // Numbers, booleans, nested values: their JSON text.
+                        Some(text) => builder.append_value(text),
+                    }
+                }
+                if extra.len() < 20 {
+                    for key in object.keys().filter(|k| !source.names().any(|n| n == k.as_ref())) {
+                        extra.insert(key.to_string());
+                    }
+                }
+                batch.push(line_no, None);
+            }
+            Err(e) => {
+                for builder in &mut batch.columns {
+                    builder.append_null();
+                }
+                let text = String::from_utf8_lossy(&line);
+                let what = if e.is_data() {
+                    "not a JSON object"
+                } else {
+                    "not JSON"
+                };
+                batch.push(line_no, Some(format!("{what} ({e}): {}", text.trim_end())));
+            }
+        }
+        if batch.len == BATCH_ROWS {
+            sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
+        }
+    }
+    if batch.len > 0 {
+        sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
+    }
+    // As a CSV header without the column: a key absent from every object
+    // means the wrong file, not bad rows.
+    if let Some(i) = seen.iter().position(|s| !s).filter(|_| objects > 0) {
+        let found: Vec<String> = source
+            .names()
+            .zip(&seen)
+            .filter(|(_, s)| **s)
+            .map(|(c, _)| c.to_string())
+            .chain(extra.iter().cloned())
+            .collect();
+        return Err(missing_column(source, path, &source.columns[i].0, &found));
+    }
+    new_columns(source, path, &extra.into_iter().collect::<Vec<_>>(), warnings)?;
+    let (size, sha256) = reader.into_inner().finish();
+    Ok(InputFile {
+        path: path.to_path_buf(),
+        size,
+        sha256,
+        rows,
+    })
+}
+
+/// Columns of `raw.<source>` being filled, a batch at a time.
 struct BatchBuilder {
+    schema: SchemaRef,
+    source_file: String,
     columns: Vec<StringBuilder>,
-    source_file: StringBuilder,
+    source_files: StringBuilder,
     line: Int64Builder,
     malformed: StringBuilder,
     len: usize,
 }
 
 impl BatchBuilder {
-    fn new() -> Self {
+    fn new(source: &Source, path: &Path) -> Self {
         BatchBuilder {
-            columns: REQUIRED_COLUMNS.iter().map(|_| StringBuilder::new()).collect(),
-            source_file: StringBuilder::new(),
+            schema: raw_schema(source),
+            source_file: path.display().to_string(),
+            columns: source.columns.iter().map(|_| StringBuilder::new()).collect(),
+            source_files: StringBuilder::new(),
             line: Int64Builder::new(),
             malformed: StringBuilder::new(),
             len: 0,
         }
+    }
+
+    /// Ends a row whose columns were appended.
+    fn push(&mut self, line: i64, malformed: Option<String>) {
+        self.source_files.append_value(&self.source_file);
+        self.line.append_value(line);
+        self.malformed.append_option(malformed);
+        self.len += 1;
     }
 
     fn finish(&mut self) -> RecordBatch {
@@ -321,11 +745,11 @@ impl BatchBuilder {
             .iter_mut()
             .map(|b| Arc::new(b.finish()) as ArrayRef)
             .collect();
-        arrays.push(Arc::new(self.source_file.finish()));
+        arrays.push(Arc::new(self.source_files.finish()));
         arrays.push(Arc::new(self.line.finish()));
         arrays.push(Arc::new(self.malformed.finish()));
         self.len = 0;
-        RecordBatch::try_new(raw_schema(), arrays).expect("arrays match raw_schema by construction")
+        RecordBatch::try_new(self.schema.clone(), arrays).expect("arrays match raw_schema by construction")
     }
 }
 
@@ -334,31 +758,63 @@ mod tests {
     use super::*;
 
     #[test]
+    fn formats_come_from_the_file_name() {
+        let d = |name: &str| detect(Path::new(name));
+        assert_eq!(d("a.csv"), Some((Format::Csv, Compression::None)));
+        assert_eq!(d("A.CSV.GZ"), Some((Format::Csv, Compression::Gzip)));
+        assert_eq!(d("a.csv.zst"), Some((Format::Csv, Compression::Zstd)));
+        assert_eq!(d("a.jsonl"), Some((Format::Ndjson, Compression::None)));
+        assert_eq!(d("a.ndjson.gz"), Some((Format::Ndjson, Compression::Gzip)));
+        assert_eq!(d("a.parquet"), Some((Format::Parquet, Compression::None)));
+        for unsupported in ["a.parquet.gz", "a.txt", "a.gz", "csv", "a.json"] {
+            assert_eq!(d(unsupported), None, "{unsupported}");
+        }
+        let forced = Source {
+            format: Some(Format::Csv),
+            ..Source::events()
+        };
+        assert_eq!(
+            forced.format_of(Path::new("a.txt.gz")),
+            Some((Format::Csv, Compression::Gzip))
+        );
+    }
+
+    #[test]
     fn inputs_resolve_from_files_dirs_and_globs() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
+        let source = Source::events();
         std::fs::create_dir_all(root.join("2026/11")).unwrap();
-        for f in ["a.csv", "b.CSV", "notes.txt", ".hidden.csv", "2026/11/c.csv"] {
+        for f in [
+            "a.csv",
+            "b.CSV",
+            "notes.txt",
+            ".hidden.csv",
+            "2026/11/c.csv.gz",
+            "d.jsonl",
+            "e.parquet",
+        ] {
             std::fs::write(root.join(f), "x").unwrap();
         }
         let s = |p: &Path| p.display().to_string();
-        let all = resolve_inputs(&[s(root)]).unwrap();
+        let all = resolve_inputs(&[s(root)], &source).unwrap();
         assert_eq!(
             all,
-            vec![root.join("2026/11/c.csv"), root.join("a.csv"), root.join("b.CSV")]
+            ["2026/11/c.csv.gz", "a.csv", "b.CSV", "d.jsonl", "e.parquet"].map(|f| root.join(f))
         );
-        let globbed = resolve_inputs(&[format!("{}/*.csv", s(root)), s(&root.join("a.csv"))]).unwrap();
+        let globbed =
+            resolve_inputs(&[format!("{}/*.csv", s(root)), s(&root.join("a.csv"))], &source).unwrap();
         assert_eq!(globbed, vec![root.join("a.csv")]);
         assert!(matches!(
-            resolve_inputs(&[s(&root.join("nope"))]),
+            resolve_inputs(&[s(&root.join("nope"))], &source),
             Err(Error::InputNotFound { .. })
         ));
         assert!(matches!(
-            resolve_inputs(&[s(&root.join("notes.txt"))]),
+            resolve_inputs(&[s(&root.join("notes.txt"))], &source),
             Err(Error::UnsupportedInput { .. })
         ));
         assert!(matches!(
-            resolve_inputs(&[format!("{}/*.parquet", s(root))]),
+            resolve_inputs(&[format!("{}/*.zst", s(root))], &source),
             Err(Error::InputNotFound { .. })
         ));
     }

@@ -108,7 +108,7 @@ fn demo(args: DemoArgs) -> Result<ExitStatus, Error> {
     sluice::publish::check_path(&args.run.places.db)?;
     // The demo writes into the input directory (or the input file) the run reads.
     let input = std::path::PathBuf::from(args.run.input.first().map_or("input", String::as_str));
-    let out = if input.extension().is_some_and(|e| e == "csv") {
+    let out = if sluice::ingest::detect(&input).is_some() {
         input
     } else {
         input.join("demo_events.csv")

@@ -43,7 +43,8 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let _run = tracing::info_span!("run", pipeline = "default", as_of = %iso_seconds(window.as_of)).entered();
     // Everything the user configured is checked before any data is read.
     let checks = audit::selected_checks(args.checks_dir.as_deref(), &args.select)?;
-    let files = ingest::resolve_inputs(&args.input)?;
+    let source = ingest::Source::events();
+    let files = ingest::resolve_inputs(&args.input, &source)?;
     let mut db = Db::open(&args.places.db)?;
     for dir in [&args.places.output_dir, &args.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -68,6 +69,7 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let step = Stage::start("ingest", metrics);
     let ingested = ingest::land(
         &conn,
+        &source,
         &files,
         &args.places.data_dir.join("raw"),
         &iso_seconds(started_at),

@@ -3,6 +3,7 @@
 //! back into the line of the YAML file, so a message can say `checks/x.yaml:12`.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use serde_json::{Map, Number, Value};
 use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
@@ -53,6 +54,74 @@ pub fn parse(text: &str) -> Result<Document, SyntaxError> {
         value: builder.root.unwrap_or(Value::Null),
         lines: builder.lines,
     })
+}
+
+/// One problem in a YAML file the tool reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    /// Where in the file, as `checks[2].fail`; empty for the whole file.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        } else {
+            write!(f, "{}:{}: `{}`: {}", self.file, self.line, self.key, self.message)
+        }
+    }
+}
+
+/// `/checks/2/fail` → `checks[2].fail`.
+pub fn key_of(pointer: &str) -> String {
+    let mut key = String::new();
+    for part in pointer.split('/').skip(1) {
+        let part = part.replace("~1", "/").replace("~0", "~");
+        if part.parse::<usize>().is_ok() {
+            key.push_str(&format!("[{part}]"));
+        } else {
+            if !key.is_empty() {
+                key.push('.');
+            }
+            key.push_str(&part);
+        }
+    }
+    key
+}
+
+/// Parses `text`, validates it against the schema of `T`, then deserialises
+/// it: every problem comes back at once, with its line and key.
+pub fn load<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    validator: &jsonschema::Validator,
+) -> Result<(T, Document), Vec<ConfigError>> {
+    let err = |line: usize, key: String, message: String| ConfigError {
+        file: file.to_string(),
+        line,
+        key,
+        message,
+    };
+    let doc =
+        parse(text).map_err(|e| vec![err(e.line, String::new(), format!("invalid YAML: {}", e.message))])?;
+    let errors: Vec<ConfigError> = validator
+        .iter_errors(&doc.value)
+        .map(|e| {
+            let pointer = e.instance_path().as_str().to_string();
+            err(doc.line(&pointer), key_of(&pointer), e.to_string())
+        })
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    match serde_json::from_value(doc.value.clone()) {
+        Ok(parsed) => Ok((parsed, doc)),
+        Err(e) => Err(vec![err(1, String::new(), e.to_string())]),
+    }
 }
 
 /// An open container while events stream in.

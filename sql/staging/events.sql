@@ -35,6 +35,9 @@ SELECT
     p_event_time, p_user_id, p_amount,
     nullif(lower(trim(region)), '') AS p_region,
     CASE
+        -- A line that yielded no fields at all (not JSON) has nothing to judge.
+        WHEN _malformed IS NOT NULL
+             AND coalesce(event_id, user_id, event_time, region, sku, amount) IS NULL THEN 'malformed_row'
         WHEN event_id IS NULL OR trim(event_id) = '' THEN 'missing_event_id'
         WHEN event_time IS NULL OR trim(event_time) = '' THEN 'missing_event_time'
         WHEN p_event_time IS NULL THEN 'bad_event_time'

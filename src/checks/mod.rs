@@ -7,13 +7,14 @@ pub mod report;
 pub mod spec;
 pub mod threshold;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use spec::{AnomalySpec, ChangeSpec, CheckSpec, ChecksFile, CompareTo, Kind, NewColumns};
 use threshold::{Threshold, Unit};
 
 use crate::yaml;
+pub use crate::yaml::ConfigError;
+use crate::yaml::key_of;
 
 /// The default pipeline's checks, used when the checks directory is absent.
 pub const DEFAULT_CHECKS: [(&str, &str); 1] = [("events.yaml", include_str!("../../checks/events.yaml"))];
@@ -60,43 +61,6 @@ pub enum HistoryRule {
     Anomaly(AnomalySpec),
 }
 
-/// One problem in a checks file.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
-    pub file: String,
-    pub line: usize,
-    /// Where in the file, as `checks[2].fail`; empty for the whole file.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
-        } else {
-            write!(f, "{}:{}: `{}`: {}", self.file, self.line, self.key, self.message)
-        }
-    }
-}
-
-/// `/checks/2/fail` → `checks[2].fail`.
-fn key_of(pointer: &str) -> String {
-    let mut key = String::new();
-    for part in pointer.split('/').skip(1) {
-        let part = part.replace("~1", "/").replace("~0", "~");
-        if part.parse::<usize>().is_ok() {
-            key.push_str(&format!("[{part}]"));
-        } else {
-            if !key.is_empty() {
-                key.push('.');
-            }
-            key.push_str(&part);
-        }
-    }
-    key
-}
-
 /// The YAML files of a checks directory, sorted; `None` when it does not exist.
 pub fn files_in(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     if !dir.exists() {
@@ -125,25 +89,10 @@ pub fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> 
             key,
             message,
         };
-        let doc = match yaml::parse(text) {
-            Ok(doc) => doc,
-            Err(e) => {
-                errors.push(err(e.line, String::new(), format!("invalid YAML: {}", e.message)));
-                continue;
-            }
-        };
-        let before = errors.len();
-        for e in validator.iter_errors(&doc.value) {
-            let pointer = e.instance_path().as_str().to_string();
-            errors.push(err(doc.line(&pointer), key_of(&pointer), e.to_string()));
-        }
-        if errors.len() > before {
-            continue;
-        }
-        let parsed: ChecksFile = match serde_json::from_value(doc.value.clone()) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.push(err(1, String::new(), e.to_string()));
+        let (parsed, doc) = match yaml::load::<ChecksFile>(file, text, &validator) {
+            Ok(loaded) => loaded,
+            Err(problems) => {
+                errors.extend(problems);
                 continue;
             }
         };

@@ -116,7 +116,7 @@ fn a_missing_required_column_names_the_file_and_the_column() {
     assert_eq!(
         stderr,
         "error: input file `bad/events.csv` has no column `amount` (its header: event_id, user_id, event_time, region, sku)\n\
-         hint: the default pipeline needs the columns event_id, user_id, event_time, region, sku, amount; fix the file's header or move the file out of the input\n"
+         hint: source `events` needs the columns event_id, user_id, event_time, region, sku, amount; fix the file's header or move the file out of the input\n"
     );
 }
 

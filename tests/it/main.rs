@@ -4,6 +4,7 @@
 mod bad_input;
 mod checks;
 mod docker;
+mod formats;
 mod metrics;
 mod pipeline;
 mod reference;
