@@ -17,7 +17,8 @@ COPY Cargo.toml Cargo.lock ./
 RUN sluice-build deps
 COPY src src
 COPY sql sql
-# The default checks are compiled into the binary too.
+# The default pipeline (sluice.yaml, its SQL and checks) is compiled into the binary too.
+COPY sluice.yaml ./
 COPY checks checks
 RUN sluice-build app
 

@@ -9,6 +9,7 @@ use duckdb::Connection;
 
 use crate::checks::engine::{self, Audit, Context, History, Status};
 use crate::checks::{self, Check, ConfigError, report};
+use crate::config::Pipeline;
 use crate::error::{Error, Result};
 use crate::handoff;
 use crate::marts::Mart;
@@ -31,12 +32,20 @@ impl Gate {
     }
 }
 
-/// Reads the checks: `dir` when given (it must exist), else `checks/` when it
-/// exists, else the default pipeline's checks built into the binary.
-pub fn load_checks(dir: Option<&Path>) -> Result<Vec<Check>> {
-    let chosen = dir.unwrap_or(Path::new("checks"));
-    let files = checks::files_in(chosen).map_err(|e| Error::io("list directory", chosen, e))?;
-    let texts: Vec<(String, String)> = match (files, dir) {
+/// Reads the checks: `dir` when given (it must exist); else the directory
+/// sluice.yaml names (it must exist); else `checks/` beside sluice.yaml (or,
+/// for the built-in pipeline, in the working directory) when it exists; else,
+/// for the built-in pipeline only, the checks built into the binary.
+pub fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>> {
+    let required = dir
+        .map(Path::to_path_buf)
+        .or_else(|| pipeline.spec.checks.as_ref().and(pipeline.checks_dir()));
+    let chosen = required
+        .clone()
+        .or_else(|| pipeline.checks_dir())
+        .unwrap_or_else(|| PathBuf::from("checks"));
+    let files = checks::files_in(&chosen).map_err(|e| Error::io("list directory", &chosen, e))?;
+    let texts: Vec<(String, String)> = match (files, required) {
         (Some(files), _) => files
             .iter()
             .map(|f| {
@@ -45,15 +54,18 @@ pub fn load_checks(dir: Option<&Path>) -> Result<Vec<Check>> {
                     .map_err(|e| Error::io("read", f, e))
             })
             .collect::<Result<_>>()?,
-        (None, Some(dir)) => {
-            return Err(Error::ChecksDirNotFound {
-                path: dir.to_path_buf(),
-            });
-        }
-        (None, None) => checks::DEFAULT_CHECKS
+        (None, Some(dir)) => return Err(Error::ChecksDirNotFound { path: dir }),
+        (None, None) if pipeline.is_built_in() => checks::DEFAULT_CHECKS
             .iter()
             .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string()))
             .collect(),
+        (None, None) => {
+            tracing::warn!(
+                "no checks in `{}`: nothing gates publishing; `sluice init` writes an example",
+                chosen.display()
+            );
+            Vec::new()
+        }
     };
     checks::load(&texts).map_err(|errors: Vec<ConfigError>| Error::Checks { errors })
 }
@@ -69,7 +81,7 @@ pub fn audit(
     history: &History,
 ) -> Result<Audit> {
     for mart in marts {
-        handoff::register_frame(conn, "marts", mart.name, &mart.frame, mart.money)?;
+        handoff::register_frame(conn, "marts", &mart.name, &mart.frame, &mart.money)?;
     }
     let ctx = Context {
         conn,
@@ -120,6 +132,7 @@ pub fn write_reports(
 }
 
 /// The checks a run uses: loaded, validated and narrowed by `--select`.
-pub fn selected_checks(dir: Option<&Path>, selectors: &[String]) -> Result<Vec<Check>> {
-    checks::select(load_checks(dir)?, selectors).map_err(|selectors| Error::UnknownSelector { selectors })
+pub fn selected_checks(dir: Option<&Path>, pipeline: &Pipeline, selectors: &[String]) -> Result<Vec<Check>> {
+    checks::select(load_checks(dir, pipeline)?, selectors)
+        .map_err(|selectors| Error::UnknownSelector { selectors })
 }

@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand};
 #[command(
     name = "sluice",
     version,
-    about = "Batch ETL with data-quality gates: CSV in, DuckDB staging, Polars marts, SQLite + CSV out.",
-    after_help = "Examples:\n  sluice demo                                  generate demo data into input/ and run the job\n  sluice run --input 'landing/*.csv' --db state/agg_result.db\n  sluice generate --rows 1000000 --out input/events.csv --defects all=0.01"
+    about = "Batch ETL with data-quality gates: CSV, NDJSON or Parquet in, DuckDB staging, Polars marts, SQLite + CSV out.",
+    after_help = "Examples:\n  sluice demo                                  generate demo data into input/ and run the job\n  sluice run --input 'landing/*.csv' --db state/agg_result.db\n  sluice generate --rows 1000000 --out input/events.csv.gz --defects all=0.01\n  sluice init && sluice validate                 write the default pipeline out to edit, then check it"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -44,15 +44,21 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Re-audit what is published (marts in the database, the lake when present) without running the job.
     Check(CheckArgs),
-    /// Validate the checks (every error in every file at once) without reading data.
+    /// Validate sluice.yaml and the checks (every error in every file at once) without reading data.
     Validate(ValidateArgs),
-    /// Print the JSON Schema of a checks file, for editors and CI linters.
+    /// Print the JSON Schema of sluice.yaml (or of a checks file), for editors and CI linters.
     Schema(SchemaArgs),
+    /// Write the default pipeline (sluice.yaml, its SQL and checks) out to edit.
+    Init(InitArgs),
 }
 
-/// Where a run's results live: shared by `run`, `demo` and `check`.
+/// The pipeline and where a run's results live: shared by `run`, `demo` and `check`.
 #[derive(Debug, Clone, Args)]
 pub struct Places {
+    /// The pipeline file. Default: `sluice.yaml` if it exists, else the built-in default pipeline.
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// SQLite database the marts are published to.
     #[arg(long, env = "SLUICE_DB", default_value = "agg_result.db", value_name = "PATH")]
     pub db: PathBuf,
@@ -94,6 +100,10 @@ pub struct CheckArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct ValidateArgs {
+    /// The pipeline file. Default: `sluice.yaml` if it exists, else the built-in default pipeline.
+    #[arg(long, env = "SLUICE_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
     /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
     #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
     pub checks_dir: Option<PathBuf>,
@@ -102,20 +112,30 @@ pub struct ValidateArgs {
 #[derive(Debug, Clone, Args)]
 pub struct SchemaArgs {
     /// Which file's schema.
-    #[arg(value_enum, default_value = "checks")]
+    #[arg(value_enum, default_value = "config")]
     pub what: SchemaKind,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 pub enum SchemaKind {
+    /// `sluice.yaml`, the pipeline.
+    Config,
     /// A `checks/*.yaml` file.
     Checks,
 }
 
 #[derive(Debug, Clone, Args)]
+pub struct InitArgs {
+    /// Directory to write `sluice.yaml`, `sql/staging/events.sql` and `checks/events.yaml` into.
+    #[arg(default_value = ".", value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Input: a file, a directory or a glob (repeatable).
-    #[arg(long, env = "SLUICE_INPUT", default_value = "input", value_name = "PATH")]
+    /// Input: a file, a directory or a glob (repeatable). Default: the source's
+    /// `path` in sluice.yaml, else `input`.
+    #[arg(long, env = "SLUICE_INPUT", value_name = "PATH")]
     pub input: Vec<String>,
 
     #[command(flatten)]
@@ -125,10 +145,11 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_AS_OF", value_parser = parse_timestamp, value_name = "TIMESTAMP")]
     pub as_of: Option<DateTime<Utc>>,
 
-    /// Days in the marts window: as_of - days < event_time <= as_of.
-    #[arg(long, env = "SLUICE_LOOKBACK_DAYS", default_value_t = 30,
+    /// Days in the marts window: as_of - days < event_time <= as_of. Default:
+    /// `lookback_days` in sluice.yaml, else 30.
+    #[arg(long, env = "SLUICE_LOOKBACK_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
-    pub lookback_days: u32,
+    pub lookback_days: Option<u32>,
 
     /// Compute and audit, but publish nothing (pull requests): candidates go to
     /// output/unpublished/ and the exit code is the gate's.

@@ -72,14 +72,14 @@ fn export_import(
 
 /// Hands a Polars DataFrame back to DuckDB as table `schema.name` (through the
 /// C Data Interface the other way, then DuckDB's appender), so checks query
-/// mart candidates with the same SQL as every other layer. Integer-cent
-/// `money` columns become DECIMAL(18,2) amounts, as they are published.
+/// mart candidates with the same SQL as every other layer. `money` columns
+/// (integer minor units, with their scale) become DECIMAL amounts, as they are published.
 pub fn register_frame(
     conn: &Connection,
     schema: &str,
     name: &str,
     frame: &DataFrame,
-    money: &[&str],
+    money: &[(String, u32)],
 ) -> Result<()> {
     let context = || format!("handing `{schema}.{name}` back to DuckDB");
     let mut fields = Vec::new();
@@ -139,7 +139,13 @@ pub fn register_frame(
     }
     let replace: Vec<String> = money
         .iter()
-        .map(|m| format!("CAST({0} / 100 AS DECIMAL(18, 2)) AS {0}", crate::sql::ident(m)))
+        .map(|(m, scale)| {
+            format!(
+                "CAST({0} / {1} AS DECIMAL(18, {scale})) AS {0}",
+                crate::sql::ident(m),
+                10i64.pow(*scale)
+            )
+        })
         .collect();
     let select = if replace.is_empty() {
         "*".to_string()

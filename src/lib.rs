@@ -1,6 +1,7 @@
 //! sluice: a batch ETL job with data-quality gates.
 //!
-//! Data flows one way through [`pipeline::run`]: [`ingest`] lands raw text,
+//! A run executes the pipeline of `sluice.yaml` ([`config`]; the default one
+//! is built in). Data flows one way through [`pipeline::run`]: [`ingest`] lands raw text,
 //! [`stage`] parses, quarantines and deduplicates it with DuckDB SQL,
 //! [`handoff`] passes the staged rows to Polars through the Arrow C Data
 //! Interface, [`marts`] aggregates them, [`audit`] runs the [`checks`] over
@@ -10,6 +11,7 @@
 pub mod audit;
 pub mod checks;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod generate;
 pub mod handoff;

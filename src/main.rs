@@ -8,6 +8,7 @@ use clap::Parser;
 use std::time::Instant;
 
 use sluice::cli::{Cli, Command, DemoArgs, GenerateArgs, RunArgs, SchemaKind};
+use sluice::config::Pipeline;
 use sluice::error::{Error, ExitStatus};
 use sluice::metrics::{self, Metrics, PushConfig};
 use sluice::{generate, pipeline};
@@ -43,13 +44,33 @@ fn run(command: Command) -> Result<ExitStatus, Error> {
             })
         }
         Command::Validate(args) => {
-            let checks = sluice::audit::load_checks(args.checks_dir.as_deref())?;
+            let pipeline = Pipeline::load(args.config.as_deref())?;
+            let checks = sluice::audit::load_checks(args.checks_dir.as_deref(), &pipeline)?;
             let files: std::collections::BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();
-            println!("ok: {} checks in {} files", checks.len(), files.len());
+            let spec = &pipeline.spec;
+            let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+            println!(
+                "ok: pipeline `{}` in {}: {}, {}, {}; {} in {}",
+                spec.pipeline,
+                pipeline.file,
+                count(spec.sources.len(), "source"),
+                count(spec.staging.len(), "staging model"),
+                count(spec.marts.len(), "mart"),
+                count(checks.len(), "check"),
+                count(files.len(), "file")
+            );
+            Ok(ExitStatus::Success)
+        }
+        Command::Init(args) => {
+            for path in sluice::config::init(&args.dir)? {
+                println!("wrote {}", path.display());
+            }
+            println!("next: edit sluice.yaml, then `sluice validate` and `sluice run`");
             Ok(ExitStatus::Success)
         }
         Command::Schema(args) => {
             let schema = match args.what {
+                SchemaKind::Config => sluice::config::schema(),
                 SchemaKind::Checks => sluice::checks::spec::schema(),
             };
             println!(
@@ -69,9 +90,10 @@ fn run(command: Command) -> Result<ExitStatus, Error> {
 /// One run of the job. Its metrics are exported whatever the outcome, a
 /// failed gate or an error included.
 fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
+    let pipeline = Pipeline::load(args.places.config.as_deref())?;
     let metrics = Metrics::new();
     let clock = Instant::now();
-    let result = pipeline::run(args, &metrics);
+    let result = pipeline::run(args, &pipeline, &metrics);
     let (status, published) = match &result {
         Ok(outcome) if outcome.gate.passed() => (ExitStatus::Success, outcome.published),
         Ok(outcome) => (ExitStatus::GateFailed, outcome.published),
@@ -83,7 +105,7 @@ fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
     metrics.finish(status as u8, Utc::now(), clock.elapsed(), published);
     let push_to = args.pushgateway_url.as_ref().map(|url| PushConfig {
         url: url.clone(),
-        pipeline: "default".into(),
+        pipeline: pipeline.spec.pipeline.clone(),
         timeout: args.push_timeout,
         auth: std::env::var("SLUICE_PUSHGATEWAY_USERNAME").ok().map(|user| {
             (

@@ -1,25 +1,39 @@
-//! Marts (gold): business aggregates over the staged rows inside the lookback
-//! window, computed with Polars' lazy API. Amounts stay integer cents here and
-//! are formatted only when published (Polars' Decimal type is avoided).
+//! Marts (gold): the declarative marts of `sluice.yaml`, compiled to Polars
+//! lazy expressions over staged rows handed over from DuckDB.
+//!
+//! Only the columns a mart uses and the rows in its window (and `filter`)
+//! leave DuckDB. Decimal columns cross as integer minor units (cents for
+//! DECIMAL(18,2)): sums stay exact, Polars' Decimal type is avoided, and the
+//! publishers format them back with their scale.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use duckdb::Connection;
 use polars::prelude::*;
 
+use crate::config::{GroupBy, Lookback, MartSpec, Pipeline};
 use crate::error::{Error, Result};
-
-/// Rows of `top_users` kept.
-pub const TOP_USERS: IdxSize = 100;
+use crate::handoff;
+use crate::sql;
 
 /// One computed mart: a candidate until the gate lets it be published.
 #[derive(Debug, Clone)]
 pub struct Mart {
-    pub name: &'static str,
+    pub name: String,
     pub frame: DataFrame,
-    /// Integer-cent columns, published as amounts with two decimals.
-    pub money: &'static [&'static str],
+    /// Decimal columns held as integer minor units, with their scale.
+    pub money: Vec<(String, u32)>,
 }
 
-/// The window `as_of - lookback_days < event_time <= as_of`.
+impl Mart {
+    /// The scale of a decimal column (held as minor units), if it is one.
+    pub fn scale(&self, column: &str) -> Option<u32> {
+        self.money.iter().find(|(c, _)| c == column).map(|(_, s)| *s)
+    }
+}
+
+/// The window `as_of - lookback_days < t <= as_of`.
 #[derive(Debug, Clone, Copy)]
 pub struct Window {
     pub as_of: DateTime<Utc>,
@@ -32,66 +46,475 @@ impl Window {
     }
 }
 
-fn timestamp(t: DateTime<Utc>) -> Expr {
-    lit(t.timestamp_micros()).cast(DataType::Datetime(TimeUnit::Microseconds, None))
+/// A staging model's columns and their DuckDB types.
+type Columns = Vec<(String, String)>;
+
+/// A column expression in a mart's keys or aggregates: `column`, `fn(column)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Call<'a> {
+    function: Option<&'a str>,
+    column: Option<&'a str>,
 }
 
-/// Builds both marts of the default pipeline from the staged events
-/// (`user_id`, `event_time`, `region`, `amount_cents`).
-pub fn build(staged: DataFrame, window: Window) -> Result<Vec<Mart>> {
-    let in_window = staged.lazy().filter(
-        col("event_time")
-            .gt(timestamp(window.start()))
-            .and(col("event_time").lt_eq(timestamp(window.as_of))),
-    );
-
-    let top_users = in_window
-        .clone()
-        .group_by([col("user_id")])
-        .agg([
-            col("amount_cents").sum().alias("total_amount"),
-            len().cast(DataType::Int64).alias("events"),
-            col("event_time").min().alias("first_seen"),
-            col("event_time").max().alias("last_seen"),
-        ])
-        .sort_by_exprs(
-            [col("total_amount"), col("user_id")],
-            SortMultipleOptions::new().with_order_descending_multi([true, false]),
-        )
-        .limit(TOP_USERS)
-        .with_row_index("rank", Some(1))
-        .with_column(col("rank").cast(DataType::Int64))
-        .collect()
-        .map_err(Error::polars("computing top_users"))?;
-
-    let daily = in_window
-        .with_column(col("event_time").dt().date().alias("day"))
-        .group_by([col("day"), col("region")])
-        .agg([
-            col("amount_cents").sum().alias("revenue"),
-            len().cast(DataType::Int64).alias("events"),
-            col("user_id")
-                .n_unique()
-                .cast(DataType::Int64)
-                .alias("unique_users"),
-        ])
-        .sort_by_exprs(
-            [col("day"), col("region")],
-            SortMultipleOptions::new().with_nulls_last(true),
-        )
-        .collect()
-        .map_err(Error::polars("computing daily_region_revenue"))?;
-
-    Ok(vec![
-        Mart {
-            name: "top_users",
-            frame: top_users,
-            money: &["total_amount"],
+/// Parses `day(event_time)`, `count()`, `count(*)` or a bare column (the
+/// schema has already checked the shape).
+fn call(text: &str) -> Call<'_> {
+    let text = text.trim();
+    match text.split_once('(') {
+        Some((function, rest)) => {
+            let column = rest.trim_end_matches(')').trim();
+            Call {
+                function: Some(function.trim()),
+                column: Some(column).filter(|c| !c.is_empty() && *c != "*"),
+            }
+        }
+        None => Call {
+            function: None,
+            column: Some(text),
         },
-        Mart {
-            name: "daily_region_revenue",
-            frame: daily,
-            money: &["revenue"],
-        },
-    ])
+    }
+}
+
+/// A sort key: column, descending, nulls last.
+fn sort_key(text: &str) -> (String, bool, bool) {
+    let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
+    let descending = words.get(1).is_some_and(|w| w == "desc");
+    let nulls_first = words.windows(2).any(|w| w[0] == "nulls" && w[1] == "first");
+    (
+        words.first().cloned().unwrap_or_default(),
+        descending,
+        !nulls_first,
+    )
+}
+
+/// What crosses from DuckDB for one group of marts: the same model, window
+/// and filter share one query.
+struct Handoff {
+    from: String,
+    window: Option<(String, Window)>,
+    filter: Option<String>,
+    /// Decimals as floating point (Polars SQL marts) rather than minor units.
+    decimals_as_float: bool,
+    columns: Vec<String>,
+}
+
+impl Handoff {
+    fn query(&self, model: &Columns) -> String {
+        let select: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| {
+                let ty = model.iter().find(|(n, _)| n == c).map_or("", |(_, t)| t.as_str());
+                let id = sql::ident(c);
+                match decimal_scale(ty) {
+                    Some(_) if self.decimals_as_float => format!("CAST({id} AS DOUBLE) AS {id}"),
+                    Some(scale) => format!("CAST({id} * {} AS BIGINT) AS {id}", 10i64.pow(scale)),
+                    None => id,
+                }
+            })
+            .collect();
+        let mut conditions = Vec::new();
+        if let Some((column, window)) = &self.window {
+            let id = sql::ident(column);
+            conditions.push(format!(
+                "{id} > {} AND {id} <= {}",
+                sql::timestamp(window.start()),
+                sql::timestamp(window.as_of)
+            ));
+        }
+        if let Some(filter) = &self.filter {
+            conditions.push(format!("({filter})"));
+        }
+        format!(
+            "SELECT {} FROM staging.{}{}",
+            if select.is_empty() {
+                "1 AS _row".to_string()
+            } else {
+                select.join(", ")
+            },
+            sql::ident(&self.from),
+            if conditions.is_empty() {
+                String::new()
+            } else {
+                format!(" WHERE {}", conditions.join(" AND "))
+            }
+        )
+    }
+}
+
+/// A Polars error on one line, without the plan it dumps after a blank line.
+fn polars_message(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let text = text.split("\n\nResolved plan").next().unwrap_or_default();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// What an expression needs of its column's DuckDB type, when `ty` is not it.
+fn expected_type(expr: &str, ty: &str) -> Option<&'static str> {
+    let time = ty.starts_with("TIMESTAMP") || ty == "DATE";
+    let number = decimal_scale(ty).is_some()
+        || [
+            "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
+        ]
+        .iter()
+        .any(|n| ty.ends_with(n));
+    match call(expr).function {
+        _ if expr == "lookback" => (!time).then_some("a TIMESTAMP or DATE column"),
+        Some("day" | "hour" | "month" | "year") => (!time).then_some("a TIMESTAMP or DATE column"),
+        Some("sum" | "mean") => (!number).then_some("a number column"),
+        _ => None,
+    }
+}
+
+/// `DECIMAL(18,2)` → 2.
+fn decimal_scale(duck_type: &str) -> Option<u32> {
+    let inner = duck_type.strip_prefix("DECIMAL(")?.strip_suffix(')')?;
+    inner.split(',').nth(1)?.trim().parse().ok()
+}
+
+/// The columns of `staging.<model>` and their types.
+fn describe(conn: &Connection, model: &str) -> Result<Columns> {
+    let context = format!("describing staging.{model}");
+    let mut stmt = conn
+        .prepare(&format!(
+            "SELECT column_name, column_type FROM (DESCRIBE staging.{})",
+            sql::ident(model)
+        ))
+        .map_err(Error::duckdb(context.clone()))?;
+    let rows: std::result::Result<Columns, duckdb::Error> = stmt
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect());
+    rows.map_err(Error::duckdb(context))
+}
+
+/// Builds every mart of the pipeline over the staged models, in file order.
+pub fn build(
+    conn: &Connection,
+    pipeline: &Pipeline,
+    as_of: DateTime<Utc>,
+    lookback_days: u32,
+) -> Result<Vec<Mart>> {
+    let mut models: BTreeMap<&str, Columns> = BTreeMap::new();
+    for mart in &pipeline.spec.marts {
+        if !models.contains_key(mart.from.as_str()) {
+            models.insert(&mart.from, describe(conn, &mart.from)?);
+        }
+    }
+
+    // Check every column a mart names before any data moves.
+    let mut errors = Vec::new();
+    let mut handoffs: Vec<Handoff> = Vec::new();
+    let mut plan = Vec::new();
+    for (i, mart) in pipeline.spec.marts.iter().enumerate() {
+        let model = &models[mart.from.as_str()];
+        let window = mart.lookback.as_ref().map(|l| match l {
+            Lookback::Column(c) => (c.clone(), Window { as_of, lookback_days }),
+            Lookback::Window { column, days } => (
+                column.clone(),
+                Window {
+                    as_of,
+                    lookback_days: *days,
+                },
+            ),
+        });
+        let mut used = Vec::new();
+        // Each column a key names must exist, and be of a type its function takes.
+        let mut need = |pointer: String, expr: &str, column: &str| {
+            let Some((_, ty)) = model.iter().find(|(c, _)| c == column) else {
+                let names: Vec<&str> = model.iter().map(|(c, _)| c.as_str()).collect();
+                errors.push(pipeline.error(
+                    &pointer,
+                    format!(
+                        "no column `{column}` in staging.{} (its columns: {})",
+                        mart.from,
+                        names.join(", ")
+                    ),
+                ));
+                return;
+            };
+            if let Some(takes) = expected_type(expr, ty) {
+                errors.push(pipeline.error(&pointer, format!("`{expr}` takes {takes}; `{column}` is {ty}")));
+            }
+            if !used.iter().any(|u| u == column) {
+                used.push(column.to_string());
+            }
+        };
+        if let Some((column, _)) = &window {
+            need(format!("/marts/{i}/lookback"), "lookback", column);
+        }
+        for (_, expr, step) in group_keys(mart) {
+            if let Some(column) = call(&expr).column {
+                need(format!("/marts/{i}/group_by/{step}"), &expr, column);
+            }
+        }
+        for (name, agg) in mart.aggregate.iter().flat_map(|a| &a.0) {
+            if let Some(column) = call(&agg.0).column {
+                need(format!("/marts/{i}/aggregate/{name}"), agg.0.trim(), column);
+            }
+        }
+        if mart.sql.is_some() {
+            // Polars SQL may use any column.
+            used = model.iter().map(|(c, _)| c.clone()).collect();
+        }
+        let outputs: Vec<String> = group_keys(mart)
+            .into_iter()
+            .map(|(k, ..)| k)
+            .chain(
+                mart.aggregate
+                    .iter()
+                    .flat_map(|a| a.0.iter().map(|(n, _)| n.clone())),
+            )
+            .collect();
+        if mart.sql.is_none() {
+            for (k, key) in mart.sort.iter().enumerate() {
+                let (column, ..) = sort_key(&key.0);
+                if !outputs.contains(&column) {
+                    errors.push(pipeline.error(
+                        &format!("/marts/{i}/sort/{k}"),
+                        format!(
+                            "`{column}` is not a column of the mart (its columns: {})",
+                            outputs.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        let found = handoffs.iter().position(|h| {
+            h.from == mart.from
+                && h.filter == mart.filter
+                && h.decimals_as_float == mart.sql.is_some()
+                && h.window.as_ref().map(|(c, w)| (c, w.lookback_days))
+                    == window.as_ref().map(|(c, w)| (c, w.lookback_days))
+        });
+        let index = match found {
+            Some(h) => h,
+            None => {
+                handoffs.push(Handoff {
+                    from: mart.from.clone(),
+                    window,
+                    filter: mart.filter.clone(),
+                    decimals_as_float: mart.sql.is_some(),
+                    columns: Vec::new(),
+                });
+                handoffs.len() - 1
+            }
+        };
+        for column in used {
+            if !handoffs[index].columns.contains(&column) {
+                handoffs[index].columns.push(column);
+            }
+        }
+        plan.push(index);
+    }
+    if !errors.is_empty() {
+        return Err(Error::Config { errors });
+    }
+
+    let mut frames = Vec::with_capacity(handoffs.len());
+    for h in &handoffs {
+        let model = &models[h.from.as_str()];
+        let query = h.query(model);
+        let frame = handoff::query_polars(conn, &query).map_err(|e| match e {
+            // A filter is the user's SQL: a bad one is theirs to fix.
+            Error::DuckDb { source, .. } if h.filter.is_some() => Error::Config {
+                errors: vec![pipeline.error(
+                    &format!(
+                        "/marts/{}/filter",
+                        pipeline.spec.marts.iter().position(|m| m.filter == h.filter).unwrap_or(0)
+                    ),
+                    format!("DuckDB cannot run the filter: {source}"),
+                )],
+            },
+            other => other,
+        })?;
+        let money: Vec<(String, u32)> = if h.decimals_as_float {
+            Vec::new()
+        } else {
+            model
+                .iter()
+                .filter(|(c, _)| h.columns.contains(c))
+                .filter_map(|(c, t)| decimal_scale(t).map(|s| (c.clone(), s)))
+                .collect()
+        };
+        frames.push((frame, money));
+    }
+
+    let mut marts = Vec::with_capacity(plan.len());
+    for (i, (mart, index)) in pipeline.spec.marts.iter().zip(plan).enumerate() {
+        let (frame, money) = &frames[index];
+        marts.push(compile(pipeline, i, mart, frame.clone().lazy(), money)?);
+    }
+    Ok(marts)
+}
+
+/// The group keys of a mart as (output name, expression, JSON Pointer step).
+fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
+    match &mart.group_by {
+        None => Vec::new(),
+        Some(GroupBy::Columns(columns)) => columns
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.0.clone(), c.0.clone(), i.to_string()))
+            .collect(),
+        Some(GroupBy::Named(named)) => named
+            .0
+            .iter()
+            .map(|(k, e)| (k.clone(), e.0.clone(), k.clone()))
+            .collect(),
+    }
+}
+
+/// One mart: its keys and aggregates as Polars expressions, or its SQL.
+fn compile(
+    pipeline: &Pipeline,
+    i: usize,
+    mart: &MartSpec,
+    rows: LazyFrame,
+    money_in: &[(String, u32)],
+) -> Result<Mart> {
+    let scale_of = |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
+    let mut money = Vec::new();
+    let mut lf = if let Some(query) = &mart.sql {
+        let mut ctx = polars::sql::SQLContext::new();
+        ctx.register(&mart.from, rows);
+        ctx.execute(query).map_err(|e| Error::Config {
+            errors: vec![pipeline.error(
+                &format!("/marts/{i}/sql"),
+                format!("Polars SQL: {}", polars_message(&e)),
+            )],
+        })?
+    } else {
+        let mut keys = Vec::new();
+        for (name, expr, _) in group_keys(mart) {
+            let Call { function, column } = call(&expr);
+            let c = col(column.unwrap_or_default());
+            let as_time = || c.clone().cast(DataType::Datetime(TimeUnit::Microseconds, None));
+            let key = match function {
+                None => {
+                    if let Some(s) = scale_of(column) {
+                        money.push((name.clone(), s));
+                    }
+                    c
+                }
+                Some("day") => as_time().dt().date(),
+                Some("hour") => as_time().dt().truncate(lit("1h")),
+                Some("month") => as_time().dt().truncate(lit("1mo")).dt().date(),
+                Some(_) => as_time().dt().truncate(lit("1y")).dt().date(),
+            };
+            keys.push(key.alias(name.as_str()));
+        }
+        let mut aggs = Vec::new();
+        for (name, agg) in mart.aggregate.iter().flat_map(|a| &a.0) {
+            let Call { function, column } = call(&agg.0);
+            let c = col(column.unwrap_or_default());
+            let scale = scale_of(column);
+            let expr = match (function.unwrap_or_default(), column) {
+                ("count", None) => len().cast(DataType::Int64),
+                ("count", Some(_)) => c.count().cast(DataType::Int64),
+                ("count_distinct", _) => c.drop_nulls().n_unique().cast(DataType::Int64),
+                ("mean", _) => match scale {
+                    Some(s) => c.mean() / lit(10f64.powi(s as i32)),
+                    None => c.mean(),
+                },
+                (function, _) => {
+                    if let Some(s) = scale {
+                        money.push((name.clone(), s));
+                    }
+                    match function {
+                        "sum" => c.sum(),
+                        "min" => c.min(),
+                        _ => c.max(),
+                    }
+                }
+            };
+            aggs.push(expr.alias(name.as_str()));
+        }
+        if keys.is_empty() {
+            rows.select(aggs)
+        } else {
+            rows.group_by(keys).agg(aggs)
+        }
+    };
+    if !mart.sort.is_empty() {
+        let keys: Vec<(String, bool, bool)> = mart.sort.iter().map(|k| sort_key(&k.0)).collect();
+        lf = lf.sort_by_exprs(
+            keys.iter().map(|(c, ..)| col(c.as_str())).collect::<Vec<_>>(),
+            SortMultipleOptions::new()
+                .with_order_descending_multi(keys.iter().map(|k| k.1))
+                .with_nulls_last_multi(keys.iter().map(|k| k.2))
+                .with_maintain_order(true),
+        );
+    }
+    if let Some(limit) = mart.limit {
+        lf = lf.limit(limit as IdxSize);
+    }
+    if let Some(rank) = &mart.rank {
+        lf = lf
+            .with_row_index(rank.as_str(), Some(1))
+            .with_column(col(rank.as_str()).cast(DataType::Int64));
+    }
+    // What the plan cannot resolve is the mart's definition, not the data.
+    if let Err(e) = lf.clone().collect_schema() {
+        return Err(Error::Config {
+            errors: vec![pipeline.error(&format!("/marts/{i}"), format!("Polars: {}", polars_message(&e)))],
+        });
+    }
+    let frame = lf
+        .collect()
+        .map_err(Error::polars(format!("computing mart `{}`", mart.name)))?;
+    Ok(Mart {
+        name: mart.name.clone(),
+        frame,
+        money,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_and_sort_keys_parse() {
+        assert_eq!(
+            call(" day( event_time )"),
+            Call {
+                function: Some("day"),
+                column: Some("event_time")
+            }
+        );
+        assert_eq!(
+            call("count()"),
+            Call {
+                function: Some("count"),
+                column: None
+            }
+        );
+        assert_eq!(
+            call("count(*)"),
+            Call {
+                function: Some("count"),
+                column: None
+            }
+        );
+        assert_eq!(
+            call("region"),
+            Call {
+                function: None,
+                column: Some("region")
+            }
+        );
+        assert_eq!(sort_key("total_amount DESC"), ("total_amount".into(), true, true));
+        assert_eq!(sort_key("region nulls first"), ("region".into(), false, false));
+        assert_eq!(decimal_scale("DECIMAL(18,2)"), Some(2));
+        assert_eq!(decimal_scale("BIGINT"), None);
+        assert_eq!(expected_type("sum(x)", "DECIMAL(18,2)"), None);
+        assert_eq!(expected_type("sum(x)", "UBIGINT"), None);
+        assert_eq!(expected_type("mean(x)", "VARCHAR"), Some("a number column"));
+        assert_eq!(expected_type("day(x)", "TIMESTAMP_NS"), None);
+        assert_eq!(
+            expected_type("lookback", "VARCHAR"),
+            Some("a TIMESTAMP or DATE column")
+        );
+        assert_eq!(expected_type("max(x)", "VARCHAR"), None);
+    }
 }

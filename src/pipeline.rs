@@ -11,8 +11,8 @@ use sha2::{Digest, Sha256};
 use crate::audit::{self, Gate};
 use crate::checks::report;
 use crate::cli::{Places, RunArgs};
+use crate::config::Pipeline;
 use crate::error::{Error, Result};
-use crate::handoff;
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
@@ -23,28 +23,46 @@ use crate::stage::{self, StageCounts};
 #[derive(Debug)]
 pub struct Outcome {
     pub run_id: String,
+    pub pipeline: String,
     pub window: Window,
     pub inputs: Vec<InputFile>,
+    /// Per staging model, and their sum.
+    pub models: Vec<(String, StageCounts)>,
     pub counts: StageCounts,
     pub marts: Vec<Mart>,
     pub gate: Gate,
     pub published: bool,
     pub places: Places,
+    /// The CSV exports, relative to the output directory.
+    pub csv_exports: Vec<String>,
 }
 
-/// Runs the default pipeline with the given settings.
-pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
+/// Runs `pipeline` with the given settings.
+pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
     let window = Window {
         // To the second, as `_sluice_runs` records it, so `sluice check` reproduces the run.
         as_of: chrono::SubsecRound::trunc_subsecs(args.as_of.unwrap_or(started_at), 0),
-        lookback_days: args.lookback_days,
+        lookback_days: args.lookback_days.or(pipeline.spec.lookback_days).unwrap_or(30),
     };
-    let _run = tracing::info_span!("run", pipeline = "default", as_of = %iso_seconds(window.as_of)).entered();
+    let name = pipeline.spec.pipeline.as_str();
+    let _run = tracing::info_span!("run", pipeline = name, as_of = %iso_seconds(window.as_of)).entered();
     // Everything the user configured is checked before any data is read.
-    let checks = audit::selected_checks(args.checks_dir.as_deref(), &args.select)?;
-    let source = ingest::Source::events();
-    let files = ingest::resolve_inputs(&args.input, &source)?;
+    let sources = pipeline.sources();
+    if !args.input.is_empty() && sources.len() > 1 {
+        return Err(Error::InputForManySources {
+            count: sources.len(),
+            names: sources.iter().map(|s| s.name.clone()).collect(),
+        });
+    }
+    let checks = audit::selected_checks(args.checks_dir.as_deref(), pipeline, &args.select)?;
+    let mut files = Vec::new();
+    for (source, spec) in sources.iter().zip(&pipeline.spec.sources) {
+        files.push(ingest::resolve_inputs(
+            &pipeline.inputs(spec, &args.input),
+            source,
+        )?);
+    }
     let mut db = Db::open(&args.places.db)?;
     for dir in [&args.places.output_dir, &args.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -62,34 +80,63 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     let show = crate::progress::enabled(args.no_progress);
     let total_bytes = files
         .iter()
+        .flatten()
         .filter_map(|f| std::fs::metadata(f).ok())
         .map(|m| m.len())
         .sum();
     let bar = crate::progress::ingest(total_bytes, show);
     let step = Stage::start("ingest", metrics);
-    let ingested = ingest::land(
-        &conn,
-        &source,
-        &files,
-        &args.places.data_dir.join("raw"),
-        &iso_seconds(started_at),
-        &bar,
-    )?;
+    let mut inputs = Vec::new();
+    let mut raw_rows = 0;
+    for (source, files) in sources.iter().zip(&files) {
+        let ingested = ingest::land(
+            &conn,
+            source,
+            files,
+            &args.places.data_dir.join("raw"),
+            &iso_seconds(started_at),
+            &bar,
+        )?;
+        metrics.rows("raw", &source.name, ingested.rows);
+        raw_rows += ingested.rows;
+        inputs.extend(ingested.files);
+    }
     bar.finish_and_clear();
     tracing::info!(
         stage = "ingest",
-        rows = ingested.rows,
-        files = files.len(),
-        seconds = step.done(ingested.rows)
+        rows = raw_rows,
+        files = inputs.len(),
+        seconds = step.done(raw_rows)
     );
 
     let step = Stage::start("stage", metrics);
     let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
-    let counts = stage::stage(
-        &conn,
-        &args.places.data_dir.join("staging"),
-        &args.places.output_dir.join("quarantine"),
-    )?;
+    let mut models = Vec::new();
+    for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
+        let counts = stage::stage(
+            &conn,
+            &stage::Model {
+                name: &model.name,
+                source: pipeline.source_of(model),
+                sql,
+                file: &model.sql,
+                reasons: &model.reasons,
+            },
+            &args.places.data_dir.join("staging"),
+            &args.places.output_dir.join("quarantine"),
+        )?;
+        metrics.rows("staging", &model.name, counts.staged);
+        metrics.rows(
+            "staging",
+            &format!("{}_quarantine", model.name),
+            counts.quarantined_total(),
+        );
+        for (reason, n) in &counts.quarantined {
+            metrics.quarantined(&format!("staging.{}", model.name), reason, *n);
+        }
+        models.push((model.name.clone(), counts));
+    }
+    let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
     spinner.finish_and_clear();
     tracing::info!(
         stage = "stage",
@@ -100,26 +147,9 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let step = Stage::start("marts", metrics);
-    // Only the columns and rows the marts can use cross over; the marts still
-    // define their window themselves.
-    let staged = handoff::query_polars(
-        &conn,
-        &format!(
-            "SELECT user_id, event_time, region, amount_cents FROM staging.events \
-             WHERE event_time > {} AND event_time <= {}",
-            crate::sql::timestamp(window.start()),
-            crate::sql::timestamp(window.as_of)
-        ),
-    )?;
-    let marts = marts::build(staged, window)?;
-    metrics.rows("raw", "events", counts.raw);
-    metrics.rows("staging", "events", counts.staged);
-    metrics.rows("staging", "events_quarantine", counts.quarantined_total());
-    for (reason, n) in &counts.quarantined {
-        metrics.quarantined("staging.events", reason, *n);
-    }
+    let marts = marts::build(&conn, pipeline, window.as_of, window.lookback_days)?;
     for mart in &marts {
-        metrics.rows("marts", mart.name, mart.frame.height() as u64);
+        metrics.rows("marts", &mart.name, mart.frame.height() as u64);
     }
     let mart_rows: u64 = marts.iter().map(|m| m.frame.height() as u64).sum();
     tracing::info!(
@@ -152,25 +182,38 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
     let record = RunRecord {
         run_id: run_id(started_at),
-        pipeline: "default".into(),
+        pipeline: name.into(),
         as_of: window.as_of,
         lookback_days: window.lookback_days,
         started_at,
         status: if gate.passed() { "passed" } else { "gate_failed" },
         counts: counts.clone(),
-        inputs: ingested.files.clone(),
+        inputs: inputs.clone(),
         git_sha: git_sha(),
-        config_hash: config_hash(window.lookback_days, &checks),
+        config_hash: config_hash(pipeline, window.lookback_days, &checks),
         checks: gate.audit.outcomes.clone(),
     };
 
     let step = Stage::start("publish", metrics);
-    let unpublished = args.places.output_dir.join("unpublished");
+    let out = &args.places.output_dir;
+    let unpublished = out.join("unpublished");
     let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
+    let mut csv_exports = Vec::new();
     if publishing {
-        db.publish(&marts, &record)?;
-        for mart in marts.iter().filter(|m| m.name == "top_users") {
-            publish::write_csv(mart, &args.places.output_dir.join(format!("{}.csv", mart.name)))?;
+        let tables: Vec<(&Mart, String)> = marts
+            .iter()
+            .filter_map(|m| pipeline.exports_of(&m.name).0.map(|t| (m, t)))
+            .collect();
+        db.publish(&tables, &record)?;
+        for mart in &marts {
+            let (_, csvs, parquets) = pipeline.exports_of(&mart.name);
+            for file in &csvs {
+                publish::write_csv(mart, &out.join(file))?;
+            }
+            for file in &parquets {
+                publish::write_parquet(&conn, mart, &out.join(file))?;
+            }
+            csv_exports.extend(csvs);
         }
         db.mark_csv_published(&record.run_id)?;
         // Candidates of an earlier failed run are no longer news.
@@ -180,6 +223,9 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
         for mart in &marts {
             publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
         }
+        for mart in &marts {
+            csv_exports.extend(pipeline.exports_of(&mart.name).1);
+        }
     }
     tracing::info!(
         stage = "publish",
@@ -188,17 +234,20 @@ pub fn run(args: &RunArgs, metrics: &Metrics) -> Result<Outcome> {
     );
 
     let as_of = iso_seconds(window.as_of);
-    audit::write_reports(&gate, &args.places.output_dir, &record.run_id, &as_of, publishing)?;
+    audit::write_reports(&gate, out, &record.run_id, &as_of, publishing)?;
 
     Ok(Outcome {
         run_id: record.run_id,
+        pipeline: name.into(),
         window,
-        inputs: ingested.files,
+        inputs,
+        models,
         counts,
         published: publishing,
         marts,
         gate,
         places: args.places.clone(),
+        csv_exports,
     })
 }
 
@@ -246,10 +295,10 @@ fn git_sha() -> Option<String> {
         .find_map(|k| std::env::var(k).ok().filter(|v| !v.is_empty()))
 }
 
-/// Identifies the logic of a run: the staging SQL, the window and the checks.
-fn config_hash(lookback_days: u32, checks: &[crate::checks::Check]) -> String {
+/// Identifies the logic of a run: the pipeline and its SQL, the window and the checks.
+fn config_hash(pipeline: &Pipeline, lookback_days: u32, checks: &[crate::checks::Check]) -> String {
     let mut h = Sha256::new();
-    h.update(stage::EVENTS_SQL.as_bytes());
+    h.update(pipeline.hash.as_bytes());
     h.update(format!("lookback_days={lookback_days}").as_bytes());
     h.update(format!("{checks:?}").as_bytes());
     ingest::hex(&h.finalize())
@@ -280,14 +329,14 @@ impl Outcome {
             s += &format!(
                 "  ({}) -> {}",
                 reasons.join(", "),
-                show(&self.places.output_dir.join("quarantine").join("events.csv"))
+                show(&self.model_file(&self.places.output_dir.join("quarantine"), "csv"))
             );
         }
         s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
         s += &format!(
             "  staged       {:>10}  -> {}\n",
             c.staged,
-            show(&self.places.data_dir.join("staging").join("events.parquet"))
+            show(&self.model_file(&self.places.data_dir.join("staging"), "parquet"))
         );
 
         s += &report::table(&self.gate.audit);
@@ -309,23 +358,36 @@ impl Outcome {
             .iter()
             .map(|m| format!("{} {} rows", m.name, m.frame.height()))
             .collect();
+        let mut targets = vec![show(&self.places.db)];
+        targets.extend(
+            self.csv_exports
+                .iter()
+                .map(|f| show(&self.places.output_dir.join(f))),
+        );
         if self.published {
             s += &format!(
                 "published: {} ({}), {}\n",
-                show(&self.places.db),
+                targets[0],
                 sizes.join(", "),
-                show(&self.places.output_dir.join("top_users.csv"))
+                targets[1..].join(", ")
             );
         } else {
             s += &format!(
-                "not published: the marts in {} and {} are unchanged; candidates ({}) in {}\n",
-                show(&self.places.db),
-                show(&self.places.output_dir.join("top_users.csv")),
+                "not published: the marts in {} are unchanged; candidates ({}) in {}\n",
+                targets.join(" and "),
                 sizes.join(", "),
                 show(&self.places.output_dir.join("unpublished"))
             );
         }
         s
+    }
+
+    /// A model's file in `dir` when there is one model, else `dir` itself.
+    fn model_file(&self, dir: &Path, extension: &str) -> std::path::PathBuf {
+        match self.models.as_slice() {
+            [(name, _)] => dir.join(format!("{name}.{extension}")),
+            _ => dir.to_path_buf(),
+        }
     }
 }
 
@@ -335,6 +397,9 @@ fn show(path: &Path) -> String {
 
 /// The first five rows of `top_users` as a small table.
 fn top_five(top: &Mart) -> String {
+    if top.scale("total_amount") != Some(2) {
+        return String::new();
+    }
     let f = &top.frame;
     let get = |name: &str| {
         f.column(name)

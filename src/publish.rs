@@ -155,15 +155,15 @@ impl Db {
     }
 
     /// Replaces every mart and records the run, in one transaction.
-    pub fn publish(&mut self, marts: &[Mart], run: &RunRecord) -> Result<()> {
+    pub fn publish(&mut self, marts: &[(&Mart, String)], run: &RunRecord) -> Result<()> {
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| sqlite(&path, "starting the publish", e))?;
         Self::migrate(&tx, &path)?;
-        for mart in marts {
-            replace_table(&tx, mart).map_err(|e| sqlite(&path, "replacing the marts", e))?;
+        for (mart, table) in marts {
+            replace_table(&tx, mart, table).map_err(|e| sqlite(&path, "replacing the marts", e))?;
         }
         insert_run(&tx, run, true).map_err(|e| sqlite(&path, "recording the run", e))?;
         tx.commit()
@@ -424,9 +424,23 @@ pub fn iso_seconds(t: DateTime<Utc>) -> String {
 
 /// Integer cents as an exact decimal with two places: `-0.05`, `12.30`.
 pub fn format_cents(cents: i64) -> String {
-    let sign = if cents < 0 { "-" } else { "" };
-    let abs = cents.unsigned_abs();
-    format!("{sign}{}.{:02}", abs / 100, abs % 100)
+    format_decimal(cents, 2)
+}
+
+/// Integer minor units as an exact decimal with `scale` places.
+pub fn format_decimal(units: i64, scale: u32) -> String {
+    let sign = if units < 0 { "-" } else { "" };
+    let abs = units.unsigned_abs();
+    let one = 10u64.pow(scale);
+    match scale {
+        0 => format!("{sign}{abs}"),
+        _ => format!(
+            "{sign}{}.{:0width$}",
+            abs / one,
+            abs % one,
+            width = scale as usize
+        ),
+    }
 }
 
 /// A mart column converted for publishing: SQLite type and one value per row.
@@ -442,7 +456,7 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
     let mut out = Vec::new();
     for column in mart.frame.columns() {
         let name = column.name().to_string();
-        let money = mart.money.contains(&name.as_str());
+        let scale = mart.scale(&name);
         let (sql_type, values): (&'static str, Vec<Value>) = match column.dtype() {
             DataType::Datetime(unit, _) => {
                 let per_second = match unit {
@@ -481,11 +495,12 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
             dt if dt.is_integer() => {
                 let ints = column.cast(&DataType::Int64)?;
                 let values = ints.i64()?.iter();
-                if money {
+                if let Some(scale) = scale {
+                    let one = 10f64.powi(scale as i32);
                     (
                         "REAL",
                         values
-                            .map(|v| v.map_or(Value::Null, |c| Value::Real(c as f64 / 100.0)))
+                            .map(|v| v.map_or(Value::Null, |c| Value::Real(c as f64 / one)))
                             .collect(),
                     )
                 } else {
@@ -525,10 +540,10 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
     Ok(out)
 }
 
-fn replace_table(tx: &rusqlite::Transaction<'_>, mart: &Mart) -> rusqlite::Result<()> {
+fn replace_table(tx: &rusqlite::Transaction<'_>, mart: &Mart, table: &str) -> rusqlite::Result<()> {
     let columns =
         published_columns(mart).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let table = sql::ident(mart.name);
+    let table = sql::ident(table);
     let defs: Vec<String> = columns
         .iter()
         .map(|c| format!("{} {}", sql::ident(&c.name), c.sql_type))
@@ -573,11 +588,14 @@ pub fn write_csv(mart: &Mart, path: &Path) -> Result<()> {
         for row in 0..mart.frame.height() {
             record.clear();
             for c in &columns {
-                let is_money = mart.money.contains(&c.name.as_str());
+                let scale = mart.scale(&c.name);
                 record.push(match &c.values[row] {
                     Value::Null => String::new(),
                     Value::Integer(v) => v.to_string(),
-                    Value::Real(v) if is_money => format_cents((v * 100.0).round() as i64),
+                    Value::Real(v) if scale.is_some() => {
+                        let scale = scale.unwrap_or_default();
+                        format_decimal((v * 10f64.powi(scale as i32)).round() as i64, scale)
+                    }
                     Value::Real(v) => v.to_string(),
                     Value::Text(s) => s.clone(),
                     Value::Blob(_) => String::new(),
@@ -595,12 +613,28 @@ pub fn write_csv(mart: &Mart, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Writes a mart as Parquet (through a temp file and a rename) from its
+/// candidate in DuckDB, where decimals are DECIMAL and times TIMESTAMP.
+pub fn write_parquet(conn: &duckdb::Connection, mart: &Mart, path: &Path) -> Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
+    crate::stage::copy_atomically(
+        conn,
+        &format!("SELECT * FROM marts.{}", sql::ident(&mart.name)),
+        path,
+        "FORMAT parquet",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn cents_format_exactly() {
+        assert_eq!(format_decimal(-5, 3), "-0.005");
+        assert_eq!(format_decimal(42, 0), "42");
         assert_eq!(format_cents(1230), "12.30");
         assert_eq!(format_cents(-5), "-0.05");
         assert_eq!(format_cents(0), "0.00");

@@ -12,8 +12,8 @@ use crate::audit::{self, Gate};
 use crate::checks::engine::{self, Context};
 use crate::checks::report;
 use crate::cli::CheckArgs;
+use crate::config::Pipeline;
 use crate::error::{Error, Result};
-use crate::ingest::SOURCE;
 use crate::publish::{Db, PublishedTable, iso_seconds};
 use crate::sql;
 
@@ -27,7 +27,8 @@ pub struct Recheck {
 }
 
 pub fn run(args: &CheckArgs) -> Result<Recheck> {
-    let all = audit::selected_checks(args.checks_dir.as_deref(), &args.select)?;
+    let pipeline = Pipeline::load(args.places.config.as_deref())?;
+    let all = audit::selected_checks(args.checks_dir.as_deref(), &pipeline, &args.select)?;
     if !args.places.db.exists() {
         return Err(Error::NothingPublished {
             path: args.places.db.clone(),
@@ -46,7 +47,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
     for table in db.published_tables()? {
         load_mart(&conn, &table)?;
     }
-    load_lake(&conn, &args.places.data_dir, &args.places.output_dir)?;
+    load_lake(&conn, &pipeline, &args.places.data_dir, &args.places.output_dir)?;
 
     let available = tables(&conn)?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
@@ -181,31 +182,21 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
     .map_err(Error::duckdb(context()))
 }
 
-/// The raw and staging layers from the lake and the quarantine file, where present.
-fn load_lake(conn: &Connection, data_dir: &Path, output_dir: &Path) -> Result<()> {
-    let sources = [
-        (
-            "raw",
-            SOURCE.to_string(),
-            data_dir
-                .join("raw")
-                .join(SOURCE)
-                .join(format!("{SOURCE}.parquet")),
-            "read_parquet",
-        ),
-        (
-            "staging",
-            SOURCE.to_string(),
-            data_dir.join("staging").join(format!("{SOURCE}.parquet")),
-            "read_parquet",
-        ),
-        (
-            "staging",
-            format!("{SOURCE}_quarantine"),
-            output_dir.join("quarantine").join(format!("{SOURCE}.csv")),
-            "read_csv",
-        ),
-    ];
+/// The raw and staging layers from the lake and the quarantine files, where present.
+fn load_lake(conn: &Connection, pipeline: &Pipeline, data_dir: &Path, output_dir: &Path) -> Result<()> {
+    let mut sources = Vec::new();
+    for source in &pipeline.spec.sources {
+        let name = &source.name;
+        let path = data_dir.join("raw").join(name).join(format!("{name}.parquet"));
+        sources.push(("raw", name.clone(), path, "read_parquet"));
+    }
+    for model in &pipeline.spec.staging {
+        let name = &model.name;
+        let path = data_dir.join("staging").join(format!("{name}.parquet"));
+        sources.push(("staging", name.clone(), path, "read_parquet"));
+        let path = output_dir.join("quarantine").join(format!("{name}.csv"));
+        sources.push(("staging", format!("{name}_quarantine"), path, "read_csv"));
+    }
     for (schema, name, path, reader) in sources {
         if !path.is_file() {
             continue;
@@ -216,7 +207,8 @@ fn load_lake(conn: &Connection, data_dir: &Path, output_dir: &Path) -> Result<()
             ""
         };
         conn.execute_batch(&format!(
-            "CREATE TABLE {schema}.{name} AS SELECT * FROM {reader}({}{options});",
+            "CREATE TABLE {schema}.{} AS SELECT * FROM {reader}({}{options});",
+            sql::ident(&name),
             sql::path(&path)
         ))
         .map_err(Error::duckdb(format!("loading `{}`", path.display())))?;

@@ -10,7 +10,7 @@ use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
 use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A parsed document and the 1-based line of every node, by JSON Pointer.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Document {
     pub value: Value,
     lines: BTreeMap<String, usize>,
@@ -95,10 +95,12 @@ pub fn key_of(pointer: &str) -> String {
 
 /// Parses `text`, validates it against the schema of `T`, then deserialises
 /// it: every problem comes back at once, with its line and key.
+/// `describe_pattern` turns a schema regex into words ("a lower-case name").
 pub fn load<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
     validator: &jsonschema::Validator,
+    describe_pattern: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<(T, Document), Vec<ConfigError>> {
     let err = |line: usize, key: String, message: String| ConfigError {
         file: file.to_string(),
@@ -108,20 +110,75 @@ pub fn load<T: serde::de::DeserializeOwned>(
     };
     let doc =
         parse(text).map_err(|e| vec![err(e.line, String::new(), format!("invalid YAML: {}", e.message))])?;
-    let errors: Vec<ConfigError> = validator
+    let mut errors: Vec<ConfigError> = validator
         .iter_errors(&doc.value)
         .map(|e| {
-            let pointer = e.instance_path().as_str().to_string();
-            err(doc.line(&pointer), key_of(&pointer), e.to_string())
+            let (pointer, message) = explain(&e, describe_pattern);
+            err(doc.line(&pointer), key_of(&pointer), message)
         })
         .collect();
     if !errors.is_empty() {
+        // Schema order is not file order; people read files top to bottom.
+        errors.sort_by_key(|e| e.line);
         return Err(errors);
     }
     match serde_json::from_value(doc.value.clone()) {
         Ok(parsed) => Ok((parsed, doc)),
         Err(e) => Err(vec![err(1, String::new(), e.to_string())]),
     }
+}
+
+/// Where a schema error is and what it says, in words a person acts on:
+/// every allowed value listed, patterns described, and for a value that
+/// may take several shapes, the problem with the shape it was closest to.
+fn explain(
+    e: &jsonschema::ValidationError,
+    describe_pattern: &dyn Fn(&str) -> Option<&'static str>,
+) -> (String, String) {
+    use jsonschema::error::ValidationErrorKind as K;
+    let pointer = e.instance_path().as_str().to_string();
+    let message = match e.kind() {
+        K::Enum { options } => {
+            let options: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(ToString::to_string).collect())
+                .unwrap_or_default();
+            let listed = match options.split_last() {
+                Some((last, [])) => last.clone(),
+                Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+                None => String::new(),
+            };
+            format!("{} is not one of {listed}", e.instance())
+        }
+        K::Pattern { pattern } => match describe_pattern(pattern) {
+            Some(words) => format!("{} is not {words}", e.instance()),
+            None => e.to_string(),
+        },
+        K::AnyOf { context } | K::OneOfNotValid { context } => {
+            // A value that may take several shapes: the branches of another
+            // JSON type say nothing; the one of the right type says what is wrong.
+            let wrong_shape = |inner: &jsonschema::ValidationError| {
+                matches!(inner.kind(), K::Type { .. }) && inner.instance_path().as_str() == pointer
+            };
+            match context.iter().find(|branch| !branch.iter().all(wrong_shape)) {
+                Some(branch) => {
+                    let explained: Vec<(String, String)> = branch
+                        .iter()
+                        .map(|inner| explain(inner, describe_pattern))
+                        .collect();
+                    let messages: Vec<&str> = explained.iter().map(|(_, m)| m.as_str()).collect();
+                    return (explained[0].0.clone(), messages.join("; "));
+                }
+                None => e.to_string(),
+            }
+        }
+        // An optional key's schema also allows null, which nobody writes on purpose.
+        K::Type { .. } => e
+            .to_string()
+            .replace(r#"is not of types "null", "#, "is not of type "),
+        _ => e.to_string(),
+    };
+    (pointer, message)
 }
 
 /// An open container while events stream in.

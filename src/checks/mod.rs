@@ -89,7 +89,7 @@ pub fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> 
             key,
             message,
         };
-        let (parsed, doc) = match yaml::load::<ChecksFile>(file, text, &validator) {
+        let (parsed, doc) = match yaml::load::<ChecksFile>(file, text, &validator, &spec::describe) {
             Ok(loaded) => loaded,
             Err(problems) => {
                 errors.extend(problems);

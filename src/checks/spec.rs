@@ -4,6 +4,18 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+const NAME: &str = r"^[a-z][a-z0-9_]*$";
+const TABLE: &str = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$";
+
+/// The patterns of the schema in words, for error messages.
+pub fn describe(pattern: &str) -> Option<&'static str> {
+    Some(match pattern {
+        NAME => "a lower-case name starting with a letter (letters, digits and `_`)",
+        TABLE => "a table by layer: `raw.<source>`, `staging.<model>` or `marts.<mart>`",
+        _ => return None,
+    })
+}
+
 /// A file of checks. Each check's identity is its file plus its name.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -41,7 +53,7 @@ pub enum Kind {
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompareTo {
-    #[schemars(regex(pattern = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$"))]
+    #[schemars(regex(pattern = TABLE))]
     pub table: String,
     /// An aggregate over that table, e.g. `sum(amount)`.
     pub expression: String,
@@ -141,10 +153,10 @@ impl Kind {
 #[serde(deny_unknown_fields)]
 pub struct CheckSpec {
     /// Unique within the file: lower case, digits and `_`.
-    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]*$"))]
+    #[schemars(regex(pattern = NAME))]
     pub name: String,
     /// `raw.<source>`, `staging.<model>`, `staging.<model>_quarantine` or `marts.<mart>`.
-    #[schemars(regex(pattern = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$"))]
+    #[schemars(regex(pattern = TABLE))]
     pub table: String,
     pub kind: Kind,
     /// What the check protects, shown in reports.

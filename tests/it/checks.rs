@@ -229,10 +229,10 @@ fn config_errors_are_all_reported_with_file_line_and_key() {
     assert_eq!(
         stderr,
         "error: 6 problems in the checks:
-  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\" or 6 other candidates
-  broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" does not match \"^[a-z][a-z0-9_]*$\"
+  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\", \"uniqueness\", \"validity\", \"freshness\", \"custom\", \"consistency\" or \"schema\"
+  broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" is not a lower-case name starting with a letter (letters, digits and `_`)
   broken/a.yaml:11: `checks[2]`: Additional properties are not allowed ('colour' was unexpected)
-  broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" does not match \"^(raw|staging|marts)\\.[a-z_][a-z0-9_]*$\"
+  broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" is not a table by layer: `raw.<source>`, `staging.<model>` or `marts.<mart>`
   broken/b.yaml:6: `checks[0].fail`: a freshness check takes a duration such as `24h`, not `> 5%`
   broken/b.yaml:7: `checks[1].fail`: give `warn`, `fail` or both
 hint: fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file
@@ -252,7 +252,10 @@ fn validate_and_schema_commands() {
     let ws = Workspace::new();
     let out = ws.sluice(&["validate"]).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("ok: 20 checks in 1 files"));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "ok: pipeline `default` in <built-in>/sluice.yaml: 1 source, 1 staging model, 2 marts; 20 checks in 1 file\n"
+    );
     let schema = ws.sluice(&["schema", "checks"]).output().unwrap();
     let schema: Value = serde_json::from_slice(&schema.stdout).unwrap();
     assert_eq!(schema["required"], serde_json::json!(["checks"]));

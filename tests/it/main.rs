@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod checks;
+mod config;
 mod docker;
 mod formats;
 mod metrics;

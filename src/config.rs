@@ -1,0 +1,611 @@
+//! `sluice.yaml`: the pipeline a run executes — sources, staging SQL, marts and
+//! exports. An absent file means the default pipeline, which is itself the
+//! `sluice.yaml` and SQL below, compiled into the binary (`sluice init` writes
+//! them out): there is no second code path for the demo.
+//!
+//! The file is validated against the JSON Schema generated from these types
+//! (printed by `sluice schema`), then checked for references between its parts;
+//! every problem is reported at once with its line and key.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::ingest::{ColumnType, Format, NewColumns, Source};
+use crate::yaml::{self, ConfigError, Document, key_of};
+
+/// The default pipeline's files, as `sluice init` writes them.
+pub const DEFAULT_FILES: [(&str, &str); 3] = [
+    ("sluice.yaml", include_str!("../sluice.yaml")),
+    (
+        "sql/staging/events.sql",
+        include_str!("../sql/staging/events.sql"),
+    ),
+    ("checks/events.yaml", include_str!("../checks/events.yaml")),
+];
+
+/// The name a file gets in messages when it is the built-in one.
+const BUILT_IN: &str = "<built-in>";
+
+const IDENT: &str = r"^[a-z_][a-z0-9_]*$";
+const KEY_EXPR: &str = r"^\s*((day|hour|month|year)\(\s*[a-z_][a-z0-9_]*\s*\)|[a-z_][a-z0-9_]*)\s*$";
+const AGGREGATE: &str =
+    r"^\s*(count\(\s*\*?\s*\)|(sum|count|count_distinct|min|max|mean)\(\s*[a-z_][a-z0-9_]*\s*\))\s*$";
+const SORT_KEY: &str = r"(?i)^\s*[a-z_][a-z0-9_]*(\s+(asc|desc))?(\s+nulls\s+(first|last))?\s*$";
+
+/// The patterns of the schema in words, for error messages.
+fn describe(pattern: &str) -> Option<&'static str> {
+    Some(match pattern {
+        IDENT => "a lower-case name (letters, digits and `_`)",
+        KEY_EXPR => "a column, or `day(column)`, `hour(column)`, `month(column)` or `year(column)`",
+        AGGREGATE => {
+            "`function(column)` with sum, count, count_distinct, min, max or mean (`count()` counts rows)"
+        }
+        SORT_KEY => "`column`, `column desc` or `column asc nulls first`",
+        _ => return None,
+    })
+}
+
+/// A pipeline: what to read, how to stage it, which marts to build, where
+/// they go.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineFile {
+    /// Names the pipeline in metrics (the Pushgateway group
+    /// `/metrics/job/sluice/pipeline/<name>`), traces and run history.
+    #[serde(default = "default_name")]
+    #[schemars(regex(pattern = IDENT))]
+    pub pipeline: String,
+    /// Days in the window of every mart with `lookback` and no `days` of its
+    /// own (`--lookback-days` wins). Default: 30.
+    #[schemars(range(min = 1, max = 36500))]
+    pub lookback_days: Option<u32>,
+    /// Directory of the checks, relative to this file (`--checks-dir` wins).
+    /// Default: `checks/` beside this file.
+    pub checks: Option<String>,
+    /// Where raw rows come from; each lands in `raw.<name>`.
+    #[schemars(length(min = 1))]
+    pub sources: Vec<SourceSpec>,
+    /// DuckDB SQL that turns raw rows into typed, clean `staging.<name>` tables.
+    #[schemars(length(min = 1))]
+    pub staging: Vec<StagingSpec>,
+    /// Aggregates over staging models, computed with Polars; each is a
+    /// candidate table `marts.<name>` until the checks pass.
+    #[schemars(length(min = 1))]
+    pub marts: Vec<MartSpec>,
+    /// Files the marts are published to. Every mart also goes to SQLite as a
+    /// table of its name unless an export says otherwise.
+    #[serde(default)]
+    pub exports: Vec<ExportSpec>,
+}
+
+fn default_name() -> String {
+    "default".into()
+}
+
+/// One source of raw rows.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceSpec {
+    #[schemars(regex(pattern = IDENT))]
+    pub name: String,
+    /// A file, a directory (read recursively) or a glob, or a list of them,
+    /// relative to this file; `--input` wins. Default: `input`.
+    pub path: Option<OneOrMany>,
+    /// Read every file as this format. Default: by the file name (`.csv`,
+    /// `.ndjson`, `.jsonl`, `.parquet`, compressed with `.gz` or `.zst`).
+    pub format: Option<Format>,
+    /// The columns every file must have, in order, and what they hold
+    /// (Parquet columns of that type are taken as they are; text is parsed
+    /// by the staging SQL).
+    #[schemars(length(min = 1))]
+    pub columns: Ordered<ColumnType>,
+    /// What a column that is not declared does: `ignore`, `warn` (default) or `fail`.
+    #[serde(default)]
+    pub new_columns: NewColumns,
+}
+
+/// A value or a list of values.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+/// One staging model.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StagingSpec {
+    #[schemars(regex(pattern = IDENT))]
+    pub name: String,
+    /// The source it reads, as `raw.<source>`. Default: the source of the same name.
+    pub source: Option<String>,
+    /// A DuckDB SQL script, relative to this file, that creates
+    /// `staging.<name>` and, for the rows it rejects,
+    /// `staging.<name>_quarantine` with a `_reason` column.
+    pub sql: String,
+    /// The quarantine reasons the script gives, in the order it checks them:
+    /// each is counted (in metrics and history) even when no row has it.
+    #[serde(default)]
+    pub reasons: Vec<String>,
+}
+
+/// One mart: declarative (`group_by`, `aggregate`, `sort`, `limit`, `rank`,
+/// compiled to Polars lazy expressions) or Polars SQL (`sql`).
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MartSpec {
+    #[schemars(regex(pattern = IDENT))]
+    pub name: String,
+    /// The staging model it reads.
+    #[schemars(regex(pattern = IDENT))]
+    pub from: String,
+    /// Only rows meeting this DuckDB SQL condition (applied where the rows
+    /// leave DuckDB, like the window).
+    pub filter: Option<String>,
+    /// Only rows with `as_of - days < column <= as_of`.
+    pub lookback: Option<Lookback>,
+    /// Group keys: column names, or `name: expression` pairs where an
+    /// expression is a column or `day(col)`, `hour(col)`, `month(col)`, `year(col)`.
+    pub group_by: Option<GroupBy>,
+    /// `name: function(column)` with sum, count, count_distinct, min, max or
+    /// mean; `count()` counts rows.
+    pub aggregate: Option<Ordered<Aggregate>>,
+    /// Polars SQL over the model (a table named as the model, window and
+    /// filter already applied): the escape hatch for what the keys above
+    /// cannot say. Decimal columns arrive as floating point here.
+    pub sql: Option<String>,
+    /// Order of the rows: `column`, `column desc`, `column asc nulls first`.
+    /// Nulls come last unless said otherwise.
+    #[serde(default)]
+    pub sort: Vec<SortKey>,
+    /// Keep the first rows only.
+    #[schemars(range(min = 1))]
+    pub limit: Option<u32>,
+    /// Add the row number (1, 2, ...) after sorting as the first column, named so.
+    #[schemars(regex(pattern = IDENT))]
+    pub rank: Option<String>,
+}
+
+/// The window column, with its own length or the run's.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Lookback {
+    /// A timestamp column; the window is the run's `lookback_days`.
+    Column(#[schemars(regex(pattern = IDENT))] String),
+    /// A timestamp column and a window of its own.
+    Window {
+        #[schemars(regex(pattern = IDENT))]
+        column: String,
+        #[schemars(range(min = 1, max = 36500))]
+        days: u32,
+    },
+}
+
+/// Group keys: a list of columns, or names and expressions.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum GroupBy {
+    Columns(Vec<ColumnName>),
+    Named(Ordered<KeyExpr>),
+}
+
+/// A column name.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct ColumnName(#[schemars(regex(pattern = IDENT))] pub String);
+
+/// A group key: `column` or `day(column)`, `hour(column)`, `month(column)`, `year(column)`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct KeyExpr(#[schemars(regex(pattern = KEY_EXPR))] pub String);
+
+/// An aggregate: `sum(col)`, `count()`, `count(col)`, `count_distinct(col)`,
+/// `min(col)`, `max(col)` or `mean(col)`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Aggregate(#[schemars(regex(pattern = AGGREGATE))] pub String);
+
+/// A sort key: `column`, then optionally `asc`/`desc` and `nulls first`/`nulls last`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct SortKey(#[schemars(regex(pattern = SORT_KEY))] pub String);
+
+/// One mart's way out.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    #[schemars(regex(pattern = IDENT))]
+    pub mart: String,
+    /// A CSV file, relative to the output directory (amounts with their
+    /// decimals, times as ISO 8601 UTC).
+    pub csv: Option<String>,
+    /// A Parquet file, relative to the output directory.
+    pub parquet: Option<String>,
+    /// The SQLite table it replaces, or `false` to keep it out of the
+    /// database. Default: the mart's name.
+    pub sqlite: Option<SqliteTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SqliteTarget {
+    Table(#[schemars(regex(pattern = IDENT))] String),
+    Enabled(bool),
+}
+
+/// A YAML mapping whose order matters (columns, keys, aggregates).
+#[derive(Debug, Clone)]
+pub struct Ordered<T>(pub Vec<(String, T)>);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit<T>(PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = Ordered<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a mapping")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> std::result::Result<Self::Value, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(entry) = map.next_entry()? {
+                    entries.push(entry);
+                }
+                Ok(Ordered(entries))
+            }
+        }
+        d.deserialize_map(Visit(PhantomData))
+    }
+}
+
+impl<T: JsonSchema> JsonSchema for Ordered<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("Ordered_{}", T::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        <BTreeMap<String, T>>::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+}
+
+/// The JSON Schema of `sluice.yaml`.
+pub fn schema() -> serde_json::Value {
+    serde_json::to_value(schemars::schema_for!(PipelineFile)).expect("a schema is JSON")
+}
+
+/// A loaded, cross-checked pipeline.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    pub spec: PipelineFile,
+    /// The file as named in messages (`sluice.yaml`, `<built-in>/sluice.yaml`).
+    pub file: String,
+    /// Where relative paths start; `None` for the built-in pipeline.
+    pub dir: Option<PathBuf>,
+    /// The text of each staging model's SQL, in `spec.staging` order.
+    pub staging_sql: Vec<String>,
+    /// Identifies the logic: this file and the SQL it names.
+    pub hash: String,
+    doc: Document,
+}
+
+impl Pipeline {
+    /// `path` when given (it must exist), else `sluice.yaml` when it exists,
+    /// else the built-in default pipeline.
+    pub fn load(path: Option<&Path>) -> Result<Self> {
+        let chosen = path.unwrap_or(Path::new("sluice.yaml"));
+        if path.is_none() && !chosen.exists() {
+            return Self::built_in();
+        }
+        let text = std::fs::read_to_string(chosen).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::ConfigNotFound {
+                path: chosen.to_path_buf(),
+            },
+            _ => Error::io("read", chosen, e),
+        })?;
+        let dir = chosen.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::parse(&chosen.display().to_string(), &text, Some(dir))
+    }
+
+    /// The default pipeline compiled into the binary.
+    pub fn built_in() -> Result<Self> {
+        Self::parse(&format!("{BUILT_IN}/sluice.yaml"), DEFAULT_FILES[0].1, None)
+    }
+
+    fn parse(file: &str, text: &str, dir: Option<PathBuf>) -> Result<Self> {
+        let validator = jsonschema::options()
+            .build(&schema())
+            .expect("the generated sluice.yaml schema is valid");
+        let (spec, doc) = yaml::load::<PipelineFile>(file, text, &validator, &describe)
+            .map_err(|errors| Error::Config { errors })?;
+        let mut pipeline = Pipeline {
+            spec,
+            file: file.to_string(),
+            dir,
+            staging_sql: Vec::new(),
+            hash: String::new(),
+            doc,
+        };
+        let mut errors = pipeline.cross_check();
+        let mut hash = Sha256::new();
+        hash.update(text.as_bytes());
+        for (i, model) in pipeline.spec.staging.iter().enumerate() {
+            match pipeline.read(&model.sql) {
+                Ok(sql) => {
+                    hash.update(sql.as_bytes());
+                    pipeline.staging_sql.push(sql);
+                }
+                Err(message) => errors.push(pipeline.error(&format!("/staging/{i}/sql"), message)),
+            }
+        }
+        pipeline.hash = crate::ingest::hex(&hash.finalize());
+        if errors.is_empty() {
+            Ok(pipeline)
+        } else {
+            errors.sort_by_key(|e| e.line);
+            Err(Error::Config { errors })
+        }
+    }
+
+    /// A problem at a JSON Pointer of this file.
+    pub fn error(&self, pointer: &str, message: String) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.doc.line(pointer),
+            key: key_of(pointer),
+            message,
+        }
+    }
+
+    /// A path from this file, relative to its directory.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        match &self.dir {
+            Some(dir) if Path::new(rel).is_relative() => dir.join(rel),
+            _ => PathBuf::from(rel),
+        }
+    }
+
+    /// A file this pipeline names (built in: one of [`DEFAULT_FILES`]).
+    fn read(&self, rel: &str) -> std::result::Result<String, String> {
+        match &self.dir {
+            None => DEFAULT_FILES
+                .iter()
+                .find(|(name, _)| *name == rel)
+                .map(|(_, text)| text.to_string())
+                .ok_or_else(|| format!("`{rel}` is not a built-in file")),
+            Some(_) => {
+                let path = self.path(rel);
+                std::fs::read_to_string(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+            }
+        }
+    }
+
+    /// References between the parts: names unique, models, marts and
+    /// exports pointing at things that exist.
+    fn cross_check(&self) -> Vec<ConfigError> {
+        let s = &self.spec;
+        let mut errors = Vec::new();
+        let mut unique = |kind: &str, names: Vec<&str>| {
+            for (i, name) in names.iter().enumerate() {
+                if names[..i].contains(name) {
+                    errors.push(self.error(
+                        &format!("/{kind}/{i}/name"),
+                        format!("`{name}` is already the name of another entry of `{kind}`"),
+                    ));
+                }
+            }
+        };
+        unique("sources", s.sources.iter().map(|x| x.name.as_str()).collect());
+        unique("staging", s.staging.iter().map(|x| x.name.as_str()).collect());
+        unique("marts", s.marts.iter().map(|x| x.name.as_str()).collect());
+        let sources: Vec<&str> = s.sources.iter().map(|x| x.name.as_str()).collect();
+        for (i, model) in s.staging.iter().enumerate() {
+            let source = self.source_of(model);
+            if !sources.contains(&source) {
+                let pointer = if model.source.is_some() { "source" } else { "name" };
+                errors.push(self.error(
+                    &format!("/staging/{i}/{pointer}"),
+                    format!(
+                        "no source named `{source}`; sources: {}{}",
+                        sources.join(", "),
+                        if model.source.is_none() {
+                            " (set `source`)"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+        }
+        let models: Vec<&str> = s.staging.iter().map(|x| x.name.as_str()).collect();
+        for (i, mart) in s.marts.iter().enumerate() {
+            let at = |key: &str| format!("/marts/{i}/{key}");
+            if !models.contains(&mart.from.as_str()) {
+                errors.push(self.error(
+                    &at("from"),
+                    format!(
+                        "no staging model named `{}`; models: {}",
+                        mart.from,
+                        models.join(", ")
+                    ),
+                ));
+            }
+            let declarative = mart.group_by.is_some() || mart.aggregate.is_some();
+            match (&mart.sql, declarative) {
+                (Some(_), true) => errors.push(self.error(
+                    &at("sql"),
+                    "give `sql` or `group_by`/`aggregate`, not both".into(),
+                )),
+                (None, false) => errors.push(self.error(
+                    &at("name"),
+                    "a mart needs `aggregate` (with `group_by` to group) or `sql`".into(),
+                )),
+                _ => {}
+            }
+        }
+        let marts: Vec<&str> = s.marts.iter().map(|x| x.name.as_str()).collect();
+        for (i, export) in s.exports.iter().enumerate() {
+            if !marts.contains(&export.mart.as_str()) {
+                errors.push(self.error(
+                    &format!("/exports/{i}/mart"),
+                    format!("no mart named `{}`; marts: {}", export.mart, marts.join(", ")),
+                ));
+            }
+            if export.csv.is_none() && export.parquet.is_none() && export.sqlite.is_none() {
+                errors.push(self.error(
+                    &format!("/exports/{i}"),
+                    "an export needs `csv`, `parquet` or `sqlite`".into(),
+                ));
+            }
+        }
+        errors
+    }
+
+    /// The source a staging model reads.
+    pub fn source_of<'a>(&'a self, model: &'a StagingSpec) -> &'a str {
+        model.source.as_deref().unwrap_or(&model.name)
+    }
+
+    /// The sources as ingest reads them.
+    pub fn sources(&self) -> Vec<Source> {
+        self.spec
+            .sources
+            .iter()
+            .map(|s| Source {
+                name: s.name.clone(),
+                columns: s.columns.0.clone(),
+                new_columns: s.new_columns,
+                format: s.format,
+            })
+            .collect()
+    }
+
+    /// The input paths of a source: `--input` when given, else its `path`
+    /// (relative to this file), else `input`.
+    pub fn inputs(&self, source: &SourceSpec, flag: &[String]) -> Vec<String> {
+        if !flag.is_empty() {
+            return flag.to_vec();
+        }
+        let paths = match &source.path {
+            None => vec!["input".to_string()],
+            Some(OneOrMany::One(p)) => vec![p.clone()],
+            Some(OneOrMany::Many(ps)) => ps.clone(),
+        };
+        paths.iter().map(|p| self.path(p).display().to_string()).collect()
+    }
+
+    /// The checks directory this file names, if any.
+    pub fn checks_dir(&self) -> Option<PathBuf> {
+        match (&self.spec.checks, &self.dir) {
+            (Some(dir), _) => Some(self.path(dir)),
+            (None, Some(dir)) => Some(dir.join("checks")),
+            (None, None) => None,
+        }
+    }
+
+    /// Whether this is the built-in default pipeline.
+    pub fn is_built_in(&self) -> bool {
+        self.dir.is_none()
+    }
+
+    /// Where mart `name` is published: its SQLite table (if any), CSV and Parquet files.
+    pub fn exports_of(&self, name: &str) -> (Option<String>, Vec<String>, Vec<String>) {
+        let mut sqlite = Some(name.to_string());
+        let (mut csv, mut parquet) = (Vec::new(), Vec::new());
+        for e in self.spec.exports.iter().filter(|e| e.mart == name) {
+            match &e.sqlite {
+                Some(SqliteTarget::Table(t)) => sqlite = Some(t.clone()),
+                Some(SqliteTarget::Enabled(false)) => sqlite = None,
+                Some(SqliteTarget::Enabled(true)) | None => {}
+            }
+            csv.extend(e.csv.clone());
+            parquet.extend(e.parquet.clone());
+        }
+        (sqlite, csv, parquet)
+    }
+}
+
+/// Writes the default pipeline's files into `dir` for a user to edit; never
+/// overwrites a file that exists.
+pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (rel, _) in DEFAULT_FILES {
+        let path = dir.join(rel);
+        if path.exists() {
+            return Err(Error::WouldOverwrite { path });
+        }
+    }
+    for (rel, text) in DEFAULT_FILES {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io("create directory", parent, e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| Error::io("write", &path, e))?;
+        written.push(path);
+    }
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_pipeline_is_valid() {
+        let p = Pipeline::built_in().unwrap();
+        assert_eq!(p.spec.pipeline, "default");
+        let events = &p.sources()[0];
+        assert_eq!(events.name, "events");
+        let names: Vec<&str> = events.columns.iter().map(|(c, _)| c.as_str()).collect();
+        assert_eq!(names, crate::ingest::REQUIRED_COLUMNS);
+        let marts: Vec<&str> = p.spec.marts.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(marts, ["top_users", "daily_region_revenue"]);
+        assert_eq!(p.exports_of("top_users").1, ["top_users.csv"]);
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_line() {
+        let text = "sources:\n  - name: events\n    columns: {id: text}\nstaging:\n  - name: ev\n    sql: x.sql\nmarts:\n  - name: m\n    from: nope\n    aggregate: {n: count()}\n    sort: [n sideways]\nexports:\n  - mart: other\n    csv: a.csv\n";
+        let Err(Error::Config { errors }) =
+            Pipeline::parse("p.yaml", text, Some(PathBuf::from("/nonexistent")))
+        else {
+            panic!("expected config errors")
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(shown.len(), 1, "{shown:#?}");
+        assert!(
+            shown[0].starts_with("p.yaml:11: `marts[0].sort[0]`: "),
+            "{shown:#?}"
+        );
+
+        let text = text.replace("n sideways", "n desc");
+        let Err(Error::Config { errors }) =
+            Pipeline::parse("p.yaml", &text, Some(PathBuf::from("/nonexistent")))
+        else {
+            panic!("expected config errors")
+        };
+        let shown: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            shown,
+            [
+                "p.yaml:5: `staging[0].name`: no source named `ev`; sources: events (set `source`)",
+                "p.yaml:6: `staging[0].sql`: cannot read `/nonexistent/x.sql`: No such file or directory (os error 2)",
+                "p.yaml:9: `marts[0].from`: no staging model named `nope`; models: ev",
+                "p.yaml:13: `exports[0].mart`: no mart named `other`; marts: m",
+            ]
+        );
+    }
+}

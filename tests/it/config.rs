@@ -1,0 +1,476 @@
+//! `sluice.yaml`: a second, different pipeline runs end to end from its own
+//! file; the default pipeline is the same whether built in or written out by
+//! `sluice init`; every kind of configuration error names the file, line and key.
+
+use std::path::Path;
+
+use crate::util::{AS_OF, Workspace, bytes, marts};
+
+/// Copies `tests/fixtures/<name>` into the workspace under `to`.
+fn fixture(ws: &Workspace, name: &str, to: &str) {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for entry in std::fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.path().is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name);
+    copy(&from, &ws.path(to));
+}
+
+fn duckdb_rows(sql: &str) -> Vec<String> {
+    let conn = duckdb::Connection::open_in_memory().unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let rows = stmt
+        .query_map([], |r| {
+            let n = r.as_ref().column_count();
+            Ok((0..n)
+                .map(|i| match r.get_ref(i).unwrap().to_owned() {
+                    duckdb::types::Value::Null => "NULL".to_string(),
+                    duckdb::types::Value::Text(t) => t,
+                    other => format!("{other:?}"),
+                })
+                .collect::<Vec<_>>()
+                .join("|"))
+        })
+        .unwrap();
+    rows.map(Result::unwrap).collect()
+}
+
+#[test]
+fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
+    let ws = Workspace::new();
+    fixture(&ws, "pageviews", "pv");
+    // Paths in the file are relative to it: input and checks come from pv/.
+    let (code, stdout, stderr) = ws.run(&["--config", "pv/sluice.yaml"]);
+    assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(stdout.contains("few_quarantined"), "{stdout}");
+    assert!(
+        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
+        "{stdout}"
+    );
+
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT pipeline, rows_raw, rows_quarantined, rows_duplicates, rows_staged, quarantined_by_reason FROM _sluice_runs"
+        ),
+        [r#"pageviews|13|4|1|8|{"malformed_row":1,"missing_view_id":1,"bad_viewed_at":1,"bad_duration":1}"#]
+    );
+    // Exports: SQLite tables as named, no table for a mart kept out of it.
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice%' ESCAPE '\\' ORDER BY name"
+        ),
+        ["sessions_by_day", "top_pages"]
+    );
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT * FROM top_pages ORDER BY rank"),
+        [
+            "1|/home|3|3|833.33|2026-11-19T11:00:00Z",
+            "2|/docs|2|2|400.00|2026-11-20T09:31:00Z"
+        ]
+    );
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT * FROM sessions_by_day ORDER BY rowid"),
+        [
+            "2026-11-18|DE|1|1",
+            "2026-11-19|DE|1|2",
+            "2026-11-19|FR|1|1",
+            "2026-11-19|US|1|1",
+            "2026-11-20|US|1|1",
+            "2026-11-20|NULL|1|1"
+        ]
+    );
+    assert_eq!(
+        ws.read("output/reports/top_pages.csv"),
+        "rank,url,views,sessions,avg_duration_ms,last_view\n\
+         1,/home,3,3,833.3333333333334,2026-11-19T11:00:00Z\n\
+         2,/docs,2,2,400,2026-11-20T09:31:00Z\n"
+    );
+    assert_eq!(
+        duckdb_rows(&format!(
+            "SELECT country, views FROM '{}' ORDER BY country",
+            ws.path("output/views_by_country.parquet").display()
+        )),
+        ["DE|UInt(3)", "FR|UInt(1)", "US|UInt(3)"]
+    );
+
+    let quarantine = ws.read("output/quarantine/page_views.csv");
+    let reasons: Vec<&str> = quarantine
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(6).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            "bad_duration",
+            "missing_view_id",
+            "bad_viewed_at",
+            "malformed_row"
+        ]
+    );
+    let metrics = ws.read("output/metrics.prom");
+    for line in [
+        "sluice_rows{layer=\"raw\",table=\"page_views\"} 13",
+        "sluice_rows{layer=\"staging\",table=\"page_views\"} 8",
+        "sluice_rows{layer=\"marts\",table=\"daily_sessions\"} 6",
+        "sluice_quarantined_rows{reason=\"bad_duration\",table=\"staging.page_views\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} not in\n{metrics}");
+    }
+
+    let (code, stdout, stderr) = ws
+        .sluice(&["validate", "--config", "pv/sluice.yaml"])
+        .output()
+        .map(|o| {
+            (
+                o.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&o.stdout).into_owned(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            )
+        })
+        .unwrap();
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        stdout,
+        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 3 marts; 5 checks in 1 file\n"
+    );
+}
+
+#[test]
+fn a_file_with_a_new_column_fails_under_the_fail_policy() {
+    let ws = Workspace::new();
+    fixture(&ws, "pageviews", "pv");
+    ws.write(
+        "pv/input/more.csv",
+        "view_id,session_id,url,viewed_at,duration_ms,country,referrer\nv20,s1,/,2026-11-19T10:00:00Z,1,DE,x\n",
+    );
+    let (code, _, stderr) = ws.run(&["--config", "pv/sluice.yaml"]);
+    assert_eq!(code, 3, "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: input file `pv/input/more.csv` has columns that source `page_views` does not declare: referrer\n\
+         hint: declare the columns in source `page_views` of sluice.yaml, or set its `new_columns` to `warn` or `ignore`\n"
+    );
+}
+
+#[test]
+fn init_writes_the_built_in_pipeline_which_runs_the_same() {
+    let built_in = Workspace::new();
+    built_in.generate("input/events.csv", 3_000, "all=0.005");
+    let (code, stdout, stderr) = built_in.run(&["--publish-on-failure"]);
+    assert!(code <= 1, "{stdout}{stderr}");
+
+    let ws = Workspace::new();
+    let out = ws.sluice(&["init"]).assert().success();
+    let stdout = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert_eq!(
+        stdout,
+        "wrote ./sluice.yaml\nwrote ./sql/staging/events.sql\nwrote ./checks/events.yaml\n\
+         next: edit sluice.yaml, then `sluice validate` and `sluice run`\n"
+    );
+    assert_eq!(ws.read("sluice.yaml"), include_str!("../../sluice.yaml"));
+    ws.generate("input/events.csv", 3_000, "all=0.005");
+    let (code2, stdout2, stderr2) = ws.run(&["--publish-on-failure"]);
+    assert_eq!(code2, code, "{stdout2}{stderr2}");
+    assert_eq!(marts(&ws), marts(&built_in));
+    assert_eq!(
+        bytes(&ws.path("output/top_users.csv")),
+        bytes(&built_in.path("output/top_users.csv"))
+    );
+
+    // Never overwrites.
+    let again = ws.sluice(&["init"]).output().unwrap();
+    assert_eq!(again.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr),
+        "error: `./sluice.yaml` already exists\nhint: sluice init never overwrites: move the file away or pick another directory\n"
+    );
+}
+
+#[test]
+fn the_schema_describes_the_file_for_editors() {
+    let ws = Workspace::new();
+    let out = ws.sluice(&["schema"]).assert().success();
+    let schema: serde_json::Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(schema["title"], "PipelineFile");
+    let keys: Vec<&str> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        [
+            "pipeline",
+            "lookback_days",
+            "checks",
+            "sources",
+            "staging",
+            "marts",
+            "exports"
+        ]
+    );
+    assert_eq!(
+        schema["required"],
+        serde_json::json!(["sources", "staging", "marts"])
+    );
+}
+
+/// Runs with `--config bad.yaml` holding `yaml`; returns (exit code, stderr).
+fn config_error(ws: &Workspace, yaml: &str) -> (i32, String) {
+    ws.write("bad.yaml", yaml);
+    let (code, stdout, stderr) = ws.run(&["--config", "bad.yaml"]);
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (code, stderr)
+}
+
+const HINT: &str = "hint: fix the keys named above; `sluice schema` prints the JSON Schema of sluice.yaml, `sluice init` writes a complete example\n";
+
+#[test]
+fn every_error_in_the_file_is_reported_at_once_with_line_and_key() {
+    let ws = Workspace::new();
+    let (code, stderr) = config_error(
+        &ws,
+        "pipeline: Page-Views\n\
+         sources:\n\
+         \x20 - name: views\n\
+         \x20   columns: {id: text, at: float}\n\
+         \x20   new_columns: maybe\n\
+         \x20   colums: {}\n\
+         staging:\n\
+         \x20 - name: views\n\
+         \x20   sql: views.sql\n\
+         marts:\n\
+         \x20 - name: top\n\
+         \x20   from: views\n\
+         \x20   group_by: [id]\n\
+         \x20   aggregate: {n: median(at)}\n\
+         \x20   sort: [n sideways]\n\
+         \x20   limit: ten\n",
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: 7 problems in the pipeline:\n\
+             \x20 bad.yaml:1: `pipeline`: \"Page-Views\" is not a lower-case name (letters, digits and `_`)\n\
+             \x20 bad.yaml:3: `sources[0]`: Additional properties are not allowed ('colums' was unexpected)\n\
+             \x20 bad.yaml:4: `sources[0].columns.at`: \"float\" is not one of \"text\", \"integer\", \"decimal\", \"double\", \"boolean\", \"date\" or \"timestamp\"\n\
+             \x20 bad.yaml:5: `sources[0].new_columns`: \"maybe\" is not one of \"ignore\", \"warn\" or \"fail\"\n\
+             \x20 bad.yaml:14: `marts[0].aggregate.n`: \"median(at)\" is not `function(column)` with sum, count, count_distinct, min, max or mean (`count()` counts rows)\n\
+             \x20 bad.yaml:15: `marts[0].sort[0]`: \"n sideways\" is not `column`, `column desc` or `column asc nulls first`\n\
+             \x20 bad.yaml:16: `marts[0].limit`: \"ten\" is not of type \"integer\"\n\
+             {HINT}"
+        )
+    );
+}
+
+#[test]
+fn references_between_parts_are_checked_before_any_data_is_read() {
+    let ws = Workspace::new();
+    ws.write("views.sql", "CREATE TABLE staging.views AS SELECT 1 AS id");
+    let (code, stderr) = config_error(
+        &ws,
+        "sources:\n\
+         \x20 - name: views\n\
+         \x20   columns: {id: text}\n\
+         \x20 - name: views\n\
+         \x20   columns: {id: text}\n\
+         staging:\n\
+         \x20 - name: clicks\n\
+         \x20   sql: views.sql\n\
+         \x20 - name: visits\n\
+         \x20   source: views\n\
+         \x20   sql: missing.sql\n\
+         marts:\n\
+         \x20 - name: top\n\
+         \x20   from: nope\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20 - name: both\n\
+         \x20   from: visits\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sql: SELECT 1\n\
+         \x20 - name: neither\n\
+         \x20   from: visits\n\
+         exports:\n\
+         \x20 - mart: other\n\
+         \x20   csv: other.csv\n\
+         \x20 - mart: top\n",
+    );
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        format!(
+            "error: 8 problems in the pipeline:\n\
+             \x20 bad.yaml:4: `sources[1].name`: `views` is already the name of another entry of `sources`\n\
+             \x20 bad.yaml:7: `staging[0].name`: no source named `clicks`; sources: views, views (set `source`)\n\
+             \x20 bad.yaml:11: `staging[1].sql`: cannot read `missing.sql`: No such file or directory (os error 2)\n\
+             \x20 bad.yaml:14: `marts[0].from`: no staging model named `nope`; models: clicks, visits\n\
+             \x20 bad.yaml:19: `marts[1].sql`: give `sql` or `group_by`/`aggregate`, not both\n\
+             \x20 bad.yaml:20: `marts[2].name`: a mart needs `aggregate` (with `group_by` to group) or `sql`\n\
+             \x20 bad.yaml:23: `exports[0].mart`: no mart named `other`; marts: top, both, neither\n\
+             \x20 bad.yaml:25: `exports[1]`: an export needs `csv`, `parquet` or `sqlite`\n\
+             {HINT}"
+        )
+    );
+}
+
+/// A valid one-source pipeline over `input/` with `mart` as its only mart
+/// and `sql` as its staging script.
+fn small_pipeline(ws: &Workspace, sql: &str, mart: &str) -> (i32, String) {
+    ws.write("input/v.csv", "id,n\na,1\nb,2\n");
+    // An empty checks directory: no warning that nothing gates publishing.
+    std::fs::create_dir_all(ws.path("checks")).unwrap();
+    ws.write("v.sql", sql);
+    config_error(
+        ws,
+        &format!(
+            "pipeline: small\n\
+             sources:\n\
+             \x20 - name: v\n\
+             \x20   columns: {{id: text, n: integer}}\n\
+             staging:\n\
+             \x20 - name: v\n\
+             \x20   sql: v.sql\n\
+             marts:\n{mart}"
+        ),
+    )
+}
+
+const STAGE_V: &str = "CREATE SCHEMA IF NOT EXISTS staging; CREATE OR REPLACE TABLE staging.v AS SELECT id, CAST(n AS BIGINT) AS n FROM raw.v;";
+
+#[test]
+fn errors_only_the_data_can_reveal_still_name_the_line() {
+    let ws = Workspace::new();
+    let cases: [(&str, &str, &str); 7] = [
+        (
+            STAGE_V,
+            "  - name: m\n    from: v\n    group_by: [idd]\n    aggregate: {total: sum(n)}\n    sort: [total desc, nope]\n",
+            "error: 2 problems in the pipeline:\n\
+             \x20 bad.yaml:11: `marts[0].group_by[0]`: no column `idd` in staging.v (its columns: id, n)\n\
+             \x20 bad.yaml:13: `marts[0].sort[1]`: `nope` is not a column of the mart (its columns: idd, total)\n",
+        ),
+        (
+            STAGE_V,
+            "  - name: m\n    from: v\n    lookback: id\n    group_by: {d: day(id)}\n    aggregate: {total: sum(id), n: mean( n )}\n",
+            "error: 3 problems in the pipeline:\n\
+             \x20 bad.yaml:11: `marts[0].lookback`: `lookback` takes a TIMESTAMP or DATE column; `id` is VARCHAR\n\
+             \x20 bad.yaml:12: `marts[0].group_by.d`: `day(id)` takes a TIMESTAMP or DATE column; `id` is VARCHAR\n\
+             \x20 bad.yaml:13: `marts[0].aggregate.total`: `sum(id)` takes a number column; `id` is VARCHAR\n",
+        ),
+        (
+            STAGE_V,
+            "  - name: m\n    from: v\n    filter: \"n >>> 1\"\n    aggregate: {total: sum(n)}\n",
+            "error: 1 problem in the pipeline:\n\
+             \x20 bad.yaml:11: `marts[0].filter`: DuckDB cannot run the filter: ",
+        ),
+        (
+            STAGE_V,
+            "  - name: m\n    from: v\n    sql: SELEKT id FROM v\n",
+            "error: 1 problem in the pipeline:\n\
+             \x20 bad.yaml:11: `marts[0].sql`: Polars SQL: sql parser error: Expected: an SQL statement, found: SELEKT at Line: 1, Column: 1\n",
+        ),
+        (
+            STAGE_V,
+            "  - name: m\n    from: v\n    sql: SELECT idd FROM v\n",
+            "error: 1 problem in the pipeline:\n\
+             \x20 bad.yaml:11: `marts[0].sql`: Polars SQL: not found: unable to find column \"idd\"; valid columns: [\"id\", \"n\"] Did you mean \"id\"?\n",
+        ),
+        (
+            "CREATE TABLE staging.v AS SELEKT 1",
+            "  - name: m\n    from: v\n    aggregate: {rows: count()}\n",
+            "error: `v.sql`: Parser Error: syntax error at or near \"SELEKT\"",
+        ),
+        (
+            "SELECT 1",
+            "  - name: m\n    from: v\n    aggregate: {rows: count()}\n",
+            "error: `v.sql` did not create table `staging.v`\n\
+             hint: a staging script must create its table, e.g. `CREATE OR REPLACE TABLE staging.v AS SELECT ... FROM raw.<source>`\n",
+        ),
+    ];
+    for (sql, mart, expected) in cases {
+        let (code, stderr) = small_pipeline(&ws, sql, mart);
+        assert_eq!(code, 2, "{mart}: {stderr}");
+        // After the log lines of the stages that ran.
+        let error = &stderr[stderr.find("error: ").unwrap_or(0)..];
+        assert!(error.starts_with(expected), "{mart}:\n{stderr}");
+        assert!(stderr.contains("\nhint: "), "{stderr}");
+        // Nothing is recorded, let alone published.
+        assert_eq!(
+            ws.query("agg_result.db", "SELECT count(*) FROM sqlite_master"),
+            ["0"]
+        );
+    }
+}
+
+#[test]
+fn flags_that_do_not_fit_the_pipeline_are_usage_errors() {
+    let ws = Workspace::new();
+    let (code, _, stderr) = ws.run(&["--config", "nope.yaml"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "error: pipeline file `nope.yaml` does not exist\n\
+         hint: pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline\n"
+    );
+
+    ws.write("a.sql", "CREATE TABLE staging.a AS SELECT * FROM raw.a");
+    ws.write(
+        "two.yaml",
+        "sources:\n  - {name: a, columns: {x: text}}\n  - {name: b, columns: {x: text}}\n\
+         staging:\n  - {name: a, sql: a.sql}\nmarts:\n  - {name: m, from: a, aggregate: {n: count()}}\n",
+    );
+    let (code, _, stderr) = ws.run(&["--config", "two.yaml", "--input", "x.csv"]);
+    assert_eq!(code, 2);
+    assert_eq!(
+        stderr,
+        "error: --input names the files of one source, and the pipeline has 2: a, b\n\
+         hint: set each source's `path` in sluice.yaml instead of --input (SLUICE_INPUT)\n"
+    );
+    let _ = AS_OF;
+}
+
+#[test]
+fn syntax_missing_keys_and_values_of_the_wrong_shape_are_named() {
+    let ws = Workspace::new();
+    let cases = [
+        (
+            "sources: [\n",
+            "error: 1 problem in the pipeline:\n  bad.yaml:2: invalid YAML: ",
+        ),
+        (
+            "pipeline: x\n",
+            "error: 3 problems in the pipeline:\n\
+             \x20 bad.yaml:1: \"sources\" is a required property\n\
+             \x20 bad.yaml:1: \"staging\" is a required property\n\
+             \x20 bad.yaml:1: \"marts\" is a required property\n",
+        ),
+        (
+            "sources:\n  - {name: v, columns: {t: timestamp}, path: [a, 3]}\nstaging:\n  - {name: v, sql: v.sql}\n\
+             marts:\n  - name: m\n    from: v\n    lookback: {column: t, dayz: 3}\n    aggregate: {n: count()}\n",
+            "error: 2 problems in the pipeline:\n\
+             \x20 bad.yaml:2: `sources[0].path[1]`: 3 is not of type \"string\"\n\
+             \x20 bad.yaml:8: `marts[0].lookback`: \"days\" is a required property\n",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        let (code, stderr) = config_error(&ws, yaml);
+        assert_eq!(code, 2, "{yaml}");
+        assert!(stderr.starts_with(expected), "{yaml}\n{stderr}");
+        assert!(stderr.ends_with(HINT), "{stderr}");
+    }
+}
