@@ -424,21 +424,17 @@ struct Fields {
 
 impl Fields {
     fn csv(&self, out: &mut Vec<u8>) {
-        let Fields {
-            event_id,
-            user_id,
-            event_time,
-            region,
-            sku,
-            amount,
-            defect,
-        } = self;
-        let _ = write!(out, "{event_id},{user_id},{event_time},{region},{sku}");
-        if *defect == Some(Defect::NonUtf8) {
+        let f = self;
+        let _ = write!(
+            out,
+            "{},{},{},{},{}",
+            f.event_id, f.user_id, f.event_time, f.region, f.sku
+        );
+        if f.defect == Some(Defect::NonUtf8) {
             out.extend_from_slice(b"\xff\xfe");
         }
-        let _ = write!(out, ",{amount}");
-        if *defect == Some(Defect::Malformed) {
+        let _ = write!(out, ",{}", f.amount);
+        if f.defect == Some(Defect::Malformed) {
             out.extend_from_slice(b",surplus");
         }
         out.push(b'\n');

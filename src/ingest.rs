@@ -317,8 +317,13 @@ pub fn land(
     Ok(out)
 }
 
-/// Applies the source's policy to columns it does not declare.
-fn new_columns(source: &Source, path: &Path, extra: &[String], warnings: &mut Vec<String>) -> Result<()> {
+/// Applies the source's policy to the columns of a file it does not declare.
+fn new_columns(source: &Source, path: &Path, found: &[String], warnings: &mut Vec<String>) -> Result<()> {
+    let extra: Vec<String> = found
+        .iter()
+        .filter(|c| !source.names().any(|n| n == c.as_str()))
+        .cloned()
+        .collect();
     if extra.is_empty() {
         return Ok(());
     }
@@ -337,7 +342,7 @@ fn new_columns(source: &Source, path: &Path, extra: &[String], warnings: &mut Ve
         NewColumns::Fail => Err(Error::NewColumns {
             path: path.to_path_buf(),
             source_name: source.name.clone(),
-            columns: extra.to_vec(),
+            columns: extra,
         }),
     }
 }
@@ -396,12 +401,7 @@ fn land_parquet(
             sql::ident(column)
         ));
     }
-    let extra: Vec<String> = found
-        .iter()
-        .filter(|c| !source.names().any(|n| n == c.as_str()))
-        .cloned()
-        .collect();
-    new_columns(source, path, &extra, warnings)?;
+    new_columns(source, path, &found, warnings)?;
     let rows = conn
         .execute(
             &format!(
@@ -560,12 +560,7 @@ fn read_csv(
         let position = header.iter().position(|h| h == column);
         index.push(position.ok_or_else(|| missing_column(source, path, column, &header))?);
     }
-    let extra: Vec<String> = header
-        .iter()
-        .filter(|h| !source.names().any(|n| n == h.as_str()))
-        .cloned()
-        .collect();
-    new_columns(source, path, &extra, warnings)?;
+    new_columns(source, path, &header, warnings)?;
 
     let mut batch = BatchBuilder::new(source, path);
     let mut record = csv::ByteRecord::new();
