@@ -282,23 +282,15 @@ pub fn land(
         let file = if format == Format::Parquet {
             land_parquet(conn, source, path, &mut out.warnings)?
         } else {
-            let mut appender = conn
-                .appender_to_db(&source.name, "raw")
-                .map_err(Error::duckdb("opening the raw appender"))?;
-            let mut sink = |batch: RecordBatch, bytes: u64, rows: u64| {
+            let input = open(path, compression)?;
+            land_text(conn, source, path, format, input, &mut |bytes, rows| {
                 progress.set_position(bytes_before + bytes);
                 progress.set_message(format!("{} rows", rows_before + rows));
-                appender
-                    .append_record_batch(batch)
-                    .map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))
-            };
-            let reader = open(path, compression)?;
-            let file = match format {
-                Format::Csv => read_csv(source, path, reader, &mut sink, &mut out.warnings)?,
-                _ => read_ndjson(source, path, reader, &mut sink, &mut out.warnings)?,
-            };
-            appender.flush().map_err(Error::duckdb("flushing raw rows"))?;
-            file
+            })
+            .map(|(file, warnings)| {
+                out.warnings.extend(warnings);
+                file
+            })?
         };
         progress.set_position(bytes_before + file.size);
         out.rows += file.rows;
@@ -315,6 +307,58 @@ pub fn land(
         "FORMAT parquet",
     )?;
     Ok(out)
+}
+
+/// Lands one CSV or NDJSON file: one thread parses it into Arrow batches
+/// while this one appends them to DuckDB, so both cores work.
+fn land_text(
+    conn: &Connection,
+    source: &Source,
+    path: &Path,
+    format: Format,
+    input: TextInput,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(InputFile, Vec<String>)> {
+    let mut appender = conn
+        .appender_to_db(&source.name, "raw")
+        .map_err(Error::duckdb("opening the raw appender"))?;
+    let (read, appended) = std::thread::scope(|scope| {
+        // A few batches in flight bound the memory between the two threads.
+        let (tx, rx) = std::sync::mpsc::sync_channel::<(RecordBatch, u64, u64)>(2);
+        let reader = scope.spawn(move || {
+            let mut warnings = Vec::new();
+            let mut send = |batch, bytes, rows| {
+                // The receiver is gone only when appending failed; that error is reported.
+                tx.send((batch, bytes, rows))
+                    .map_err(|_| Error::io("land rows of", path, io::Error::other("appending stopped")))
+            };
+            let read = match format {
+                Format::Csv => read_csv(source, path, input, &mut send, &mut warnings),
+                _ => read_ndjson(source, path, input, &mut send, &mut warnings),
+            };
+            read.map(|file| (file, warnings))
+        });
+        let mut appended = Ok(());
+        for (batch, bytes, rows) in rx {
+            progress(bytes, rows);
+            if let Err(e) = appender.append_record_batch(batch) {
+                appended = Err(e);
+                break;
+            }
+        }
+        let read = reader.join().unwrap_or_else(|_| {
+            Err(Error::io(
+                "read input file",
+                path,
+                io::Error::other("the reader thread panicked"),
+            ))
+        });
+        (read, appended)
+    });
+    appended.map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))?;
+    let read = read?;
+    appender.flush().map_err(Error::duckdb("flushing raw rows"))?;
+    Ok(read)
 }
 
 /// Applies the source's policy to the columns of a file it does not declare.

@@ -2,48 +2,60 @@
 -- raw.events, give each bad row one quarantine reason, deduplicate the rest.
 -- Rules: SPEC.md section 2. Surrounding spaces are ignored when parsing.
 
+-- Surrounding spaces are ignored; DuckDB's trim is Unicode-aware and costly,
+-- so it only runs on values that start or end with a space.
+CREATE OR REPLACE MACRO sluice_trim(s) AS
+    CASE WHEN starts_with(s, ' ') OR ends_with(s, ' ') THEN trim(s) ELSE s END;
+
+-- The parse keeps what staging needs, plus the raw row's id: the original
+-- text of the few quarantined rows is read back from raw.events by it.
 CREATE OR REPLACE TEMP TABLE stg_events_parsed AS
-WITH matched AS (
+WITH trimmed AS (
     SELECT
-        *,
-        regexp_extract(
-            trim(event_time),
-            '^([0-9]{4}-[0-9]{2}-[0-9]{2})T(([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9])(\.([0-9]+))?(Z|([+-])([01][0-9]|2[0-3]):([0-5][0-9]))$',
-            ['date', 'clock', 'hour', 'dot', 'frac', 'zone', 'sign', 'oh', 'om']
-        ) AS m
+        rowid AS _row, event_id, sku, region, _source_file, _line, _malformed,
+        sluice_trim(event_id) AS t_id,
+        sluice_trim(event_time) AS t_time,
+        sluice_trim(user_id) AS t_user,
+        sluice_trim(amount) AS t_amount,
+        event_id IS NULL AND user_id IS NULL AND event_time IS NULL
+            AND region IS NULL AND sku IS NULL AND amount IS NULL AS no_fields
     FROM raw.events
 ), parsed AS (
     SELECT
         *,
-        -- Local time, plus the fraction truncated to microseconds, minus the offset.
-        CASE WHEN m.date <> '' THEN
-            try_cast(m.date || ' ' || m.clock AS TIMESTAMP)
-            + to_microseconds(CAST(rpad(left(m.frac, 6), 6, '0') AS BIGINT))
-            - to_minutes(
-                CASE WHEN m.sign = '-' THEN -1 ELSE 1 END
-                * (CAST(coalesce(nullif(m.oh, ''), '0') AS BIGINT) * 60
-                   + CAST(coalesce(nullif(m.om, ''), '0') AS BIGINT)))
+        -- The shape first (RE2's DFA, no captures); then each part sits at a
+        -- fixed position: date, clock, fraction (to microseconds), offset.
+        CASE WHEN regexp_full_match(
+            t_time,
+            '[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])'
+        ) THEN
+            try_cast(left(t_time, 10) || ' ' || substr(t_time, 12, 8) AS TIMESTAMP)
+            + to_microseconds(CASE WHEN substr(t_time, 20, 1) = '.'
+                THEN CAST(rpad(left(regexp_extract(t_time, '\.([0-9]+)', 1), 6), 6, '0') AS BIGINT)
+                ELSE 0 END)
+            - to_minutes(CASE WHEN ends_with(t_time, 'Z') THEN 0 ELSE
+                (CASE WHEN substr(t_time, -6, 1) = '-' THEN -1 ELSE 1 END)
+                * (CAST(substr(t_time, -5, 2) AS BIGINT) * 60 + CAST(substr(t_time, -2, 2) AS BIGINT)) END)
         END AS p_event_time,
-        CASE WHEN regexp_full_match(trim(user_id), '-?[0-9]{1,18}')
-            THEN CAST(trim(user_id) AS BIGINT) END AS p_user_id,
-        CASE WHEN regexp_full_match(trim(amount), '-?[0-9]+(\.[0-9]{1,2})?')
-            THEN try_cast(trim(amount) AS DECIMAL(18, 2)) END AS p_amount
-    FROM matched
+        CASE WHEN regexp_full_match(t_user, '-?[0-9]{1,18}')
+            THEN CAST(t_user AS BIGINT) END AS p_user_id,
+        CASE WHEN regexp_full_match(t_amount, '-?[0-9]+(\.[0-9]{1,2})?')
+            THEN try_cast(t_amount AS DECIMAL(18, 2)) END AS p_amount
+    FROM trimmed
 )
 SELECT
-    event_id, user_id, event_time, region, sku, amount, _source_file, _line, _malformed,
+    _row, event_id, sku, _source_file, _line,
     p_event_time, p_user_id, p_amount,
-    nullif(lower(trim(region)), '') AS p_region,
+    nullif(lower(sluice_trim(region)), '') AS p_region,
     CASE
         -- A line that yielded no fields at all (not JSON) has nothing to judge.
-        WHEN _malformed IS NOT NULL
-             AND coalesce(event_id, user_id, event_time, region, sku, amount) IS NULL THEN 'malformed_row'
-        WHEN event_id IS NULL OR trim(event_id) = '' THEN 'missing_event_id'
-        WHEN event_time IS NULL OR trim(event_time) = '' THEN 'missing_event_time'
+        WHEN _malformed IS NOT NULL AND no_fields THEN 'malformed_row'
+        WHEN t_id IS NULL OR t_id = '' THEN 'missing_event_id'
+        WHEN t_time IS NULL OR t_time = '' THEN 'missing_event_time'
         WHEN p_event_time IS NULL THEN 'bad_event_time'
-        WHEN user_id IS NULL OR trim(user_id) = '' THEN 'missing_user_id'
+        WHEN t_user IS NULL OR t_user = '' THEN 'missing_user_id'
         WHEN p_user_id IS NULL THEN 'bad_user_id'
-        WHEN amount IS NULL OR trim(amount) = '' THEN 'missing_amount'
+        WHEN t_amount IS NULL OR t_amount = '' THEN 'missing_amount'
         WHEN p_amount IS NULL THEN 'bad_amount'
         WHEN _malformed IS NOT NULL THEN 'malformed_row'
     END AS _reason
@@ -52,10 +64,10 @@ FROM parsed;
 -- Quarantine: the original text, the reason and where the row came from.
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE OR REPLACE TABLE staging.events_quarantine AS
-SELECT event_id, user_id, event_time, region, sku, amount,
-       _reason, _source_file, _line, _malformed AS _detail
-FROM stg_events_parsed
-WHERE _reason IS NOT NULL;
+SELECT r.event_id, r.user_id, r.event_time, r.region, r.sku, r.amount,
+       p._reason, r._source_file, r._line, r._malformed AS _detail
+FROM (SELECT _row, _reason FROM stg_events_parsed WHERE _reason IS NOT NULL) p
+JOIN raw.events r ON r.rowid = p._row;
 
 -- One row per event_id: the latest, then the largest amount, then the
 -- smallest user, region and sku; file and line only break exact ties.
@@ -92,3 +104,4 @@ QUALIFY row_number() OVER (
 -- The parse is no longer needed: free its memory for the marts and checks.
 DROP TABLE stg_events_parsed;
 DROP TABLE stg_events_repeated;
+DROP MACRO sluice_trim;
