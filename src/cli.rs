@@ -173,7 +173,8 @@ pub struct RunArgs {
     pub publish_on_failure: bool,
 
     /// Memory DuckDB may use before it spills to `<data-dir>/.duckdb_tmp` (`512MB`, `2GB`, `4GiB`).
-    #[arg(long, env = "SLUICE_MEMORY_LIMIT", default_value = "2GB", value_parser = parse_memory, value_name = "SIZE")]
+    /// The default keeps a 10M-row run under 2 GiB in all (bench/run.sh).
+    #[arg(long, env = "SLUICE_MEMORY_LIMIT", default_value = "1500MB", value_parser = parse_memory, value_name = "SIZE")]
     pub memory_limit: String,
 
     /// Draw no progress bars (they are drawn only when stderr is a terminal).

@@ -14,40 +14,71 @@ use crate::error::{Error, Result};
 
 /// Runs `sql` in DuckDB and returns its result as a Polars DataFrame.
 pub fn query_polars(conn: &Connection, sql: &str) -> Result<DataFrame> {
+    let mut whole = None;
+    query_polars_chunks(conn, sql, usize::MAX, &mut |frame| {
+        whole = Some(frame);
+        Ok(())
+    })?;
+    Ok(whole.unwrap_or_default())
+}
+
+/// Runs `sql` in DuckDB and hands its result to `sink` as DataFrames of at
+/// least `chunk_rows` rows (the last one smaller; one empty frame with the
+/// result's columns when there are no rows), so a consumer that aggregates
+/// as it goes holds one chunk at a time, not the whole result.
+pub fn query_polars_chunks(
+    conn: &Connection,
+    sql: &str,
+    chunk_rows: usize,
+    sink: &mut dyn FnMut(DataFrame) -> Result<()>,
+) -> Result<()> {
     let context = || format!("handing `{sql}` to Polars");
     let mut stmt = conn.prepare(sql).map_err(Error::duckdb(context()))?;
     let batches = stmt.stream_arrow([]).map_err(Error::duckdb(context()))?;
     let schema = batches.get_schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
+    for arrow_field in schema.fields() {
+        let empty = duckdb::arrow::array::new_empty_array(arrow_field.data_type());
+        let (mut field, _) = export_import(empty.as_ref()).map_err(Error::polars(context()))?;
+        field.name = PlSmallStr::from_str(arrow_field.name());
+        fields.push(field);
+    }
     let mut chunks: Vec<Vec<Box<dyn polars_arrow::array::Array>>> =
-        schema.fields().iter().map(|_| Vec::new()).collect();
+        fields.iter().map(|_| Vec::new()).collect();
+    let (mut pending, mut sent) = (0usize, false);
     for batch in batches {
         let batch = batch.map_err(Error::duckdb(context()))?;
+        pending += batch.num_rows();
         for (i, column) in batch.columns().iter().enumerate() {
-            let (field, array) = export_import(column.as_ref()).map_err(Error::polars(context()))?;
-            if fields.len() <= i {
-                fields.push(field);
-            }
+            let (_, array) = export_import(column.as_ref()).map_err(Error::polars(context()))?;
             chunks[i].push(array);
         }
-    }
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (i, arrow_field) in schema.fields().iter().enumerate() {
-        let name = PlSmallStr::from_str(arrow_field.name());
-        let series = if chunks[i].is_empty() {
-            // No batch at all: build an empty column of the type DuckDB reported.
-            let (field, array) =
-                export_import(duckdb::arrow::array::new_empty_array(arrow_field.data_type()).as_ref())
-                    .map_err(Error::polars(context()))?;
-            Series::try_from((&field, vec![array]))
-        } else {
-            Series::try_from((&fields[i], std::mem::take(&mut chunks[i])))
+        if pending >= chunk_rows {
+            sink(frame(&fields, &mut chunks).map_err(Error::polars(context()))?)?;
+            (pending, sent) = (0, true);
         }
-        .map_err(Error::polars(context()))?
-        .with_name(name);
-        columns.push(Column::from(series));
     }
-    DataFrame::new_infer_height(columns).map_err(Error::polars(context()))
+    if pending > 0 || !sent {
+        sink(frame(&fields, &mut chunks).map_err(Error::polars(context()))?)?;
+    }
+    Ok(())
+}
+
+/// A DataFrame of the arrays gathered so far (taken, so the next chunk starts empty).
+fn frame(
+    fields: &[ArrowField],
+    chunks: &mut [Vec<Box<dyn polars_arrow::array::Array>>],
+) -> PolarsResult<DataFrame> {
+    let mut columns = Vec::with_capacity(fields.len());
+    for (field, arrays) in fields.iter().zip(chunks.iter_mut()) {
+        let arrays = match std::mem::take(arrays) {
+            // No rows: an empty column of the type DuckDB reported.
+            none if none.is_empty() => vec![polars_arrow::array::new_empty_array(field.dtype().clone())],
+            arrays => arrays,
+        };
+        columns.push(Column::from(Series::try_from((field, arrays))?));
+    }
+    DataFrame::new_infer_height(columns)
 }
 
 /// Moves one arrow-rs array into polars-arrow through the C Data Interface.

@@ -539,6 +539,25 @@ impl Read for TextInput {
     }
 }
 
+/// Once staging has read `raw.<source>`, the checks read the raw layer from
+/// its Parquet file instead: the in-memory copy is dropped, and its memory
+/// goes to the marts and checks (at 10M rows it is the largest table, and
+/// keeping it made DuckDB spill).
+pub fn serve_from_lake(conn: &Connection, source: &Source, raw_dir: &Path) -> Result<()> {
+    let table = format!("raw.{}", sql::ident(&source.name));
+    let file = raw_dir
+        .join(&source.name)
+        .join(format!("{}.parquet", source.name));
+    conn.execute_batch(&format!(
+        "DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
+        sql::path(&file)
+    ))
+    .map_err(Error::duckdb(format!(
+        "reading {table} from `{}`",
+        file.display()
+    )))
+}
+
 /// Lower-case hex of a digest.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()

@@ -310,12 +310,12 @@ pub fn build(
         return Err(Error::Config { errors });
     }
 
-    let mut frames = Vec::with_capacity(handoffs.len());
-    for h in &handoffs {
+    let mut marts: Vec<Option<Mart>> = pipeline.spec.marts.iter().map(|_| None).collect();
+    for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
         let query = h.query(model);
-        let frame = handoff::query_polars(conn, &query).map_err(|e| match e {
-            // A filter is the user's SQL: a bad one is theirs to fix.
+        // A filter is the user's SQL: a bad one is theirs to fix.
+        let bad_filter = |e: Error| match e {
             Error::DuckDb { source, .. } if h.filter.is_some() => Error::Config {
                 errors: vec![pipeline.error(
                     &format!(
@@ -326,25 +326,65 @@ pub fn build(
                 )],
             },
             other => other,
-        })?;
-        let money: Vec<(String, u32)> = if h.decimals_as_float {
-            Vec::new()
-        } else {
-            model
-                .iter()
-                .filter(|(c, _)| h.columns.contains(c))
-                .filter_map(|(c, t)| decimal_scale(t).map(|s| (c.clone(), s)))
-                .collect()
         };
-        frames.push((frame, money));
+        let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
+        if h.decimals_as_float {
+            // Polars SQL sees the whole model at once.
+            let frame = handoff::query_polars(conn, &query).map_err(bad_filter)?;
+            for &i in &served {
+                let mart = &pipeline.spec.marts[i];
+                let query = mart.sql.as_deref().unwrap_or_default();
+                marts[i] = Some(sql_mart(pipeline, i, mart, query, frame.clone().lazy())?);
+            }
+            continue;
+        }
+        let money: Vec<(String, u32)> = model
+            .iter()
+            .filter(|(c, _)| h.columns.contains(c))
+            .filter_map(|(c, t)| decimal_scale(t).map(|s| (c.clone(), s)))
+            .collect();
+        let mut streamed: Vec<Streamed> = served
+            .iter()
+            .map(|&i| Streamed::new(&pipeline.spec.marts[i], &money))
+            .collect();
+        let mut failed = None;
+        handoff::query_polars_chunks(conn, &query, CHUNK_ROWS, &mut |chunk| {
+            for (s, &i) in streamed.iter_mut().zip(&served) {
+                if let Err(e) = s.feed(chunk.clone()) {
+                    failed = Some(i);
+                    return Err(Error::Polars {
+                        context: format!("computing mart `{}`", pipeline.spec.marts[i].name),
+                        source: e,
+                    });
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| match (e, failed) {
+            // What the plan cannot resolve is the mart's definition.
+            (Error::Polars { source, .. }, Some(i)) if is_plan_error(&source) => Error::Config {
+                errors: vec![pipeline.error(
+                    &format!("/marts/{i}"),
+                    format!("Polars: {}", polars_message(&source)),
+                )],
+            },
+            (e, _) => bad_filter(e),
+        })?;
+        for (s, &i) in streamed.into_iter().zip(&served) {
+            let mart = &pipeline.spec.marts[i];
+            let money = s.money.clone();
+            marts[i] = Some(collect(pipeline, i, mart, order(mart, s.finish()), money)?);
+        }
     }
+    Ok(marts.into_iter().flatten().collect())
+}
 
-    let mut marts = Vec::with_capacity(plan.len());
-    for (i, (mart, index)) in pipeline.spec.marts.iter().zip(plan).enumerate() {
-        let (frame, money) = &frames[index];
-        marts.push(compile(pipeline, i, mart, frame.clone().lazy(), money)?);
-    }
-    Ok(marts)
+/// Errors of a plan that does not fit its input's schema.
+fn is_plan_error(e: &PolarsError) -> bool {
+    matches!(
+        e,
+        PolarsError::ColumnNotFound(_) | PolarsError::SchemaMismatch(_) | PolarsError::InvalidOperation(_)
+    )
 }
 
 /// The group keys of a mart as (output name, expression, JSON Pointer step).
@@ -364,35 +404,48 @@ fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
     }
 }
 
-/// One mart: its keys and aggregates as Polars expressions, or its SQL.
-fn compile(
-    pipeline: &Pipeline,
-    i: usize,
-    mart: &MartSpec,
-    rows: LazyFrame,
-    money_in: &[(String, u32)],
-) -> Result<Mart> {
-    let scale_of = |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
-    let mut money = Vec::new();
-    let mut lf = if let Some(query) = &mart.sql {
-        let mut ctx = polars::sql::SQLContext::new();
-        ctx.register(&mart.from, rows);
-        ctx.execute(query).map_err(|e| Error::Config {
-            errors: vec![pipeline.error(
-                &format!("/marts/{i}/sql"),
-                format!("Polars SQL: {}", polars_message(&e)),
-            )],
-        })?
-    } else {
-        let mut keys = Vec::new();
+/// Rows of the staged model aggregated at a time: the handoff streams chunks
+/// of this size and each mart keeps only its partial aggregates, so memory
+/// follows the number of groups, not of rows.
+pub const CHUNK_ROWS: usize = 1 << 20;
+
+/// A declarative mart computed a chunk at a time: each chunk is reduced to
+/// partial aggregates per group, merged into the running partials; the final
+/// columns are derived from those at the end.
+struct Streamed {
+    keys: Vec<Expr>,
+    key_names: Vec<String>,
+    /// Over staged rows: the partial columns.
+    partial: Vec<Expr>,
+    /// Over partial rows: the same columns, merged.
+    merge: Vec<Expr>,
+    /// Over merged rows: the mart's columns.
+    finish: Vec<Expr>,
+    money: Vec<(String, u32)>,
+    running: Option<DataFrame>,
+}
+
+impl Streamed {
+    fn new(mart: &MartSpec, money_in: &[(String, u32)]) -> Self {
+        let scale_of =
+            |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
+        let mut s = Streamed {
+            keys: Vec::new(),
+            key_names: Vec::new(),
+            partial: Vec::new(),
+            merge: Vec::new(),
+            finish: Vec::new(),
+            money: Vec::new(),
+            running: None,
+        };
         for (name, expr, _) in group_keys(mart) {
             let Call { function, column } = call(&expr);
             let c = col(column.unwrap_or_default());
             let as_time = || c.clone().cast(DataType::Datetime(TimeUnit::Microseconds, None));
             let key = match function {
                 None => {
-                    if let Some(s) = scale_of(column) {
-                        money.push((name.clone(), s));
+                    if let Some(scale) = scale_of(column) {
+                        s.money.push((name.clone(), scale));
                     }
                     c
                 }
@@ -401,40 +454,91 @@ fn compile(
                 Some("month") => as_time().dt().truncate(lit("1mo")).dt().date(),
                 Some(_) => as_time().dt().truncate(lit("1y")).dt().date(),
             };
-            keys.push(key.alias(name.as_str()));
+            s.keys.push(key.alias(name.as_str()));
+            s.finish.push(col(name.as_str()));
+            s.key_names.push(name);
         }
-        let mut aggs = Vec::new();
+        let explode = ExplodeOptions {
+            empty_as_null: false,
+            keep_nulls: false,
+        };
         for (name, agg) in mart.aggregate.iter().flat_map(|a| &a.0) {
             let Call { function, column } = call(&agg.0);
             let c = col(column.unwrap_or_default());
             let scale = scale_of(column);
-            let expr = match (function.unwrap_or_default(), column) {
-                ("count", None) => len().cast(DataType::Int64),
-                ("count", Some(_)) => c.count().cast(DataType::Int64),
-                ("count_distinct", _) => c.drop_nulls().n_unique().cast(DataType::Int64),
-                ("mean", _) => match scale {
-                    Some(s) => c.mean() / lit(10f64.powi(s as i32)),
-                    None => c.mean(),
-                },
+            let (a, b) = (format!("__{name}_a"), format!("__{name}_b"));
+            let (pa, pb) = (col(a.as_str()), col(b.as_str()));
+            let function = function.unwrap_or_default();
+            let (partial, merge, finish): (Vec<Expr>, Vec<Expr>, Expr) = match (function, column) {
+                ("count", None) => (vec![len().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
+                ("count", Some(_)) => (vec![c.count().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
+                // The distinct values themselves, as a list per group.
+                ("count_distinct", _) => (
+                    vec![c.drop_nulls().unique().implode(false)],
+                    vec![pa.clone().explode(explode).unique().implode(false)],
+                    pa.list().len().cast(DataType::Int64),
+                ),
+                ("mean", _) => (
+                    vec![c.clone().sum(), c.count().cast(DataType::Int64)],
+                    vec![pa.clone().sum(), pb.clone().sum()],
+                    pa.cast(DataType::Float64)
+                        / pb.cast(DataType::Float64)
+                        / lit(10f64.powi(scale.unwrap_or(0) as i32)),
+                ),
                 (function, _) => {
-                    if let Some(s) = scale {
-                        money.push((name.clone(), s));
+                    if let Some(scale) = scale {
+                        s.money.push((name.clone(), scale));
                     }
-                    match function {
-                        "sum" => c.sum(),
-                        "min" => c.min(),
-                        _ => c.max(),
-                    }
+                    let combine = |e: Expr| match function {
+                        "sum" => e.sum(),
+                        "min" => e.min(),
+                        _ => e.max(),
+                    };
+                    (vec![combine(c)], vec![combine(pa.clone())], pa)
                 }
             };
-            aggs.push(expr.alias(name.as_str()));
+            for (k, (p, m)) in partial.into_iter().zip(merge).enumerate() {
+                let column = if k == 0 { a.as_str() } else { b.as_str() };
+                s.partial.push(p.alias(column));
+                s.merge.push(m.alias(column));
+            }
+            s.finish.push(finish.alias(name.as_str()));
         }
+        s
+    }
+
+    fn reduce(&self, rows: LazyFrame, exprs: &[Expr], keys: Vec<Expr>) -> LazyFrame {
         if keys.is_empty() {
-            rows.select(aggs)
+            rows.select(exprs)
         } else {
-            rows.group_by(keys).agg(aggs)
+            rows.group_by(keys).agg(exprs)
         }
-    };
+    }
+
+    /// Folds one chunk of staged rows into the running partials.
+    fn feed(&mut self, chunk: DataFrame) -> PolarsResult<()> {
+        let partial = self
+            .reduce(chunk.lazy(), &self.partial, self.keys.clone())
+            .collect()?;
+        self.running = Some(match self.running.take() {
+            None => partial,
+            Some(running) => {
+                let both = concat([running.lazy(), partial.lazy()], UnionArgs::default())?;
+                let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
+                self.reduce(both, &self.merge, keys).collect()?
+            }
+        });
+        Ok(())
+    }
+
+    /// The mart's columns from the merged partials.
+    fn finish(self) -> LazyFrame {
+        self.running.unwrap_or_default().lazy().select(self.finish)
+    }
+}
+
+/// Sort, limit and rank: the same for declarative and SQL marts.
+fn order(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
     if !mart.sort.is_empty() {
         let keys: Vec<(String, bool, bool)> = mart.sort.iter().map(|k| sort_key(&k.0)).collect();
         lf = lf.sort_by_exprs(
@@ -453,7 +557,18 @@ fn compile(
             .with_row_index(rank.as_str(), Some(1))
             .with_column(col(rank.as_str()).cast(DataType::Int64));
     }
-    // What the plan cannot resolve is the mart's definition, not the data.
+    lf
+}
+
+/// The final frame of a mart: a plan that cannot resolve is the mart's
+/// definition (exit 2, at its line), not the data.
+fn collect(
+    pipeline: &Pipeline,
+    i: usize,
+    mart: &MartSpec,
+    lf: LazyFrame,
+    money: Vec<(String, u32)>,
+) -> Result<Mart> {
     if let Err(e) = lf.clone().collect_schema() {
         return Err(Error::Config {
             errors: vec![pipeline.error(&format!("/marts/{i}"), format!("Polars: {}", polars_message(&e)))],
@@ -469,9 +584,86 @@ fn compile(
     })
 }
 
+/// A Polars SQL mart over the whole (windowed, filtered) model.
+fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartSpec, query: &str, rows: LazyFrame) -> Result<Mart> {
+    let mut ctx = polars::sql::SQLContext::new();
+    ctx.register(&mart.from, rows);
+    let lf = ctx.execute(query).map_err(|e| Error::Config {
+        errors: vec![pipeline.error(
+            &format!("/marts/{i}/sql"),
+            format!("Polars SQL: {}", polars_message(&e)),
+        )],
+    })?;
+    collect(pipeline, i, mart, order(mart, lf), Vec::new())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A mart fed in many chunks equals the mart fed in one, for every aggregate.
+    #[test]
+    fn chunks_give_the_same_mart_as_one_frame() {
+        let spec: MartSpec = serde_json::from_value(serde_json::json!({
+            "name": "m", "from": "t",
+            "group_by": {"day": "day(t)", "k": "k"},
+            "aggregate": {
+                "n": "count()", "nv": "count(v)", "s": "sum(v)", "lo": "min(v)", "hi": "max(v)",
+                "avg": "mean(v)", "users": "count_distinct(u)"
+            },
+            "sort": ["day", "k"]
+        }))
+        .unwrap();
+        let n = 10_000usize;
+        let frame = df!(
+            "t" => (0..n).map(|i| ((i * 7919) % 5) as i64 * 86_400_000_000 + i as i64).collect::<Vec<_>>(),
+            "k" => (0..n).map(|i| (i % 13 != 0).then(|| ["a", "b", "c"][i % 3])).collect::<Vec<_>>(),
+            "v" => (0..n).map(|i| (i % 17 != 0).then(|| ((i * 31) % 1000) as i64 - 200)).collect::<Vec<_>>(),
+            "u" => (0..n).map(|i| ((i * 13) % 97) as i64).collect::<Vec<_>>()
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("t").cast(DataType::Datetime(TimeUnit::Microseconds, None)))
+        .collect()
+        .unwrap();
+        let run = |chunk: usize| {
+            let mut s = Streamed::new(&spec, &[("v".into(), 2)]);
+            for start in (0..n).step_by(chunk) {
+                s.feed(frame.slice(start as i64, chunk)).unwrap();
+            }
+            order(&spec, s.finish()).collect().unwrap()
+        };
+        let whole = run(n);
+        assert_eq!(whole.height(), 5 * 4);
+        assert!(whole.equals_missing(&run(997)), "{whole}\n{}", run(997));
+        let total: i64 = whole.column("n").unwrap().i64().unwrap().sum().unwrap();
+        assert_eq!(total, n as i64);
+        // The one-frame result agrees with Polars' own aggregates.
+        let direct = frame
+            .clone()
+            .lazy()
+            .group_by([col("t").dt().date().alias("day"), col("k")])
+            .agg([
+                col("u").n_unique().cast(DataType::Int64).alias("users"),
+                col("v").mean().alias("avg"),
+            ])
+            .sort(["day", "k"], SortMultipleOptions::new().with_nulls_last(true))
+            .collect()
+            .unwrap();
+        assert!(
+            whole
+                .column("users")
+                .unwrap()
+                .equals(direct.column("users").unwrap())
+        );
+        let scaled = direct.column("avg").unwrap().as_materialized_series() / 100.0;
+        let avg = whole.column("avg").unwrap().as_materialized_series().clone();
+        let diff = (&avg - &scaled).unwrap();
+        assert!(
+            diff.f64().unwrap().iter().all(|d| d.unwrap().abs() < 1e-9),
+            "{avg:?} {scaled:?}"
+        );
+    }
 
     #[test]
     fn calls_and_sort_keys_parse() {

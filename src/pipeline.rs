@@ -136,6 +136,9 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         }
         models.push((model.name.clone(), counts));
     }
+    for source in &sources {
+        ingest::serve_from_lake(&conn, source, &args.places.data_dir.join("raw"))?;
+    }
     let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
     spinner.finish_and_clear();
     tracing::info!(

@@ -220,12 +220,17 @@ impl Context<'_> {
     }
 
     fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
-        self.conn
+        let clock = std::time::Instant::now();
+        let values = self
+            .conn
             .query_row(sql, [], |row| {
                 (0..n).map(|i| row.get::<_, Option<f64>>(i)).collect()
             })
             // DuckDB's first line says what is wrong; the rest quotes our generated SQL.
-            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())
+            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string());
+        // SLUICE_LOG=debug shows where the audit's time goes.
+        tracing::debug!(seconds = clock.elapsed().as_secs_f64(), sql, "check query");
+        values
     }
 }
 
