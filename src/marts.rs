@@ -373,7 +373,10 @@ pub fn build(
         for (s, &i) in streamed.into_iter().zip(&served) {
             let mart = &pipeline.spec.marts[i];
             let money = s.money.clone();
-            marts[i] = Some(collect(pipeline, i, mart, order(mart, s.finish()), money)?);
+            let merged = s
+                .finish()
+                .map_err(Error::polars(format!("computing mart `{}`", mart.name)))?;
+            marts[i] = Some(collect(pipeline, i, mart, order(mart, merged), money)?);
         }
     }
     Ok(marts.into_iter().flatten().collect())
@@ -422,7 +425,12 @@ struct Streamed {
     /// Over merged rows: the mart's columns.
     finish: Vec<Expr>,
     money: Vec<(String, u32)>,
+    /// Partials merged so far, and those waiting to be merged.
     running: Option<DataFrame>,
+    pending: Vec<DataFrame>,
+    pending_rows: usize,
+    /// Partial rows that may wait before the first merge.
+    min_merge: usize,
 }
 
 impl Streamed {
@@ -437,6 +445,9 @@ impl Streamed {
             finish: Vec::new(),
             money: Vec::new(),
             running: None,
+            pending: Vec::new(),
+            pending_rows: 0,
+            min_merge: 1 << 16,
         };
         for (name, expr, _) in group_keys(mart) {
             let Call { function, column } = call(&expr);
@@ -515,25 +526,46 @@ impl Streamed {
         }
     }
 
-    /// Folds one chunk of staged rows into the running partials.
+    /// Folds one chunk of staged rows into the partials. Partials are merged
+    /// once as many rows wait as are merged already, so merging stays linear
+    /// in the input however many chunks there are.
     fn feed(&mut self, chunk: DataFrame) -> PolarsResult<()> {
         let partial = self
             .reduce(chunk.lazy(), &self.partial, self.keys.clone())
             .collect()?;
-        self.running = Some(match self.running.take() {
-            None => partial,
-            Some(running) => {
-                let both = concat([running.lazy(), partial.lazy()], UnionArgs::default())?;
-                let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
-                self.reduce(both, &self.merge, keys).collect()?
-            }
-        });
+        self.pending_rows += partial.height();
+        self.pending.push(partial);
+        let merged = self.running.as_ref().map_or(0, DataFrame::height);
+        if self.pending_rows >= merged.max(self.min_merge) {
+            self.merge()?;
+        }
+        Ok(())
+    }
+
+    fn merge(&mut self) -> PolarsResult<()> {
+        let frames: Vec<LazyFrame> = self
+            .running
+            .take()
+            .into_iter()
+            .chain(std::mem::take(&mut self.pending))
+            .map(IntoLazy::lazy)
+            .collect();
+        self.pending_rows = 0;
+        if frames.is_empty() {
+            return Ok(());
+        }
+        let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
+        let all = concat(frames, UnionArgs::default())?;
+        self.running = Some(self.reduce(all, &self.merge, keys).collect()?);
         Ok(())
     }
 
     /// The mart's columns from the merged partials.
-    fn finish(self) -> LazyFrame {
-        self.running.unwrap_or_default().lazy().select(self.finish)
+    fn finish(mut self) -> PolarsResult<LazyFrame> {
+        if !self.pending.is_empty() {
+            self.merge()?;
+        }
+        Ok(self.running.unwrap_or_default().lazy().select(self.finish))
     }
 }
 
@@ -626,16 +658,21 @@ mod tests {
         .with_column(col("t").cast(DataType::Datetime(TimeUnit::Microseconds, None)))
         .collect()
         .unwrap();
-        let run = |chunk: usize| {
+        let run = |chunk: usize, min_merge: usize| {
             let mut s = Streamed::new(&spec, &[("v".into(), 2)]);
+            s.min_merge = min_merge;
             for start in (0..n).step_by(chunk) {
                 s.feed(frame.slice(start as i64, chunk)).unwrap();
             }
-            order(&spec, s.finish()).collect().unwrap()
+            order(&spec, s.finish().unwrap()).collect().unwrap()
         };
-        let whole = run(n);
+        let whole = run(n, 1 << 16);
         assert_eq!(whole.height(), 5 * 4);
-        assert!(whole.equals_missing(&run(997)), "{whole}\n{}", run(997));
+        // Merged after every chunk, and merged as partials pile up.
+        for min_merge in [1, 40] {
+            let chunked = run(997, min_merge);
+            assert!(whole.equals_missing(&chunked), "{whole}\n{chunked}");
+        }
         let total: i64 = whole.column("n").unwrap().i64().unwrap().sum().unwrap();
         assert_eq!(total, n as i64);
         // The one-frame result agrees with Polars' own aggregates.
