@@ -518,14 +518,19 @@ impl TextInput {
         }
     }
 
-    /// Bytes read from disk so far, and the final hash.
-    fn finish(self) -> (u64, String) {
+    /// The file as read: its size and hash on disk, and the rows it held.
+    fn finish(self, path: &Path, rows: u64) -> InputFile {
         let hashing = match self {
             TextInput::Plain(h) => h,
             TextInput::Gzip(g) => g.into_inner(),
             TextInput::Zstd(z) => z.finish().into_inner(),
         };
-        (hashing.bytes, hex(&hashing.hasher.finalize()))
+        InputFile {
+            path: path.to_path_buf(),
+            size: hashing.bytes,
+            sha256: hex(&hashing.hasher.finalize()),
+            rows,
+        }
     }
 }
 
@@ -656,13 +661,7 @@ fn read_csv(
     if batch.len > 0 {
         sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
     }
-    let (size, sha256) = reader.into_inner().finish();
-    Ok(InputFile {
-        path: path.to_path_buf(),
-        size,
-        sha256,
-        rows,
-    })
+    Ok(reader.into_inner().finish(path, rows))
 }
 
 /// Reads one NDJSON file (one object per line; blank lines skipped) into Arrow
@@ -756,13 +755,7 @@ fn read_ndjson(
         return Err(missing_column(source, path, &source.columns[i].0, &found));
     }
     new_columns(source, path, &extra.into_iter().collect::<Vec<_>>(), warnings)?;
-    let (size, sha256) = reader.into_inner().finish();
-    Ok(InputFile {
-        path: path.to_path_buf(),
-        size,
-        sha256,
-        rows,
-    })
+    Ok(reader.into_inner().finish(path, rows))
 }
 
 /// Columns of `raw.<source>` being filled, a batch at a time.

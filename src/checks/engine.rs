@@ -122,7 +122,9 @@ impl Context<'_> {
             Kind::Completeness => {
                 let col = sql::ident(&c.columns[0]);
                 if c.blank_is_missing {
-                    format!("({col} IS NULL OR trim(CAST({col} AS VARCHAR)) = '')")
+                    // Blank is what `trim` would empty (Unicode space
+                    // separators): matched, not trimmed, on every row.
+                    format!("({col} IS NULL OR regexp_full_match(CAST({col} AS VARCHAR), '\\p{{Zs}}*'))")
                 } else {
                     format!("{col} IS NULL")
                 }
