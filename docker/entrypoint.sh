@@ -3,8 +3,9 @@
 # - Never runs the job as root: started as root, it drops to the uid/gid that
 #   owns the mounted /app/output (or /app/agg_result.db), so files on the host
 #   keep their owner; started with --user, it runs as that user.
-# - With no arguments it runs the job; when /app/input does not exist at all it
-#   generates demo data first (`sluice demo`). Flags alone go to that job
+# - With no arguments it runs the job; when neither /app/input nor a pipeline
+#   of your own (/app/sluice.yaml, SLUICE_CONFIG) exists it generates demo
+#   data first (`sluice demo`). Flags alone go to that job
 #   (`docker run ... sluice --no-publish`); a command is passed through
 #   (`docker run ... sluice generate ...`).
 set -eu
@@ -24,9 +25,10 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$0" "$@"
 fi
 
-# No command, or flags only: the job, on demo data when /app/input does not exist.
+# No command, or flags only: the job, on demo data when there is no input and
+# no pipeline of the user's own (its sources say where its input is).
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then
-    if [ -e /app/input ]; then
+    if [ -e /app/input ] || [ -e /app/sluice.yaml ] || [ -n "${SLUICE_CONFIG:-}" ]; then
         set -- run "$@"
     else
         set -- demo --input /tmp/sluice-demo-input "$@"

@@ -2,29 +2,7 @@
 //! file; the default pipeline is the same whether built in or written out by
 //! `sluice init`; every kind of configuration error names the file, line and key.
 
-use std::path::Path;
-
-use crate::util::{AS_OF, Workspace, bytes, marts};
-
-/// Copies `tests/fixtures/<name>` into the workspace under `to`.
-fn fixture(ws: &Workspace, name: &str, to: &str) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
-    }
-    let from = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name);
-    copy(&from, &ws.path(to));
-}
+use crate::util::{AS_OF, Workspace, bytes, fixture, marts};
 
 fn duckdb_rows(sql: &str) -> Vec<String> {
     let conn = duckdb::Connection::open_in_memory().unwrap();

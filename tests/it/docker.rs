@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::util::{AS_OF, Workspace};
+use crate::util::{AS_OF, Workspace, fixture};
 
 /// A host user that is not root, as on a developer's machine.
 const HOST_UID: u32 = 1234;
@@ -190,4 +190,42 @@ fn a_missing_host_database_file_says_to_touch_it() {
         stderr.contains("error: database path `agg_result.db` is a directory, not a file\nhint: Docker creates a directory when the host file is missing: remove it and run `touch agg_result.db` on the host"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_mounted_pipeline_runs_on_its_own_input_without_demo_data() {
+    let Some(image) = image() else { return };
+    let ws = host_workspace(true);
+    fixture(&ws, "pageviews", "pv");
+    // Its input is elsewhere than /app/input, so the image must not make demo data.
+    let yaml = ws
+        .read("pv/sluice.yaml")
+        .replace("    path: input\n", "    path: pv-input\n");
+    ws.write("pv/sluice.yaml", yaml);
+    chown(&ws, ".");
+    let mut mounts = Vec::new();
+    for (host, container) in [
+        ("pv/sluice.yaml", "/app/sluice.yaml"),
+        ("pv/sql", "/app/sql"),
+        ("pv/checks", "/app/checks"),
+        ("pv/input", "/app/pv-input"),
+    ] {
+        mounts.push("-v".to_string());
+        mounts.push(format!("{}:{container}:ro", ws.path(host).display()));
+    }
+    let out = docker_run(&ws, image, &mounts, &["--as-of", AS_OF]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("wrote 100000 rows"), "{stdout}");
+    assert!(stdout.starts_with("sluice: 13 rows from 2 files;"), "{stdout}");
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT pipeline, rows_staged FROM _sluice_runs"),
+        vec!["pageviews|8"]
+    );
+    assert_eq!(owner(&ws.path("output/reports/top_pages.csv")), HOST_UID);
 }
