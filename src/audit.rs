@@ -55,10 +55,7 @@ pub fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>
             })
             .collect::<Result<_>>()?,
         (None, Some(dir)) => return Err(Error::ChecksDirNotFound { path: dir }),
-        (None, None) if pipeline.is_built_in() => checks::DEFAULT_CHECKS
-            .iter()
-            .map(|(name, text)| (format!("<built-in>/{name}"), text.to_string()))
-            .collect(),
+        (None, None) if pipeline.is_built_in() => crate::config::built_in_checks(),
         (None, None) => {
             tracing::warn!(
                 "no checks in `{}`: nothing gates publishing; `sluice init` writes an example",

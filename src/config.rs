@@ -33,6 +33,18 @@ pub const DEFAULT_FILES: [(&str, &str); 3] = [
 /// The name a file gets in messages when it is the built-in one.
 const BUILT_IN: &str = "<built-in>";
 
+/// The default pipeline's checks, for when it runs with no checks directory:
+/// each named as in messages (`<built-in>/events.yaml`), with its text.
+pub fn built_in_checks() -> Vec<(String, String)> {
+    DEFAULT_FILES
+        .iter()
+        .filter_map(|(rel, text)| {
+            let name = rel.strip_prefix("checks/")?;
+            Some((format!("{BUILT_IN}/{name}"), text.to_string()))
+        })
+        .collect()
+}
+
 const IDENT: &str = r"^[a-z_][a-z0-9_]*$";
 const KEY_EXPR: &str = r"^\s*((day|hour|month|year)\(\s*[a-z_][a-z0-9_]*\s*\)|[a-z_][a-z0-9_]*)\s*$";
 const AGGREGATE: &str =
@@ -521,21 +533,33 @@ impl Pipeline {
         self.dir.is_none()
     }
 
-    /// Where mart `name` is published: its SQLite table (if any), CSV and Parquet files.
-    pub fn exports_of(&self, name: &str) -> (Option<String>, Vec<String>, Vec<String>) {
-        let mut sqlite = Some(name.to_string());
-        let (mut csv, mut parquet) = (Vec::new(), Vec::new());
+    /// Where mart `name` is published.
+    pub fn exports_of(&self, name: &str) -> Exports {
+        let mut out = Exports {
+            sqlite: Some(name.to_string()),
+            csv: Vec::new(),
+            parquet: Vec::new(),
+        };
         for e in self.spec.exports.iter().filter(|e| e.mart == name) {
             match &e.sqlite {
-                Some(SqliteTarget::Table(t)) => sqlite = Some(t.clone()),
-                Some(SqliteTarget::Enabled(false)) => sqlite = None,
+                Some(SqliteTarget::Table(t)) => out.sqlite = Some(t.clone()),
+                Some(SqliteTarget::Enabled(false)) => out.sqlite = None,
                 Some(SqliteTarget::Enabled(true)) | None => {}
             }
-            csv.extend(e.csv.clone());
-            parquet.extend(e.parquet.clone());
+            out.csv.extend(e.csv.clone());
+            out.parquet.extend(e.parquet.clone());
         }
-        (sqlite, csv, parquet)
+        out
     }
+}
+
+/// Where one mart is published: its SQLite table (if any), and its CSV and
+/// Parquet files relative to the output directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exports {
+    pub sqlite: Option<String>,
+    pub csv: Vec<String>,
+    pub parquet: Vec<String>,
 }
 
 /// Writes the default pipeline's files into `dir` for a user to edit; never
@@ -570,10 +594,13 @@ mod tests {
         let events = &p.sources()[0];
         assert_eq!(events.name, "events");
         let names: Vec<&str> = events.columns.iter().map(|(c, _)| c.as_str()).collect();
-        assert_eq!(names, crate::ingest::REQUIRED_COLUMNS);
+        assert_eq!(
+            names,
+            ["event_id", "user_id", "event_time", "region", "sku", "amount"]
+        );
         let marts: Vec<&str> = p.spec.marts.iter().map(|m| m.name.as_str()).collect();
         assert_eq!(marts, ["top_users", "daily_region_revenue"]);
-        assert_eq!(p.exports_of("top_users").1, ["top_users.csv"]);
+        assert_eq!(p.exports_of("top_users").csv, ["top_users.csv"]);
     }
 
     #[test]

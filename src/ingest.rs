@@ -23,12 +23,6 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::sql;
 
-/// Columns the default pipeline needs, in the order they are landed.
-pub const REQUIRED_COLUMNS: [&str; 6] = ["event_id", "user_id", "event_time", "region", "sku", "amount"];
-
-/// The name of the default pipeline's only source.
-pub const SOURCE: &str = "events";
-
 const BATCH_ROWS: usize = 64 * 1024;
 
 /// How a file's rows are encoded: `csv` (comma-separated with a header row),
@@ -120,22 +114,6 @@ pub struct Source {
 }
 
 impl Source {
-    /// The default pipeline's `events` source.
-    pub fn events() -> Self {
-        let ty = |c: &str| match c {
-            "user_id" => ColumnType::Integer,
-            "event_time" => ColumnType::Timestamp,
-            "amount" => ColumnType::Decimal,
-            _ => ColumnType::Text,
-        };
-        Source {
-            name: SOURCE.into(),
-            columns: REQUIRED_COLUMNS.iter().map(|c| (c.to_string(), ty(c))).collect(),
-            new_columns: NewColumns::Warn,
-            format: None,
-        }
-    }
-
     fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(c, _)| c.as_str())
     }
@@ -808,6 +786,11 @@ impl BatchBuilder {
 mod tests {
     use super::*;
 
+    /// The built-in pipeline's `events` source, as sluice.yaml declares it.
+    fn events() -> Source {
+        crate::config::Pipeline::built_in().unwrap().sources().remove(0)
+    }
+
     #[test]
     fn formats_come_from_the_file_name() {
         let d = |name: &str| detect(Path::new(name));
@@ -822,7 +805,7 @@ mod tests {
         }
         let forced = Source {
             format: Some(Format::Csv),
-            ..Source::events()
+            ..events()
         };
         assert_eq!(
             forced.format_of(Path::new("a.txt.gz")),
@@ -834,7 +817,7 @@ mod tests {
     fn inputs_resolve_from_files_dirs_and_globs() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
-        let source = Source::events();
+        let source = events();
         std::fs::create_dir_all(root.join("2026/11")).unwrap();
         for f in [
             "a.csv",

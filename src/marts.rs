@@ -314,20 +314,17 @@ pub fn build(
     for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
         let query = h.query(model);
-        // A filter is the user's SQL: a bad one is theirs to fix.
+        let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
+        // A filter is the user's SQL: a bad one is theirs to fix, at a mart that has it.
         let bad_filter = |e: Error| match e {
             Error::DuckDb { source, .. } if h.filter.is_some() => Error::Config {
                 errors: vec![pipeline.error(
-                    &format!(
-                        "/marts/{}/filter",
-                        pipeline.spec.marts.iter().position(|m| m.filter == h.filter).unwrap_or(0)
-                    ),
+                    &format!("/marts/{}/filter", served[0]),
                     format!("DuckDB cannot run the filter: {source}"),
                 )],
             },
             other => other,
         };
-        let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
         if h.decimals_as_float {
             // Polars SQL sees the whole model at once.
             let frame = handoff::query_polars(conn, &query).map_err(bad_filter)?;
@@ -362,12 +359,9 @@ pub fn build(
         })
         .map_err(|e| match (e, failed) {
             // What the plan cannot resolve is the mart's definition.
-            (Error::Polars { source, .. }, Some(i)) if is_plan_error(&source) => Error::Config {
-                errors: vec![pipeline.error(
-                    &format!("/marts/{i}"),
-                    format!("Polars: {}", polars_message(&source)),
-                )],
-            },
+            (Error::Polars { source, .. }, Some(i)) if is_plan_error(&source) => {
+                plan_error(pipeline, i, &source)
+            }
             (e, _) => bad_filter(e),
         })?;
         for (s, &i) in streamed.into_iter().zip(&served) {
@@ -380,6 +374,13 @@ pub fn build(
         }
     }
     Ok(marts.into_iter().flatten().collect())
+}
+
+/// A Polars plan mart `i` cannot resolve: its definition is at fault (exit 2, at its line).
+fn plan_error(pipeline: &Pipeline, i: usize, e: &PolarsError) -> Error {
+    Error::Config {
+        errors: vec![pipeline.error(&format!("/marts/{i}"), format!("Polars: {}", polars_message(e)))],
+    }
 }
 
 /// Errors of a plan that does not fit its input's schema.
@@ -518,7 +519,7 @@ impl Streamed {
         s
     }
 
-    fn reduce(&self, rows: LazyFrame, exprs: &[Expr], keys: Vec<Expr>) -> LazyFrame {
+    fn reduce(rows: LazyFrame, exprs: &[Expr], keys: Vec<Expr>) -> LazyFrame {
         if keys.is_empty() {
             rows.select(exprs)
         } else {
@@ -530,9 +531,7 @@ impl Streamed {
     /// once as many rows wait as are merged already, so merging stays linear
     /// in the input however many chunks there are.
     fn feed(&mut self, chunk: DataFrame) -> PolarsResult<()> {
-        let partial = self
-            .reduce(chunk.lazy(), &self.partial, self.keys.clone())
-            .collect()?;
+        let partial = Self::reduce(chunk.lazy(), &self.partial, self.keys.clone()).collect()?;
         self.pending_rows += partial.height();
         self.pending.push(partial);
         let merged = self.running.as_ref().map_or(0, DataFrame::height);
@@ -556,7 +555,7 @@ impl Streamed {
         }
         let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
         let all = concat(frames, UnionArgs::default())?;
-        self.running = Some(self.reduce(all, &self.merge, keys).collect()?);
+        self.running = Some(Self::reduce(all, &self.merge, keys).collect()?);
         Ok(())
     }
 
@@ -602,9 +601,7 @@ fn collect(
     money: Vec<(String, u32)>,
 ) -> Result<Mart> {
     if let Err(e) = lf.clone().collect_schema() {
-        return Err(Error::Config {
-            errors: vec![pipeline.error(&format!("/marts/{i}"), format!("Polars: {}", polars_message(&e)))],
-        });
+        return Err(plan_error(pipeline, i, &e));
     }
     let frame = lf
         .collect()

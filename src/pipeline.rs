@@ -201,22 +201,22 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     let out = &args.places.output_dir;
     let unpublished = out.join("unpublished");
     let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
-    let mut csv_exports = Vec::new();
+    let exports: Vec<_> = marts.iter().map(|m| pipeline.exports_of(&m.name)).collect();
+    let csv_exports: Vec<String> = exports.iter().flat_map(|e| e.csv.clone()).collect();
     if publishing {
         let tables: Vec<(&Mart, String)> = marts
             .iter()
-            .filter_map(|m| pipeline.exports_of(&m.name).0.map(|t| (m, t)))
+            .zip(&exports)
+            .filter_map(|(m, e)| e.sqlite.clone().map(|t| (m, t)))
             .collect();
         db.publish(&tables, &record)?;
-        for mart in &marts {
-            let (_, csvs, parquets) = pipeline.exports_of(&mart.name);
-            for file in &csvs {
+        for (mart, e) in marts.iter().zip(&exports) {
+            for file in &e.csv {
                 publish::write_csv(mart, &out.join(file))?;
             }
-            for file in &parquets {
+            for file in &e.parquet {
                 publish::write_parquet(&conn, mart, &out.join(file))?;
             }
-            csv_exports.extend(csvs);
         }
         db.mark_csv_published(&record.run_id)?;
         // Candidates of an earlier failed run are no longer news.
@@ -225,9 +225,6 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         db.record_unpublished(&record)?;
         for mart in &marts {
             publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
-        }
-        for mart in &marts {
-            csv_exports.extend(pipeline.exports_of(&mart.name).1);
         }
     }
     tracing::info!(

@@ -16,9 +16,6 @@ use crate::yaml;
 pub use crate::yaml::ConfigError;
 use crate::yaml::key_of;
 
-/// The default pipeline's checks, used when the checks directory is absent.
-pub const DEFAULT_CHECKS: [(&str, &str); 1] = [("events.yaml", include_str!("../../checks/events.yaml"))];
-
 /// A check ready to run.
 #[derive(Debug, Clone)]
 pub struct Check {
@@ -331,11 +328,7 @@ mod tests {
 
     #[test]
     fn the_default_checks_load() {
-        let files: Vec<(String, String)> = DEFAULT_CHECKS
-            .iter()
-            .map(|(n, t)| (format!("checks/{n}"), t.to_string()))
-            .collect();
-        let checks = load(&files).unwrap();
+        let checks = load(&crate::config::built_in_checks()).unwrap();
         assert!(checks.len() >= 10);
     }
 

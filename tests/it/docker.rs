@@ -89,6 +89,18 @@ fn docker_run(ws: &Workspace, image: &str, before_image: &[String], args: &[&str
         .unwrap()
 }
 
+/// The stdout of a container run that must exit 0 (both streams shown if not).
+fn succeeded(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 fn owner(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().uid()
 }
@@ -98,13 +110,7 @@ fn the_seed_command_runs_the_demo_and_keeps_host_ownership() {
     let Some(image) = image() else { return };
     let ws = host_workspace(true);
     let out = docker_run(&ws, image, &[], &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.contains("wrote 100000 rows"), "{stdout}");
     assert_eq!(
         ws.query("agg_result.db", "SELECT count(*) FROM top_users"),
@@ -144,13 +150,7 @@ fn a_read_only_input_mount_and_user_flag_work() {
         &["-v".into(), input, "--user".into(), user],
         &["run", "--as-of", AS_OF],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(stdout.starts_with("sluice: 3000 rows from 1 file;"), "{stdout}");
     assert_eq!(owner(&ws.path("output/top_users.csv")), HOST_UID);
     assert_eq!(
@@ -214,13 +214,7 @@ fn a_mounted_pipeline_runs_on_its_own_input_without_demo_data() {
         mounts.push(format!("{}:{container}:ro", ws.path(host).display()));
     }
     let out = docker_run(&ws, image, &mounts, &["--as-of", AS_OF]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = succeeded(&out);
     assert!(!stdout.contains("wrote 100000 rows"), "{stdout}");
     assert!(stdout.starts_with("sluice: 13 rows from 2 files;"), "{stdout}");
     assert_eq!(
