@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Benchmark: end-to-end rows/s, seconds per stage and peak RSS of `sluice run`
+# Benchmark: end-to-end rows/s, seconds and peak RSS per stage of `sluice run`
 # on generated data, next to the floor: a bare DuckDB count(*) scan of the
 # same CSV (PyPI's duckdb, installed when missing).
 #
 #   bench/run.sh [ROWS ...]          default: 1000000 10000000
 #
 # The binary is $SLUICE_BIN, or the release build in $CARGO_TARGET_DIR
-# (default ~/.cache/sluice/target). Data goes to a temp directory, removed after.
+# (default ~/.cache/sluice/target). Data goes to a temp directory, removed
+# after. Extra `sluice run` flags can be given in $SLUICE_BENCH_FLAGS.
+#
+# Each stage's peak is the largest RSS sampled (every 20 ms) between the log
+# lines that end the stage before it and the stage itself; "peak" is the
+# kernel's own high-water mark for the whole run.
 set -euo pipefail
 
 target=${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}
@@ -15,33 +20,72 @@ bin=${SLUICE_BIN:-$target/release/sluice}
 python3 -c 'import duckdb' 2> /dev/null || python3 -m pip install --quiet duckdb
 [ $# -gt 0 ] || set -- 1000000 10000000
 
-printf '%-11s %10s %12s %8s %8s %8s %8s %8s %10s %10s %12s\n' \
-    rows seconds rows/s ingest stage marts audit publish peak_MiB floor_s floor_peak
+printf '%-11s %8s %10s %7s %7s %7s %7s %7s %8s %8s %8s %8s %8s %8s %8s\n' \
+    rows seconds rows/s ingest stage marts audit publish \
+    pk_ing pk_stg pk_mrt pk_aud peak_MiB floor_s floor_MiB
 for rows in "$@"; do
     work=$(mktemp -d)
     "$bin" generate --rows "$rows" --out "$work/input/events.csv" --end 2026-11-20T00:00:00Z > /dev/null
-    /usr/bin/time -f '%e %M' -o "$work/time" "$bin" run --as-of 2026-11-20T00:00:00Z \
+    # shellcheck disable=SC2086 # the extra flags are words
+    python3 - "$rows" "$work" "$bin" run --as-of 2026-11-20T00:00:00Z \
         --input "$work/input" --db "$work/agg_result.db" --output-dir "$work/output" \
-        --data-dir "$work/data" --no-progress --log-format json > /dev/null 2> "$work/log" || true
-    /usr/bin/time -f '%e %M' -o "$work/floor" python3 -c \
-        "import duckdb, sys; duckdb.sql(\"SELECT count(*) FROM read_csv('\" + sys.argv[1] + \"', all_varchar = true)\").fetchall()" \
-        "$work/input/events.csv"
-    python3 - "$rows" "$work" <<'PY'
-import json, sys
-rows, work = int(sys.argv[1]), sys.argv[2]
-secs, peak = open(f"{work}/time").read().split()[-2:]
-floor_s, floor_peak = open(f"{work}/floor").read().split()[-2:]
-stages = {}
-for line in open(f"{work}/log"):
+        --data-dir "$work/data" --no-progress --log-format json ${SLUICE_BENCH_FLAGS:-} <<'PY'
+import json, resource, subprocess, sys, threading, time
+
+rows, work, command = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+stages = ["ingest", "stage", "marts", "audit", "publish"]
+seconds, peaks, current = {}, {}, [0]
+
+def rss_kib(pid):
     try:
-        event = json.loads(line)
-    except ValueError:
-        continue
-    if "stage" in event and "seconds" in event:
-        stages[event["stage"]] = float(event["seconds"])
-cols = [stages.get(s, float("nan")) for s in ("ingest", "stage", "marts", "audit", "publish")]
-print(f"{rows:<11} {float(secs):>10.2f} {rows / float(secs):>12,.0f} " + " ".join(f"{c:>8.2f}" for c in cols)
-      + f" {int(peak) / 1024:>10.0f} {float(floor_s):>10.2f} {int(floor_peak) / 1024:>12.0f}")
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+def read_log(stream):
+    for line in stream:
+        log.write(line)
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("stage") in stages and "seconds" in event:
+            seconds[event["stage"]] = float(event["seconds"])
+            current[0] = stages.index(event["stage"]) + 1
+
+start = time.monotonic()
+proc = subprocess.Popen(command, stdout=open(f"{work}/summary", "w"), stderr=subprocess.PIPE, text=True)
+log = open(f"{work}/log", "w")
+reader = threading.Thread(target=read_log, args=(proc.stderr,))
+reader.start()
+while proc.poll() is None:
+    stage = stages[min(current[0], len(stages) - 1)]
+    peaks[stage] = max(peaks.get(stage, 0), rss_kib(proc.pid))
+    time.sleep(0.02)
+elapsed = time.monotonic() - start
+reader.join()
+log.close()
+peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+floor = subprocess.run(
+    ["/usr/bin/time", "-f", "%e %M", sys.executable, "-c",
+     "import duckdb, sys; duckdb.sql(\"SELECT count(*) FROM read_csv('\" + sys.argv[1]"
+     " + \"', all_varchar = true)\").fetchall()", f"{work}/input/events.csv"],
+    capture_output=True, text=True, check=True)
+floor_s, floor_peak = floor.stderr.split()[-2:]
+cols = [f"{seconds.get(s, float('nan')):>7.2f}" for s in stages]
+pks = [f"{peaks.get(s, 0) / 1024:>8.0f}" for s in stages[:4]]
+print(f"{rows:<11} {elapsed:>8.2f} {rows / elapsed:>10,.0f} " + " ".join(cols + pks)
+      + f" {peak / 1024:>8.0f} {float(floor_s):>8.2f} {int(floor_peak) / 1024:>8.0f}"
+      + ("" if proc.returncode == 0 else f"  (exit {proc.returncode}: /tmp/sluice-bench-{rows}.txt and .log)"))
+if proc.returncode != 0:
+    import shutil
+    shutil.copy(f"{work}/log", f"/tmp/sluice-bench-{rows}.log")
+    shutil.copy(f"{work}/summary", f"/tmp/sluice-bench-{rows}.txt")
 PY
     rm -rf "$work"
 done

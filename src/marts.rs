@@ -99,7 +99,9 @@ struct Handoff {
 }
 
 impl Handoff {
-    fn query(&self, model: &Columns) -> String {
+    /// The rows of the handoff; with `part`, only those of one hash partition
+    /// (`(column, partition, partitions)`) of a column.
+    fn query(&self, model: &Columns, part: Option<(&str, u64, u64)>) -> String {
         let select: Vec<String> = self
             .columns
             .iter()
@@ -124,6 +126,9 @@ impl Handoff {
         }
         if let Some(filter) = &self.filter {
             conditions.push(format!("({filter})"));
+        }
+        if let Some((column, p, n)) = part {
+            conditions.push(format!("hash({}) % {n} = {p}", sql::ident(column)));
         }
         format!(
             "SELECT {} FROM staging.{}{}",
@@ -187,12 +192,14 @@ fn describe(conn: &Connection, model: &str) -> Result<Columns> {
     rows.map_err(Error::duckdb(context))
 }
 
-/// Builds every mart of the pipeline over the staged models, in file order.
+/// Builds every mart of the pipeline over the staged models, in file order,
+/// handing over about `pass_rows` rows per pass ([`PASS_ROWS`]).
 pub fn build(
     conn: &Connection,
     pipeline: &Pipeline,
     as_of: DateTime<Utc>,
     lookback_days: u32,
+    pass_rows: u64,
 ) -> Result<Vec<Mart>> {
     let mut models: BTreeMap<&str, Columns> = BTreeMap::new();
     for mart in &pipeline.spec.marts {
@@ -313,7 +320,7 @@ pub fn build(
     let mut marts: Vec<Option<Mart>> = pipeline.spec.marts.iter().map(|_| None).collect();
     for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
-        let query = h.query(model);
+        let query = h.query(model, None);
         let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
         // A filter is the user's SQL: a bad one is theirs to fix, at a mart that has it.
         let bad_filter = |e: Error| match e {
@@ -344,26 +351,46 @@ pub fn build(
             .iter()
             .map(|&i| Streamed::new(&pipeline.spec.marts[i], &money))
             .collect();
-        let mut failed = None;
-        handoff::query_polars_chunks(conn, &query, CHUNK_ROWS, &mut |chunk| {
-            for (s, &i) in streamed.iter_mut().zip(&served) {
-                if let Err(e) = s.feed(chunk.clone()) {
-                    failed = Some(i);
-                    return Err(Error::Polars {
-                        context: format!("computing mart `{}`", pipeline.spec.marts[i].name),
-                        source: e,
-                    });
+        let passes = plan_passes(
+            conn,
+            h,
+            model,
+            served.iter().map(|&i| &pipeline.spec.marts[i]),
+            pass_rows,
+        )
+        .map_err(bad_filter)?;
+        for p in 0..passes.count {
+            let part = passes.column.as_deref().map(|c| (c, p, passes.count));
+            let query = h.query(model, part);
+            let mut failed = None;
+            handoff::query_polars_chunks(conn, &query, CHUNK_ROWS, &mut |chunk| {
+                for (s, &i) in streamed.iter_mut().zip(&served) {
+                    if let Err(e) = s.feed(chunk.clone()) {
+                        failed = Some(i);
+                        return Err(Error::Polars {
+                            context: format!("computing mart `{}`", pipeline.spec.marts[i].name),
+                            source: e,
+                        });
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| match (e, failed) {
+                // What the plan cannot resolve is the mart's definition.
+                (Error::Polars { source, .. }, Some(i)) if is_plan_error(&source) => {
+                    plan_error(pipeline, i, &source)
+                }
+                (e, _) => bad_filter(e),
+            })?;
+            if let Some((column, ..)) = part {
+                for (s, &i) in streamed.iter_mut().zip(&served) {
+                    s.end_pass(column).map_err(Error::polars(format!(
+                        "computing mart `{}`",
+                        pipeline.spec.marts[i].name
+                    )))?;
                 }
             }
-            Ok(())
-        })
-        .map_err(|e| match (e, failed) {
-            // What the plan cannot resolve is the mart's definition.
-            (Error::Polars { source, .. }, Some(i)) if is_plan_error(&source) => {
-                plan_error(pipeline, i, &source)
-            }
-            (e, _) => bad_filter(e),
-        })?;
+        }
         for (s, &i) in streamed.into_iter().zip(&served) {
             let mart = &pipeline.spec.marts[i];
             let money = s.money.clone();
@@ -413,18 +440,117 @@ fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
 /// follows the number of groups, not of rows.
 pub const CHUNK_ROWS: usize = 1 << 20;
 
+/// Rows handed over per pass. Exact partial state (the groups of a mart, the
+/// distinct values of a `count_distinct`) can grow with the rows; above this,
+/// the handoff runs in passes over disjoint hash partitions of one column and
+/// each mart lets go of what that column makes final (see [`Streamed::end_pass`]).
+pub const PASS_ROWS: u64 = 1 << 24;
+
+/// The column a handoff is split on, and into how many passes.
+#[derive(Debug, Clone, PartialEq)]
+struct Passes {
+    column: Option<String>,
+    count: u64,
+}
+
+/// The column whose hash partitions free the most state: a plain group key
+/// (its groups are final after its pass) or a `count_distinct` column (its
+/// values are counted after their pass), the one most marts gain from.
+fn partition_column<'a>(marts: impl Iterator<Item = &'a MartSpec>) -> Option<String> {
+    let mut gains: Vec<(String, usize)> = Vec::new();
+    for mart in marts {
+        let keys = group_keys(mart).into_iter().filter_map(|(_, expr, _)| {
+            let c = call(&expr);
+            c.function
+                .is_none()
+                .then(|| c.column.map(str::to_string))
+                .flatten()
+        });
+        let distinct = mart.aggregate.iter().flat_map(|a| &a.0).filter_map(|(_, agg)| {
+            let c = call(&agg.0);
+            (c.function == Some("count_distinct"))
+                .then(|| c.column.map(str::to_string))
+                .flatten()
+        });
+        let mut columns: Vec<String> = Vec::new();
+        for column in keys.chain(distinct) {
+            if !columns.contains(&column) {
+                columns.push(column);
+            }
+        }
+        for column in columns {
+            match gains.iter_mut().find(|(c, _)| *c == column) {
+                Some((_, n)) => *n += 1,
+                None => gains.push((column, 1)),
+            }
+        }
+    }
+    // The first of the most gained, in file order.
+    let best = gains.iter().map(|(_, n)| *n).max()?;
+    gains.into_iter().find(|(_, n)| *n == best).map(|(c, _)| c)
+}
+
+/// How many passes a handoff takes: one, unless it holds more than
+/// `pass_rows` rows and a column can be partitioned to some mart's gain.
+fn plan_passes<'a>(
+    conn: &Connection,
+    h: &Handoff,
+    model: &Columns,
+    marts: impl Iterator<Item = &'a MartSpec>,
+    pass_rows: u64,
+) -> Result<Passes> {
+    let Some(column) = partition_column(marts) else {
+        return Ok(Passes {
+            column: None,
+            count: 1,
+        });
+    };
+    let query = format!(
+        "SELECT count(*), approx_count_distinct({}) FROM ({})",
+        sql::ident(&column),
+        h.query(model, None)
+    );
+    let (rows, values): (u64, u64) = conn
+        .query_row(&query, [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .map_err(Error::duckdb(format!("counting the rows of `{query}`")))?;
+    let count = pass_count(rows, values, pass_rows);
+    tracing::debug!(from = %h.from, rows, values, passes = count, column = %column, "handoff passes");
+    Ok(Passes {
+        column: (count > 1).then_some(column),
+        count,
+    })
+}
+
+/// Passes for `rows` rows whose partition column has about `values`
+/// distinct values: enough to hand over about `pass_rows` rows each (hash
+/// partitions are even, up to the skew of the values), but one when the
+/// column has fewer than `pass_rows / 256` values: so few values hold little
+/// state, and each pass scans the rows again.
+fn pass_count(rows: u64, values: u64, pass_rows: u64) -> u64 {
+    if values.saturating_mul(256) < pass_rows {
+        1
+    } else {
+        rows.div_ceil(pass_rows.max(1)).max(1)
+    }
+}
+
 /// A declarative mart computed a chunk at a time: each chunk is reduced to
 /// partial aggregates per group, merged into the running partials; the final
 /// columns are derived from those at the end.
 struct Streamed {
+    spec: MartSpec,
     keys: Vec<Expr>,
     key_names: Vec<String>,
+    /// Plain columns among the keys: partitioned on one, a pass's groups are final.
+    key_columns: Vec<String>,
     /// Over staged rows: the partial columns.
     partial: Vec<Expr>,
     /// Over partial rows: the same columns, merged.
     merge: Vec<Expr>,
     /// Over merged rows: the mart's columns.
     finish: Vec<Expr>,
+    /// `count_distinct` partials (column, values list, count of earlier passes).
+    distinct: Vec<(String, String, String)>,
     money: Vec<(String, u32)>,
     /// Partials merged so far, and those waiting to be merged.
     running: Option<DataFrame>,
@@ -432,6 +558,8 @@ struct Streamed {
     pending_rows: usize,
     /// Partial rows that may wait before the first merge.
     min_merge: usize,
+    /// Final rows of earlier passes (sorted and limited), when their groups were final.
+    done: Vec<DataFrame>,
 }
 
 impl Streamed {
@@ -439,16 +567,20 @@ impl Streamed {
         let scale_of =
             |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
         let mut s = Streamed {
+            spec: mart.clone(),
             keys: Vec::new(),
             key_names: Vec::new(),
+            key_columns: Vec::new(),
             partial: Vec::new(),
             merge: Vec::new(),
             finish: Vec::new(),
+            distinct: Vec::new(),
             money: Vec::new(),
             running: None,
             pending: Vec::new(),
             pending_rows: 0,
             min_merge: 1 << 16,
+            done: Vec::new(),
         };
         for (name, expr, _) in group_keys(mart) {
             let Call { function, column } = call(&expr);
@@ -459,6 +591,7 @@ impl Streamed {
                     if let Some(scale) = scale_of(column) {
                         s.money.push((name.clone(), scale));
                     }
+                    s.key_columns.extend(column.map(str::to_string));
                     c
                 }
                 Some("day") => as_time().dt().date(),
@@ -484,12 +617,23 @@ impl Streamed {
             let (partial, merge, finish): (Vec<Expr>, Vec<Expr>, Expr) = match (function, column) {
                 ("count", None) => (vec![len().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
                 ("count", Some(_)) => (vec![c.count().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
-                // The distinct values themselves, as a list per group.
-                ("count_distinct", _) => (
-                    vec![c.drop_nulls().unique().implode(false)],
-                    vec![pa.clone().explode(explode).unique().implode(false)],
-                    pa.list().len().cast(DataType::Int64),
-                ),
+                // The distinct values themselves, as a list per group, and
+                // how many earlier passes counted (see `end_pass`).
+                ("count_distinct", _) => {
+                    s.distinct
+                        .push((column.unwrap_or_default().to_string(), a.clone(), b.clone()));
+                    (
+                        vec![
+                            c.drop_nulls().unique().implode(false),
+                            lit(0i64).cast(DataType::Int64),
+                        ],
+                        vec![
+                            pa.clone().explode(explode).unique().implode(false),
+                            pb.clone().sum(),
+                        ],
+                        pa.list().len().cast(DataType::Int64) + pb,
+                    )
+                }
                 ("mean", _) => (
                     vec![c.clone().sum(), c.count().cast(DataType::Int64)],
                     vec![pa.clone().sum(), pb.clone().sum()],
@@ -559,17 +703,58 @@ impl Streamed {
         Ok(())
     }
 
-    /// The mart's columns from the merged partials.
-    fn finish(mut self) -> PolarsResult<LazyFrame> {
-        if !self.pending.is_empty() {
-            self.merge()?;
+    /// Ends a pass over the rows whose `column` hashes to one partition: no
+    /// later pass holds a value of it. Grouped by that column, the pass's
+    /// groups are final: they are finished, sorted and limited now. Counting
+    /// its distinct values, the values are counted and let go.
+    fn end_pass(&mut self, column: &str) -> PolarsResult<()> {
+        self.merge()?;
+        let Some(running) = self.running.take() else {
+            return Ok(());
+        };
+        if self.key_columns.iter().any(|k| k == column) {
+            let finished = running.lazy().select(self.finish.clone());
+            self.done.push(sort_and_limit(&self.spec, finished).collect()?);
+            return Ok(());
         }
-        Ok(self.running.unwrap_or_default().lazy().select(self.finish))
+        let mut collapse = Vec::new();
+        for (_, a, b) in self.distinct.iter().filter(|(c, ..)| c == column) {
+            let (a, b) = (a.as_str(), b.as_str());
+            collapse.push((col(b) + col(a).list().len().cast(DataType::Int64)).alias(b));
+            collapse.push(col(a).list().head(lit(0)).alias(a));
+        }
+        self.running = Some(running.lazy().with_columns(collapse).collect()?);
+        Ok(())
+    }
+
+    /// The mart's columns: the final rows of earlier passes and the merged partials.
+    fn finish(mut self) -> PolarsResult<LazyFrame> {
+        self.merge()?;
+        let mut parts: Vec<LazyFrame> = self.done.into_iter().map(IntoLazy::lazy).collect();
+        if let Some(running) = self.running {
+            parts.push(running.lazy().select(self.finish));
+        }
+        match parts.len() {
+            0 => Ok(DataFrame::default().lazy()),
+            1 => Ok(parts.remove(0)),
+            _ => concat(parts, UnionArgs::default()),
+        }
     }
 }
 
 /// Sort, limit and rank: the same for declarative and SQL marts.
-fn order(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
+fn order(mart: &MartSpec, lf: LazyFrame) -> LazyFrame {
+    let lf = sort_and_limit(mart, lf);
+    match &mart.rank {
+        Some(rank) => lf
+            .with_row_index(rank.as_str(), Some(1))
+            .with_column(col(rank.as_str()).cast(DataType::Int64)),
+        None => lf,
+    }
+}
+
+/// A mart's `sort` and `limit`: also what a pass keeps of its final groups.
+fn sort_and_limit(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
     if !mart.sort.is_empty() {
         let keys: Vec<(String, bool, bool)> = mart.sort.iter().map(|k| sort_key(&k.0)).collect();
         lf = lf.sort_by_exprs(
@@ -580,15 +765,10 @@ fn order(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
                 .with_maintain_order(true),
         );
     }
-    if let Some(limit) = mart.limit {
-        lf = lf.limit(limit as IdxSize);
+    match mart.limit {
+        Some(limit) => lf.limit(limit as IdxSize),
+        None => lf,
     }
-    if let Some(rank) = &mart.rank {
-        lf = lf
-            .with_row_index(rank.as_str(), Some(1))
-            .with_column(col(rank.as_str()).cast(DataType::Int64));
-    }
-    lf
 }
 
 /// The final frame of a mart: a plan that cannot resolve is the mart's
@@ -665,6 +845,9 @@ mod tests {
         };
         let whole = run(n, 1 << 16);
         assert_eq!(whole.height(), 5 * 4);
+        // In passes over partitions of the distinct column: its values are
+        // counted at each pass's end.
+        assert!(whole.equals_missing(&in_passes(&spec, &frame, "u", 7)));
         // Merged after every chunk, and merged as partials pile up.
         for min_merge in [1, 40] {
             let chunked = run(997, min_merge);
@@ -697,6 +880,149 @@ mod tests {
             diff.f64().unwrap().iter().all(|d| d.unwrap().abs() < 1e-9),
             "{avg:?} {scaled:?}"
         );
+    }
+
+    /// Feeds `frame` in passes, one per partition of `column` (`value % passes`).
+    fn in_passes(spec: &MartSpec, frame: &DataFrame, column: &str, passes: i64) -> DataFrame {
+        let mut s = Streamed::new(spec, &[("v".into(), 2)]);
+        s.min_merge = 1;
+        for p in 0..passes {
+            let part = frame
+                .clone()
+                .lazy()
+                .filter((col(column) % lit(passes)).eq(lit(p)))
+                .collect()
+                .unwrap();
+            for start in (0..part.height()).step_by(301) {
+                s.feed(part.slice(start as i64, 301)).unwrap();
+            }
+            s.end_pass(column).unwrap();
+        }
+        order(spec, s.finish().unwrap()).collect().unwrap()
+    }
+
+    /// Grouped by the partition column, each pass's groups are final: sorted,
+    /// limited and kept; the mart is the same as in one pass.
+    #[test]
+    fn passes_over_a_group_key_give_the_same_mart() {
+        let spec: MartSpec = serde_json::from_value(serde_json::json!({
+            "name": "m", "from": "t",
+            "group_by": ["u"],
+            "aggregate": {"n": "count()", "s": "sum(v)", "avg": "mean(v)", "ks": "count_distinct(k)"},
+            "sort": ["s desc", "u"],
+            "limit": 25,
+            "rank": "rank"
+        }))
+        .unwrap();
+        let n = 20_000usize;
+        let frame = df!(
+            "u" => (0..n).map(|i| ((i * i) % 5003) as i64).collect::<Vec<_>>(),
+            "k" => (0..n).map(|i| ["a", "b", "c", "d"][(i / 7) % 4]).collect::<Vec<_>>(),
+            "v" => (0..n).map(|i| ((i * 31) % 1000) as i64).collect::<Vec<_>>()
+        )
+        .unwrap();
+        let whole = in_passes(&spec, &frame, "u", 1);
+        assert_eq!(whole.height(), 25);
+        let rank: Vec<i64> = whole
+            .column("rank")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
+        assert_eq!(rank, (1..=25).collect::<Vec<_>>());
+        for passes in [2, 9] {
+            let parted = in_passes(&spec, &frame, "u", passes);
+            assert!(whole.equals_missing(&parted), "{whole}\n{parted}");
+        }
+        // A column that is neither a key nor counted distinct frees nothing,
+        // and still gives the same mart.
+        assert!(whole.equals_missing(&in_passes(&spec, &frame, "v", 3)));
+    }
+
+    #[test]
+    fn the_partition_column_is_the_one_most_marts_gain_from() {
+        let marts: Vec<MartSpec> = serde_json::from_value(serde_json::json!([
+            {"name": "a", "from": "t", "group_by": ["region"], "aggregate": {"n": "count()"}},
+            {"name": "b", "from": "t", "group_by": ["user_id"], "aggregate": {"n": "count()"}},
+            {"name": "c", "from": "t", "group_by": {"day": "day(t)"},
+             "aggregate": {"u": "count_distinct(user_id)", "s": "count_distinct(sku)"}},
+            {"name": "d", "from": "t", "aggregate": {"n": "count()"}}
+        ]))
+        .unwrap();
+        assert_eq!(partition_column(marts.iter()), Some("user_id".into()));
+        assert_eq!(partition_column(marts[..1].iter()), Some("region".into()));
+        assert_eq!(partition_column(marts[3..].iter()), None);
+    }
+
+    /// The whole path through DuckDB: hash partitions of the staged rows in
+    /// passes give the marts of one pass.
+    #[test]
+    fn marts_built_in_passes_equal_marts_built_at_once() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE SCHEMA staging;
+             CREATE TABLE staging.events AS
+             SELECT 'e' || i AS event_id, (i * 7919) % 100003 AS user_id,
+                    TIMESTAMP '2026-11-19 00:00:00' - to_minutes((i * 37) % (40 * 1440)) AS event_time,
+                    ['eu', 'us', NULL][1 + i % 3] AS region, 'sku' || (i % 50) AS sku,
+                    CAST(((i * 13) % 10000) / 100 AS DECIMAL(18, 2)) AS amount
+             FROM range(300000) t(i);",
+        )
+        .unwrap();
+        let pipeline = Pipeline::built_in().unwrap();
+        let as_of = "2026-11-20T00:00:00Z".parse().unwrap();
+        let h = Handoff {
+            from: "events".into(),
+            window: Some((
+                "event_time".into(),
+                Window {
+                    as_of,
+                    lookback_days: 30,
+                },
+            )),
+            filter: None,
+            decimals_as_float: false,
+            columns: vec!["user_id".into()],
+        };
+        let model = describe(&conn, "events").unwrap();
+        let passes = plan_passes(&conn, &h, &model, pipeline.spec.marts.iter(), 40_000).unwrap();
+        // 225,000 rows in the window.
+        assert_eq!(
+            passes,
+            Passes {
+                column: Some("user_id".into()),
+                count: 6
+            }
+        );
+        // Nothing to gain: one pass, and no count.
+        let few = plan_passes(&conn, &h, &model, pipeline.spec.marts[..0].iter(), 1).unwrap();
+        assert_eq!(
+            few,
+            Passes {
+                column: None,
+                count: 1
+            }
+        );
+        let once = build(&conn, &pipeline, as_of, 30, u64::MAX).unwrap();
+        let passes = build(&conn, &pipeline, as_of, 30, 40_000).unwrap();
+        assert_eq!(once.len(), 2);
+        for (a, b) in once.iter().zip(&passes) {
+            assert!(a.frame.height() > 50, "{}", a.frame);
+            assert!(a.frame.equals_missing(&b.frame), "{}\n{}", a.frame, b.frame);
+        }
+    }
+
+    #[test]
+    fn passes_hand_over_at_most_pass_rows_unless_the_column_has_few_values() {
+        assert_eq!(pass_count(225_000, 90_000, 40_000), 6);
+        assert_eq!(pass_count(100_000_000, 5_000_000, 1 << 24), 6);
+        assert_eq!(pass_count(10_000_000, 5_000_000, 1 << 24), 1);
+        assert_eq!(pass_count(0, 0, 1), 1);
+        // Five regions: state is small, and passes would rescan.
+        assert_eq!(pass_count(100_000_000, 5, 1 << 24), 1);
+        assert_eq!(pass_count(100_000_000, 65_535, 1 << 24), 1);
+        assert_eq!(pass_count(100_000_000, 65_536, 1 << 24), 6);
     }
 
     #[test]

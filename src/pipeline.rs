@@ -150,7 +150,13 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     );
 
     let step = Stage::start("marts", metrics);
-    let marts = marts::build(&conn, pipeline, window.as_of, window.lookback_days)?;
+    let marts = marts::build(
+        &conn,
+        pipeline,
+        window.as_of,
+        window.lookback_days,
+        args.pass_rows,
+    )?;
     for mart in &marts {
         metrics.rows("marts", &mart.name, mart.frame.height() as u64);
     }

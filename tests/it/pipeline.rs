@@ -95,6 +95,43 @@ fn generated_data_with_every_defect_matches_the_spec_to_the_row() {
         ws.query("agg_result.db", "SELECT typeof(rank), typeof(user_id), typeof(total_amount), typeof(events), typeof(first_seen) FROM top_users LIMIT 1"),
         vec!["integer|integer|real|integer|text"]
     );
+    // Built in passes over hash partitions of user_id: the same marts, to the row.
+    let out = ws
+        .sluice(&[
+            "run",
+            "--as-of",
+            AS_OF,
+            "--publish-on-failure",
+            "--pass-rows",
+            "1500",
+        ])
+        .args([
+            "--db",
+            "passes.db",
+            "--output-dir",
+            "passes",
+            "--data-dir",
+            "passes-data",
+        ])
+        .env("SLUICE_LOG", "debug")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let passes = log
+        .split("handoff passes")
+        .nth(1)
+        .and_then(|l| l.split("passes=").nth(1))
+        .and_then(|n| n.split_whitespace().next())
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        passes.is_some_and(|n| n >= 10) && log.contains("column=user_id"),
+        "{log}"
+    );
+    assert_eq!(ws.read("passes/top_users.csv"), ws.read("output/top_users.csv"));
+    let marts = "SELECT * FROM daily_region_revenue ORDER BY rowid";
+    assert_eq!(ws.query("passes.db", marts), ws.query("agg_result.db", marts));
+
     assert!(
         stdout.contains(&format!("  staged       {:>10}", expected.staged.len())),
         "{stdout}"
