@@ -351,14 +351,7 @@ pub fn build(
             .iter()
             .map(|&i| Streamed::new(&pipeline.spec.marts[i], &money))
             .collect();
-        let passes = plan_passes(
-            conn,
-            h,
-            model,
-            served.iter().map(|&i| &pipeline.spec.marts[i]),
-            pass_rows,
-        )
-        .map_err(bad_filter)?;
+        let passes = plan_passes(conn, h, model, &streamed, pass_rows).map_err(bad_filter)?;
         for p in 0..passes.count {
             let part = passes.column.as_deref().map(|c| (c, p, passes.count));
             let query = h.query(model, part);
@@ -456,24 +449,15 @@ struct Passes {
 /// The column whose hash partitions free the most state: a plain group key
 /// (its groups are final after its pass) or a `count_distinct` column (its
 /// values are counted after their pass), the one most marts gain from.
-fn partition_column<'a>(marts: impl Iterator<Item = &'a MartSpec>) -> Option<String> {
-    let mut gains: Vec<(String, usize)> = Vec::new();
+fn partition_column(marts: &[Streamed]) -> Option<String> {
+    let mut gains: Vec<(&String, usize)> = Vec::new();
     for mart in marts {
-        let keys = group_keys(mart).into_iter().filter_map(|(_, expr, _)| {
-            let c = call(&expr);
-            c.function
-                .is_none()
-                .then(|| c.column.map(str::to_string))
-                .flatten()
-        });
-        let distinct = mart.aggregate.iter().flat_map(|a| &a.0).filter_map(|(_, agg)| {
-            let c = call(&agg.0);
-            (c.function == Some("count_distinct"))
-                .then(|| c.column.map(str::to_string))
-                .flatten()
-        });
-        let mut columns: Vec<String> = Vec::new();
-        for column in keys.chain(distinct) {
+        let mut columns: Vec<&String> = Vec::new();
+        for column in mart
+            .key_columns
+            .iter()
+            .chain(mart.distinct.iter().map(|(c, ..)| c))
+        {
             if !columns.contains(&column) {
                 columns.push(column);
             }
@@ -487,16 +471,19 @@ fn partition_column<'a>(marts: impl Iterator<Item = &'a MartSpec>) -> Option<Str
     }
     // The first of the most gained, in file order.
     let best = gains.iter().map(|(_, n)| *n).max()?;
-    gains.into_iter().find(|(_, n)| *n == best).map(|(c, _)| c)
+    gains
+        .into_iter()
+        .find(|(_, n)| *n == best)
+        .map(|(c, _)| c.clone())
 }
 
 /// How many passes a handoff takes: one, unless it holds more than
 /// `pass_rows` rows and a column can be partitioned to some mart's gain.
-fn plan_passes<'a>(
+fn plan_passes(
     conn: &Connection,
     h: &Handoff,
     model: &Columns,
-    marts: impl Iterator<Item = &'a MartSpec>,
+    marts: &[Streamed],
     pass_rows: u64,
 ) -> Result<Passes> {
     let Some(column) = partition_column(marts) else {
@@ -950,9 +937,10 @@ mod tests {
             {"name": "d", "from": "t", "aggregate": {"n": "count()"}}
         ]))
         .unwrap();
-        assert_eq!(partition_column(marts.iter()), Some("user_id".into()));
-        assert_eq!(partition_column(marts[..1].iter()), Some("region".into()));
-        assert_eq!(partition_column(marts[3..].iter()), None);
+        let marts: Vec<Streamed> = marts.iter().map(|m| Streamed::new(m, &[])).collect();
+        assert_eq!(partition_column(&marts), Some("user_id".into()));
+        assert_eq!(partition_column(&marts[..1]), Some("region".into()));
+        assert_eq!(partition_column(&marts[3..]), None);
     }
 
     /// The whole path through DuckDB: hash partitions of the staged rows in
@@ -986,7 +974,13 @@ mod tests {
             columns: vec!["user_id".into()],
         };
         let model = describe(&conn, "events").unwrap();
-        let passes = plan_passes(&conn, &h, &model, pipeline.spec.marts.iter(), 40_000).unwrap();
+        let streamed: Vec<Streamed> = pipeline
+            .spec
+            .marts
+            .iter()
+            .map(|m| Streamed::new(m, &[]))
+            .collect();
+        let passes = plan_passes(&conn, &h, &model, &streamed, 40_000).unwrap();
         // 225,000 rows in the window.
         assert_eq!(
             passes,
@@ -996,7 +990,7 @@ mod tests {
             }
         );
         // Nothing to gain: one pass, and no count.
-        let few = plan_passes(&conn, &h, &model, pipeline.spec.marts[..0].iter(), 1).unwrap();
+        let few = plan_passes(&conn, &h, &model, &[], 1).unwrap();
         assert_eq!(
             few,
             Passes {

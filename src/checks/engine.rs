@@ -157,6 +157,15 @@ impl Context<'_> {
         }
     }
 
+    /// The key columns of a uniqueness check, to group or partition by.
+    fn key_list(c: &Check) -> String {
+        c.columns
+            .iter()
+            .map(|c| sql::ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// The aggregate expressions of a metric check (DOUBLE each).
     fn metric_exprs(&self, c: &Check) -> Vec<String> {
         let scope = self.scope(c);
@@ -173,11 +182,7 @@ impl Context<'_> {
                     "CAST(count(*) FILTER (WHERE {scope}) - (SELECT count(*) FROM (SELECT 1 FROM {} WHERE {scope} AND {} GROUP BY {})) AS DOUBLE)",
                     table_ref(&c.table),
                     Self::non_null(c),
-                    c.columns
-                        .iter()
-                        .map(|c| sql::ident(c))
-                        .collect::<Vec<_>>()
-                        .join(", ")
+                    Self::key_list(c)
                 ),
                 count_where("TRUE"),
             ],
@@ -604,15 +609,12 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
                 ctx.failing(c)
             )
         }
-        Kind::Uniqueness => {
-            let keys: Vec<String> = c.columns.iter().map(|c| sql::ident(c)).collect();
-            format!(
-                "SELECT {} FROM {table} WHERE {scope} AND {} QUALIFY count(*) OVER (PARTITION BY {}) > 1{order} LIMIT {limit}",
-                select(&cols),
-                Context::non_null(c),
-                keys.join(", ")
-            )
-        }
+        Kind::Uniqueness => format!(
+            "SELECT {} FROM {table} WHERE {scope} AND {} QUALIFY count(*) OVER (PARTITION BY {}) > 1{order} LIMIT {limit}",
+            select(&cols),
+            Context::non_null(c),
+            Context::key_list(c)
+        ),
         Kind::Custom => {
             let masks: Vec<String> = c
                 .mask
