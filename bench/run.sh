@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Benchmark: end-to-end rows/s, seconds and peak RSS per stage of `sluice run`
-# on generated data, next to the floor: a bare DuckDB count(*) scan of the
-# same CSV (PyPI's duckdb, installed when missing).
+# on generated data, next to the floor (a bare DuckDB count(*) scan of the
+# same CSV) and the Python stack a data engineer would otherwise glue
+# together for the same job (bench/python_stack.py: DuckDB -> Arrow -> Polars
+# -> sqlite3, without the checks). PyPI's duckdb, polars and pyarrow are
+# installed when missing.
 #
 #   bench/run.sh [ROWS ...]          default: 1000000 10000000
 #
@@ -17,22 +20,24 @@ set -euo pipefail
 target=${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}
 bin=${SLUICE_BIN:-$target/release/sluice}
 [ -x "$bin" ] || { echo "build first: cargo build --release" >&2; exit 2; }
-python3 -c 'import duckdb' 2> /dev/null || python3 -m pip install --quiet duckdb
+python3 -c 'import duckdb, polars, pyarrow' 2> /dev/null ||
+    python3 -m pip install --quiet duckdb polars pyarrow
+stack=$(dirname "$0")/python_stack.py
 [ $# -gt 0 ] || set -- 1000000 10000000
 
-printf '%-11s %8s %10s %7s %7s %7s %7s %7s %8s %8s %8s %8s %8s %8s %8s\n' \
+printf '%-11s %8s %10s %7s %7s %7s %7s %7s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n' \
     rows seconds rows/s ingest stage marts audit publish \
-    pk_ing pk_stg pk_mrt pk_aud peak_MiB floor_s floor_MiB
+    pk_ing pk_stg pk_mrt pk_aud peak_MiB floor_s floor_MiB py_s py_MiB
 for rows in "$@"; do
     work=$(mktemp -d)
     "$bin" generate --rows "$rows" --out "$work/input/events.csv" --end 2026-11-20T00:00:00Z > /dev/null
     # shellcheck disable=SC2086 # the extra flags are words
-    python3 - "$rows" "$work" "$bin" run --as-of 2026-11-20T00:00:00Z \
+    python3 - "$rows" "$work" "$stack" "$bin" run --as-of 2026-11-20T00:00:00Z \
         --input "$work/input" --db "$work/agg_result.db" --output-dir "$work/output" \
         --data-dir "$work/data" --no-progress --log-format json ${SLUICE_BENCH_FLAGS:-} <<'PY'
 import json, resource, subprocess, sys, threading, time
 
-rows, work, command = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+rows, work, stack, command = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4:]
 stages = ["ingest", "stage", "marts", "audit", "publish"]
 seconds, peaks, current = {}, {}, [0]
 
@@ -77,10 +82,19 @@ floor = subprocess.run(
      " + \"', all_varchar = true)\").fetchall()", f"{work}/input/events.csv"],
     capture_output=True, text=True, check=True)
 floor_s, floor_peak = floor.stderr.split()[-2:]
+# The same job in Python, in a directory of its own, timed the same way.
+python = subprocess.run(
+    ["/usr/bin/time", "-f", "%e %M", sys.executable, stack, f"{work}/input/events.csv",
+     f"{work}/python", "--as-of", "2026-11-20T00:00:00Z"],
+    capture_output=True, text=True)
+if python.returncode != 0:
+    print(python.stderr, file=sys.stderr)
+py_s, py_peak = python.stderr.split()[-2:] if python.returncode == 0 else ("nan", "0")
 cols = [f"{seconds.get(s, float('nan')):>7.2f}" for s in stages]
 pks = [f"{peaks.get(s, 0) / 1024:>8.0f}" for s in stages[:4]]
 print(f"{rows:<11} {elapsed:>8.2f} {rows / elapsed:>10,.0f} " + " ".join(cols + pks)
       + f" {peak / 1024:>8.0f} {float(floor_s):>8.2f} {int(floor_peak) / 1024:>8.0f}"
+      + f" {float(py_s):>8.2f} {int(py_peak) / 1024:>8.0f}"
       + ("" if proc.returncode == 0 else f"  (exit {proc.returncode}: /tmp/sluice-bench-{rows}.txt and .log)"))
 if proc.returncode != 0:
     import shutil
