@@ -430,8 +430,12 @@ fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
 
 /// Rows of the staged model aggregated at a time: the handoff streams chunks
 /// of this size and each mart keeps only its partial aggregates, so memory
-/// follows the number of groups, not of rows.
-pub const CHUNK_ROWS: usize = 1 << 20;
+/// follows the number of groups, not of rows. Polars pays per group, and a
+/// chunk of a high-cardinality key (`top_users`) is mostly groups of one:
+/// at 10M rows (`bench/run.sh`), 2M-row chunks took the marts from 11.7 s
+/// to 8.5 s for 133 MiB more peak RSS (1.75 GiB); 4M-row chunks, 7.2 s and
+/// 1.91 GiB, too near the 2 GiB budget.
+pub const CHUNK_ROWS: usize = 1 << 21;
 
 /// Rows handed over per pass. Exact partial state (the groups of a mart, the
 /// distinct values of a `count_distinct`) can grow with the rows; above this,
