@@ -76,25 +76,27 @@ reader.join()
 log.close()
 peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
 
-floor = subprocess.run(
-    ["/usr/bin/time", "-f", "%e %M", sys.executable, "-c",
-     "import duckdb, sys; duckdb.sql(\"SELECT count(*) FROM read_csv('\" + sys.argv[1]"
-     " + \"', all_varchar = true)\").fetchall()", f"{work}/input/events.csv"],
-    capture_output=True, text=True, check=True)
-floor_s, floor_peak = floor.stderr.split()[-2:]
-# The same job in Python, in a directory of its own, timed the same way.
-python = subprocess.run(
-    ["/usr/bin/time", "-f", "%e %M", sys.executable, stack, f"{work}/input/events.csv",
-     f"{work}/python", "--as-of", "2026-11-20T00:00:00Z"],
-    capture_output=True, text=True)
-if python.returncode != 0:
-    print(python.stderr, file=sys.stderr)
-py_s, py_peak = python.stderr.split()[-2:] if python.returncode == 0 else ("nan", "0")
+def timed(*command):
+    """Seconds and peak RSS (KiB) of a command, by /usr/bin/time; NaN if it fails."""
+    done = subprocess.run(["/usr/bin/time", "-f", "%e %M", *command], capture_output=True, text=True)
+    if done.returncode != 0:
+        print(done.stderr, file=sys.stderr)
+        return float("nan"), 0
+    wall, kib = done.stderr.split()[-2:]
+    return float(wall), int(kib)
+
+csv = f"{work}/input/events.csv"
+floor_s, floor_peak = timed(
+    sys.executable, "-c",
+    "import duckdb, sys; duckdb.sql(\"SELECT count(*) FROM read_csv('\" + sys.argv[1]"
+    " + \"', all_varchar = true)\").fetchall()", csv)
+# The same job in Python, in a directory of its own.
+py_s, py_peak = timed(sys.executable, stack, csv, f"{work}/python", "--as-of", "2026-11-20T00:00:00Z")
 cols = [f"{seconds.get(s, float('nan')):>7.2f}" for s in stages]
 pks = [f"{peaks.get(s, 0) / 1024:>8.0f}" for s in stages[:4]]
 print(f"{rows:<11} {elapsed:>8.2f} {rows / elapsed:>10,.0f} " + " ".join(cols + pks)
-      + f" {peak / 1024:>8.0f} {float(floor_s):>8.2f} {int(floor_peak) / 1024:>8.0f}"
-      + f" {float(py_s):>8.2f} {int(py_peak) / 1024:>8.0f}"
+      + f" {peak / 1024:>8.0f} {floor_s:>8.2f} {floor_peak / 1024:>8.0f}"
+      + f" {py_s:>8.2f} {py_peak / 1024:>8.0f}"
       + ("" if proc.returncode == 0 else f"  (exit {proc.returncode}: /tmp/sluice-bench-{rows}.txt and .log)"))
 if proc.returncode != 0:
     import shutil
