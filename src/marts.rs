@@ -433,8 +433,8 @@ fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
 /// follows the number of groups, not of rows. Polars pays per group, and a
 /// chunk of a high-cardinality key (`top_users`) is mostly groups of one:
 /// at 10M rows (`bench/run.sh`), 2M-row chunks took the marts from 11.7 s
-/// to 8.5 s for 133 MiB more peak RSS (1.75 GiB); 4M-row chunks, 7.2 s and
-/// 1.91 GiB, too near the 2 GiB budget.
+/// to 8.5 s for 133 MiB more peak RSS (1.75 GiB); 4M-row chunks took 7.2 s
+/// and 1.87 GiB even without the checks, too near the 2 GiB budget.
 pub const CHUNK_ROWS: usize = 1 << 21;
 
 /// Rows handed over per pass. Exact partial state (the groups of a mart, the
