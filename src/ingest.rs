@@ -614,20 +614,24 @@ fn read_csv(
     while reader.read_byte_record(&mut record).map_err(read_err)? {
         rows += 1;
         let line = record.position().map_or(0, |p| p.line()) as i64;
+        let text = record_text(&record);
         let malformed = if record.len() != header.len() {
             Some(format!(
                 "expected {} fields, found {}",
                 header.len(),
                 record.len()
             ))
-        } else if record.iter().any(|f| std::str::from_utf8(f).is_err()) {
+        } else if text.is_none() {
             Some("not valid UTF-8 (invalid bytes replaced)".to_string())
         } else {
             None
         };
         for (builder, &i) in batch.columns.iter_mut().zip(&index) {
-            match record.get(i) {
-                Some(field) => builder.append_value(String::from_utf8_lossy(field)),
+            match record.range(i) {
+                Some(range) => match text.and_then(|t| t.get(range.clone())) {
+                    Some(field) => builder.append_value(field),
+                    None => builder.append_value(String::from_utf8_lossy(&record.as_slice()[range])),
+                },
                 None => builder.append_null(),
             }
         }
@@ -640,6 +644,21 @@ fn read_csv(
         sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
     }
     Ok(reader.into_inner().finish(path, rows))
+}
+
+/// The record's fields as one text, when every field is UTF-8: one check of
+/// all its bytes instead of one per field (most rows are valid, and only
+/// those that are not pay for replacing bytes). The fields lie end to end in
+/// it; each must also start and end on a character, or two invalid halves
+/// of fields could join into one valid character.
+fn record_text(record: &csv::ByteRecord) -> Option<&str> {
+    let text = std::str::from_utf8(record.as_slice()).ok()?;
+    let aligned = (0..record.len()).all(|i| {
+        record
+            .range(i)
+            .is_some_and(|r| text.is_char_boundary(r.start) && text.is_char_boundary(r.end))
+    });
+    aligned.then_some(text)
 }
 
 /// Reads one NDJSON file (one object per line; blank lines skipped) into Arrow
@@ -789,6 +808,19 @@ mod tests {
     /// The built-in pipeline's `events` source, as sluice.yaml declares it.
     fn events() -> Source {
         crate::config::Pipeline::built_in().unwrap().sources().remove(0)
+    }
+
+    #[test]
+    fn a_record_is_text_only_when_every_field_is() {
+        let record = |fields: &[&[u8]]| csv::ByteRecord::from(fields.to_vec());
+        let accented = "\u{e9}t\u{e9}".as_bytes();
+        assert_eq!(
+            record_text(&record(&[b"a", accented, b""])),
+            Some("a\u{e9}t\u{e9}")
+        );
+        assert_eq!(record_text(&record(&[b"a", b"\xff"])), None);
+        // Two halves of `é` in two fields join into valid bytes, yet neither field is text.
+        assert_eq!(record_text(&record(&[b"a\xc3", b"\xa9b"])), None);
     }
 
     #[test]
