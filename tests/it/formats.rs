@@ -222,6 +222,27 @@ fn a_mix_of_formats_in_one_directory_is_one_source() {
         ws.query("agg_result.db", "SELECT rows_raw, rows_staged FROM _sluice_runs"),
         ["3500|3500"]
     );
+    // Each raw row names its own file (text files get it from the column's default).
+    let raw = ws.path("data/raw/events/events.parquet");
+    let per_file: Vec<(String, i64, i64)> = duckdb()
+        .prepare(&format!(
+            "SELECT _source_file, count(*), max(_line) FROM read_parquet('{}') GROUP BY 1 ORDER BY 1",
+            raw.display()
+        ))
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        per_file,
+        [
+            ("input/2026/b.ndjson.gz".to_string(), 1000, 1000),
+            ("input/a.csv".to_string(), 1000, 1001),
+            ("input/c.csv.zst".to_string(), 1000, 1001),
+            ("input/d.parquet".to_string(), 500, 500),
+        ]
+    );
 }
 
 #[test]
