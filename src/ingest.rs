@@ -300,7 +300,7 @@ fn land_text(
 ) -> Result<(InputFile, Vec<String>)> {
     // `_source_file` is the column's default while this file lands: copying
     // the same path into every row through Arrow and the appender cost
-    // about 5% of ingest.
+    // 0.5-0.9 s of 8.8 s of ingest at 10M rows.
     let table = format!("raw.{}", sql::ident(&source.name));
     conn.execute_batch(&format!(
         "ALTER TABLE {table} ALTER COLUMN _source_file SET DEFAULT {}",
