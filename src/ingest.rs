@@ -114,6 +114,11 @@ pub struct Source {
 }
 
 impl Source {
+    /// The DuckDB table its rows land in: `raw.<source>`.
+    fn table(&self) -> String {
+        format!("raw.{}", sql::ident(&self.name))
+    }
+
     fn names(&self) -> impl Iterator<Item = &str> {
         self.columns.iter().map(|(c, _)| c.as_str())
     }
@@ -240,7 +245,7 @@ pub fn land(
     ingested_at: &str,
     progress: &indicatif::ProgressBar,
 ) -> Result<Ingested> {
-    let table = format!("raw.{}", sql::ident(&source.name));
+    let table = source.table();
     let mut columns: Vec<String> = source
         .names()
         .map(|c| format!("{} VARCHAR", sql::ident(c)))
@@ -301,7 +306,7 @@ fn land_text(
     // `_source_file` is the column's default while this file lands: copying
     // the same path into every row through Arrow and the appender cost
     // 0.5-0.9 s of 8.8 s of ingest at 10M rows.
-    let table = format!("raw.{}", sql::ident(&source.name));
+    let table = source.table();
     conn.execute_batch(&format!(
         "ALTER TABLE {table} ALTER COLUMN _source_file SET DEFAULT {}",
         sql::string(&path.display().to_string())
@@ -442,8 +447,8 @@ fn land_parquet(
     let rows = conn
         .execute(
             &format!(
-                "INSERT INTO raw.{} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
-                sql::ident(&source.name),
+                "INSERT INTO {} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
+                source.table(),
                 select.join(", "),
                 sql::string(&path.display().to_string()),
             ),
@@ -542,7 +547,7 @@ impl Read for TextInput {
 /// goes to the marts and checks (at 10M rows it is the largest table, and
 /// keeping it made DuckDB spill).
 pub fn serve_from_lake(conn: &Connection, source: &Source, raw_dir: &Path) -> Result<()> {
-    let table = format!("raw.{}", sql::ident(&source.name));
+    let table = source.table();
     let file = raw_dir
         .join(&source.name)
         .join(format!("{}.parquet", source.name));
