@@ -177,9 +177,9 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_MEMORY_LIMIT", default_value = "1500MB", value_parser = parse_memory, value_name = "SIZE")]
     pub memory_limit: String,
 
-    /// Rows handed from DuckDB to the marts per pass. Above it the handoff runs
-    /// in passes over hash partitions of a group key or `count_distinct` column,
-    /// so Polars holds one partition's groups and distinct values at a time.
+    /// Most rows handed from DuckDB to the marts per pass. Above it the handoff
+    /// runs in passes over hash partitions of a group key or `count_distinct`
+    /// column, so Polars holds one partition's groups and distinct values at a time.
     #[arg(long, env = "SLUICE_PASS_ROWS", default_value_t = crate::marts::PASS_ROWS,
           value_parser = clap::value_parser!(u64).range(1..), value_name = "ROWS")]
     pub pass_rows: u64,
