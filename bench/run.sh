@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Benchmark: end-to-end rows/s, seconds and peak RSS per stage of `sluice run`
 # on generated data, next to the floor (a bare DuckDB count(*) scan of the
-# same CSV) and the Python stack a data engineer would otherwise glue
-# together for the same job (bench/python_stack.py: DuckDB -> Arrow -> Polars
-# -> sqlite3, without the checks). PyPI's duckdb, polars and pyarrow are
-# installed when missing.
+# same CSV), DuckDB landing that CSV's every column as text in Parquet (the
+# least a run that keeps a raw layer does), and the Python stack a data
+# engineer would otherwise glue together for the same job
+# (bench/python_stack.py: DuckDB -> Arrow -> Polars -> sqlite3, without the
+# checks). PyPI's duckdb, polars and pyarrow are installed when missing.
 #
 #   bench/run.sh [ROWS ...]          default: 1000000 10000000
 #
@@ -25,9 +26,9 @@ python3 -c 'import duckdb, polars, pyarrow' 2> /dev/null ||
 stack=$(dirname "$0")/python_stack.py
 [ $# -gt 0 ] || set -- 1000000 10000000
 
-printf '%-11s %8s %10s %7s %7s %7s %7s %7s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n' \
+printf '%-11s %8s %10s %7s %7s %7s %7s %7s %8s %8s %8s %8s %8s %8s %8s %8s %8s %8s\n' \
     rows seconds rows/s ingest stage marts audit publish \
-    pk_ing pk_stg pk_mrt pk_aud peak_MiB floor_s floor_MiB py_s py_MiB
+    pk_ing pk_stg pk_mrt pk_aud peak_MiB floor_s floor_MiB land_s py_s py_MiB
 for rows in "$@"; do
     work=$(mktemp -d)
     "$bin" generate --rows "$rows" --out "$work/input/events.csv" --end 2026-11-20T00:00:00Z > /dev/null
@@ -90,12 +91,18 @@ floor_s, floor_peak = timed(
     sys.executable, "-c",
     "import duckdb, sys; duckdb.sql(\"SELECT count(*) FROM read_csv('\" + sys.argv[1]"
     " + \"', all_varchar = true)\").fetchall()", csv)
+# The least a run that lands the raw layer does: DuckDB reads every column
+# as text and writes it to Parquet, nothing else.
+land_s, _ = timed(
+    sys.executable, "-c",
+    "import duckdb, sys; duckdb.sql(\"COPY (SELECT * FROM read_csv('\" + sys.argv[1]"
+    " + \"', all_varchar = true)) TO '\" + sys.argv[2] + \"'\")", csv, f"{work}/land.parquet")
 # The same job in Python, in a directory of its own.
 py_s, py_peak = timed(sys.executable, stack, csv, f"{work}/python", "--as-of", "2026-11-20T00:00:00Z")
 cols = [f"{seconds.get(s, float('nan')):>7.2f}" for s in stages]
 pks = [f"{peaks.get(s, 0) / 1024:>8.0f}" for s in stages[:4]]
 print(f"{rows:<11} {elapsed:>8.2f} {rows / elapsed:>10,.0f} " + " ".join(cols + pks)
-      + f" {peak / 1024:>8.0f} {floor_s:>8.2f} {floor_peak / 1024:>8.0f}"
+      + f" {peak / 1024:>8.0f} {floor_s:>8.2f} {floor_peak / 1024:>8.0f} {land_s:>8.2f}"
       + f" {py_s:>8.2f} {py_peak / 1024:>8.0f}"
       + ("" if proc.returncode == 0 else f"  (exit {proc.returncode}: /tmp/sluice-bench-{rows}.txt and .log)"))
 if proc.returncode != 0:
