@@ -89,9 +89,10 @@ pub enum ColumnType {
     Timestamp,
 }
 
-/// What a column the source does not declare does to a run: `ignore` (not
-/// landed, not mentioned), `warn` (not landed; a warning names it) or `fail`
-/// (the run stops with an error naming the file and the column).
+/// What a column nobody declared does: `ignore` (not mentioned), `warn` (a
+/// warning names it) or `fail`. For a source's file, an undeclared column is
+/// never landed and `fail` stops the run; for a schema check, it decides the
+/// check's result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NewColumns {
@@ -99,6 +100,16 @@ pub enum NewColumns {
     #[default]
     Warn,
     Fail,
+}
+
+impl NewColumns {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NewColumns::Ignore => "ignore",
+            NewColumns::Warn => "warn",
+            NewColumns::Fail => "fail",
+        }
+    }
 }
 
 /// One source: the columns landed from each of its files and the rules for them.

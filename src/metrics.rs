@@ -1,4 +1,4 @@
-//! Metrics of a run (SPEC.md section 7), registered in this one module,
+//! Metrics of a run (docs/contract.md, "Metrics and traces"), registered in this one module,
 //! written to `output/metrics.prom` after every run and pushed to a Prometheus
 //! Pushgateway when a URL is set. Batch-job conventions: gauges only, Unix
 //! timestamps rather than ages, units in names, stages and tables as labels.
@@ -115,7 +115,7 @@ impl Metrics {
         for o in &audit.outcomes {
             let c = &o.check;
             // The label names the check's most severe tier, so a series keeps its identity across runs.
-            let severity = if c.fail.is_some() || c.kind == Kind::Schema {
+            let severity = if c.fail.is_some() || c.kind() == Kind::Schema {
                 "fail"
             } else {
                 "warn"
@@ -131,7 +131,7 @@ impl Metrics {
                 .set(status);
             if let Some(v) = o.observed {
                 self.check_observed.with_label_values(&[&c.name, &c.table]).set(v);
-                if c.kind == Kind::Freshness {
+                if c.kind() == Kind::Freshness {
                     let lag = self.freshness_lag.with_label_values(&[&c.table]);
                     lag.set(lag.get().max(v));
                 }

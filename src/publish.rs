@@ -378,7 +378,7 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) 
             o.check.file,
             o.check.name,
             o.check.table,
-            o.check.kind.as_str(),
+            o.check.kind().as_str(),
             o.status.as_str(),
             o.severity(),
             o.observed,

@@ -51,7 +51,12 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
 
     let available = tables(&conn)?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
-        available.contains(&c.table) && c.compare_to.as_ref().is_none_or(|o| available.contains(&o.table))
+        available.contains(&c.table)
+            && c.rule
+                .measure()
+                .other_tables()
+                .iter()
+                .all(|(table, _)| available.iter().any(|a| a == table))
     });
     let ctx = Context {
         conn: &conn,

@@ -3,14 +3,14 @@
 //! aggregate query; a custom check is its own query. A check that cannot run
 //! (unknown table or column, bad SQL) yields `error`, never a crash.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use duckdb::Connection;
 
+use super::rules::{Columns, Failing, Plan, Sql, Verdict, table_ref};
 use super::spec::{Baseline, Direction};
-use super::spec::{Kind, NewColumns};
 use super::threshold::{Threshold, Unit};
 use super::{Check, HistoryRule};
 use crate::sql;
@@ -83,145 +83,10 @@ pub struct Context<'a> {
 /// `(check file, check name)` → earlier observed values, newest first.
 pub type History = std::collections::HashMap<(String, String), Vec<f64>>;
 
-/// `staging.events` → `"staging"."events"`.
-fn table_ref(table: &str) -> String {
-    table.split('.').map(sql::ident).collect::<Vec<_>>().join(".")
-}
-
 impl Context<'_> {
-    fn expand(&self, sql: &str) -> String {
-        sql.replace("{as_of}", &sql::timestamp(self.as_of))
-            .replace("{window_start}", &sql::timestamp(self.window_start))
-    }
-
-    /// The rows a check looks at: its `filter`, or all.
-    fn scope(&self, c: &Check) -> String {
-        self.condition(c.filter.as_deref())
-    }
-
-    /// A filter as a condition, `TRUE` when there is none.
-    fn condition(&self, filter: Option<&str>) -> String {
-        filter.map_or("TRUE".into(), |f| format!("({})", self.expand(f)))
-    }
-
-    /// The checked columns are all non-null.
-    fn non_null(c: &Check) -> String {
-        if c.columns.is_empty() {
-            return "TRUE".into();
-        }
-        c.columns
-            .iter()
-            .map(|col| format!("{} IS NOT NULL", sql::ident(col)))
-            .collect::<Vec<_>>()
-            .join(" AND ")
-    }
-
-    /// The condition a failing row meets (completeness and validity).
-    fn failing(&self, c: &Check) -> String {
-        match c.kind {
-            Kind::Completeness => {
-                let col = sql::ident(&c.columns[0]);
-                if c.blank_is_missing {
-                    // Blank is what `trim` would empty (Unicode space
-                    // separators): matched, not trimmed, on every row.
-                    format!("({col} IS NULL OR regexp_full_match(CAST({col} AS VARCHAR), '\\p{{Zs}}*'))")
-                } else {
-                    format!("{col} IS NULL")
-                }
-            }
-            Kind::Validity => {
-                let mut rules = Vec::new();
-                let col = c.columns.first().map(|c| sql::ident(c));
-                if let (Some(col), Some(values)) = (&col, &c.accepted_values) {
-                    let list: Vec<String> = values.iter().map(|v| sql::string(v)).collect();
-                    rules.push(format!("CAST({col} AS VARCHAR) IN ({})", list.join(", ")));
-                }
-                if let (Some(col), Some(re)) = (&col, &c.regex) {
-                    rules.push(format!(
-                        "regexp_full_match(CAST({col} AS VARCHAR), {})",
-                        sql::string(re)
-                    ));
-                }
-                if let (Some(col), Some(min)) = (&col, c.min) {
-                    rules.push(format!("{col} >= {min}"));
-                }
-                if let (Some(col), Some(max)) = (&col, c.max) {
-                    rules.push(format!("{col} <= {max}"));
-                }
-                if let Some(p) = &c.predicate {
-                    rules.push(format!("({})", self.expand(p)));
-                }
-                format!("({} AND NOT ({}))", Self::non_null(c), rules.join(" AND "))
-            }
-            _ => "FALSE".into(),
-        }
-    }
-
-    /// The key columns of a uniqueness check, to group or partition by.
-    fn key_list(c: &Check) -> String {
-        c.columns
-            .iter()
-            .map(|c| sql::ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
-
-    /// The aggregate expressions of a metric check (DOUBLE each).
-    fn metric_exprs(&self, c: &Check) -> Vec<String> {
-        let scope = self.scope(c);
-        let count_where = |cond: &str| format!("CAST(count(*) FILTER (WHERE {scope} AND {cond}) AS DOUBLE)");
-        match c.kind {
-            Kind::RowCount => vec![count_where("TRUE")],
-            Kind::Completeness => vec![count_where(&self.failing(c)), count_where("TRUE")],
-            Kind::Validity => vec![count_where(&self.failing(c)), count_where(&Self::non_null(c))],
-            // Distinct keys by GROUP BY, which DuckDB spills past its memory
-            // limit; `count(DISTINCT)` does not, and ran out of memory on
-            // 100M event ids.
-            Kind::Uniqueness => vec![
-                format!(
-                    "CAST(count(*) FILTER (WHERE {scope}) - (SELECT count(*) FROM (SELECT 1 FROM {} WHERE {scope} AND {} GROUP BY {})) AS DOUBLE)",
-                    table_ref(&c.table),
-                    Self::non_null(c),
-                    Self::key_list(c)
-                ),
-                count_where("TRUE"),
-            ],
-            Kind::Freshness => {
-                let col = format!("CAST({} AS TIMESTAMP)", sql::ident(&c.columns[0]));
-                let as_of = sql::timestamp(self.as_of);
-                vec![format!(
-                    "CAST((epoch_us({as_of}) - epoch_us(max({col}) FILTER (WHERE {scope} AND {col} <= {as_of}))) / 1e6 AS DOUBLE)"
-                )]
-            }
-            Kind::Custom | Kind::Consistency | Kind::Schema => Vec::new(),
-        }
-    }
-
-    /// Consistency as two values: the absolute difference and the baseline's
-    /// magnitude (so the share is the relative difference).
-    fn consistency_sql(&self, c: &Check) -> String {
-        let expr = self.expand(c.expression.as_deref().unwrap_or("NULL"));
-        let table = table_ref(&c.table);
-        let scope = self.scope(c);
-        if let Some(other) = &c.compare_to {
-            let other_scope = self.condition(other.filter.as_deref());
-            let a = format!("coalesce(CAST((SELECT {expr} FROM {table} WHERE {scope}) AS DOUBLE), 0)");
-            let b = format!(
-                "coalesce(CAST((SELECT {} FROM {} WHERE {other_scope}) AS DOUBLE), 0)",
-                self.expand(&other.expression),
-                table_ref(&other.table)
-            );
-            return format!("SELECT abs(a - b), abs(b) FROM (SELECT {a} AS a, {b} AS b)");
-        }
-        // Day over day: the last complete day (before as_of's day) against the one before it.
-        let day = sql::ident(c.day_column.as_deref().unwrap_or(""));
-        let as_of_day = format!("CAST({} AS DATE)", sql::timestamp(self.as_of));
-        format!(
-            "WITH d AS (SELECT CAST({day} AS DATE) AS day, CAST({expr} AS DOUBLE) AS v FROM {table} WHERE {scope} GROUP BY 1), \
-             p AS (SELECT coalesce((SELECT v FROM d WHERE day = {as_of_day} - 1), 0) AS last, \
-                          coalesce((SELECT v FROM d WHERE day = {as_of_day} - 2), 0) AS prev) \
-             SELECT abs(last - prev), abs(prev) FROM p"
-        )
+    /// The SQL context of one check.
+    fn sql(&self, c: &Check) -> Sql {
+        Sql::new(self.as_of, self.window_start, &c.table, c.filter.as_deref())
     }
 
     fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
@@ -240,7 +105,7 @@ impl Context<'_> {
 }
 
 /// Column names and DuckDB types of a table.
-fn columns_of(conn: &Connection, table: &str) -> Result<BTreeMap<String, String>, String> {
+fn columns_of(conn: &Connection, table: &str) -> Result<Columns, String> {
     let mut stmt = conn
         .prepare(&format!(
             "SELECT column_name, column_type FROM (DESCRIBE {})",
@@ -253,48 +118,50 @@ fn columns_of(conn: &Connection, table: &str) -> Result<BTreeMap<String, String>
     names.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
-/// A schema check, decided from the table's columns alone.
-fn schema_outcome(c: &Check, columns: &BTreeMap<String, String>) -> Outcome {
-    let norm = |t: &str| t.to_ascii_uppercase().replace(' ', "");
-    let mut hard = Vec::new();
-    for (name, want) in &c.required {
-        match columns.get(name) {
-            None => hard.push(format!("missing `{name}`")),
-            Some(got) if !want.eq_ignore_ascii_case("any") && norm(got) != norm(want) => {
-                hard.push(format!("`{name}` is {got}, expected {want}"))
+/// The columns of each table the checks read, looked up once.
+struct Catalog<'a> {
+    conn: &'a Connection,
+    tables: HashMap<String, Result<Columns, String>>,
+}
+
+impl Catalog<'_> {
+    fn columns(&mut self, table: &str) -> Result<&Columns, String> {
+        let conn = self.conn;
+        self.tables
+            .entry(table.to_string())
+            .or_insert_with(|| columns_of(conn, table))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Every column `names` gives exists in `table`, else which does not.
+    fn known(&mut self, table: &str, names: &[&str]) -> Result<(), String> {
+        let columns = self.columns(table)?;
+        match names.iter().find(|name| !columns.contains_key(**name)) {
+            None => Ok(()),
+            Some(missing) => {
+                let known: Vec<&str> = columns.keys().map(String::as_str).collect();
+                Err(format!(
+                    "unknown column `{missing}` in `{table}` (columns: {})",
+                    known.join(", ")
+                ))
             }
-            Some(_) => {}
         }
     }
-    let new: Vec<String> = columns
-        .keys()
-        .filter(|k| !c.required.iter().any(|(r, _)| r == *k))
-        .map(|k| format!("new column `{k}`"))
-        .collect();
-    let (status, counted_new) = match (hard.is_empty(), c.new_columns, new.is_empty()) {
-        (false, ..) => (Status::Fail, c.new_columns != NewColumns::Ignore),
-        (true, NewColumns::Ignore, _) | (true, _, true) => (Status::Pass, false),
-        (true, NewColumns::Warn, false) => (Status::Warn, true),
-        (true, NewColumns::Fail, false) => (Status::Fail, true),
-    };
-    let mut problems = hard;
-    if counted_new {
-        problems.extend(new);
-    }
-    let policy = match c.new_columns {
-        NewColumns::Ignore => "ignore",
-        NewColumns::Warn => "warn",
-        NewColumns::Fail => "fail",
-    };
-    Outcome {
-        check: c.clone(),
-        status,
-        observed: Some(problems.len() as f64),
-        observed_pct: None,
-        threshold: format!("new columns: {policy}"),
-        failed_rows: None,
-        sample: None,
-        message: (!problems.is_empty()).then(|| problems.join("; ")),
+
+    /// Every table and column a check names exists.
+    fn check(&mut self, c: &Check, sql: &Sql) -> Result<(), String> {
+        let rule = c.rule.measure();
+        let mut names = rule.columns();
+        // The sample of a query of the check's own picks its own columns.
+        if !matches!(rule.failing(sql), Failing::Query(_)) {
+            names.extend(c.key_columns.iter().chain(&c.mask).map(String::as_str));
+        }
+        self.known(&c.table, &names)?;
+        for (table, names) in rule.other_tables() {
+            self.known(table, &names)?;
+        }
+        Ok(())
     }
 }
 
@@ -302,7 +169,11 @@ fn schema_outcome(c: &Check, columns: &BTreeMap<String, String>) -> Outcome {
 pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     let mut audit = Audit::default();
     let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
-    let mut decided: Vec<Option<Outcome>> = vec![None; checks.len()];
+    let mut decided: Vec<Option<Verdict>> = vec![None; checks.len()];
+    let mut catalog = Catalog {
+        conn: ctx.conn,
+        tables: HashMap::new(),
+    };
 
     let mut tables: Vec<&str> = Vec::new();
     for c in checks {
@@ -312,52 +183,24 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     }
     for table in tables {
         let members: Vec<usize> = (0..checks.len()).filter(|&i| checks[i].table == table).collect();
-        let columns = match columns_of(ctx.conn, table) {
-            Ok(cols) => cols,
-            Err(e) => {
-                for &i in &members {
-                    values[i] = Err(e.clone());
-                }
-                continue;
-            }
-        };
         let mut fused: Vec<(usize, Vec<String>)> = Vec::new();
         for &i in &members {
             let c = &checks[i];
-            // A custom query picks its own columns; the others must be the table's.
-            let referenced = c
-                .columns
-                .iter()
-                .chain(&c.key_columns)
-                .chain(&c.mask)
-                .chain(&c.day_column);
-            let missing = if c.kind == Kind::Custom {
-                None
-            } else {
-                referenced.into_iter().find(|col| !columns.contains_key(*col))
+            let sql = ctx.sql(c);
+            let columns = match catalog.check(c, &sql).and_then(|()| catalog.columns(table)) {
+                Ok(columns) => columns,
+                Err(e) => {
+                    values[i] = Err(e);
+                    continue;
+                }
             };
-            if let Some(missing) = missing {
-                let known: Vec<&str> = columns.keys().map(String::as_str).collect();
-                values[i] = Err(format!(
-                    "unknown column `{missing}` in `{table}` (columns: {})",
-                    known.join(", ")
-                ));
-                continue;
-            }
-            if c.kind == Kind::Schema {
-                decided[i] = Some(schema_outcome(c, &columns));
-            } else if c.kind == Kind::Consistency {
-                audit.queries += 1;
-                values[i] = ctx.query_values(&ctx.consistency_sql(c), 2);
-            } else if c.kind == Kind::Custom {
-                let sql = format!(
-                    "SELECT CAST(count(*) AS DOUBLE) FROM ({}) AS failing",
-                    ctx.expand(c.sql.as_deref().unwrap_or(""))
-                );
-                audit.queries += 1;
-                values[i] = ctx.query_values(&sql, 1);
-            } else {
-                fused.push((i, ctx.metric_exprs(c)));
+            match c.rule.measure().plan(&sql, columns) {
+                Plan::Decided(verdict) => decided[i] = Some(verdict),
+                Plan::Query { sql, values: n } => {
+                    audit.queries += 1;
+                    values[i] = ctx.query_values(&sql, n);
+                }
+                Plan::Aggregates(exprs) => fused.push((i, exprs)),
             }
         }
         if fused.is_empty() {
@@ -407,7 +250,19 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
             .history
             .get(&(c.file.clone(), c.name.clone()))
             .map_or(&[][..], Vec::as_slice);
-        let mut outcome = decided.unwrap_or_else(|| evaluate(c, v, past));
+        let mut outcome = match decided {
+            Some(verdict) => Outcome {
+                check: c.clone(),
+                status: verdict.status,
+                observed: Some(verdict.observed),
+                observed_pct: None,
+                threshold: verdict.threshold,
+                failed_rows: None,
+                sample: None,
+                message: verdict.message,
+            },
+            None => evaluate(c, v, past),
+        };
         span.record("status", outcome.status.as_str());
         if let Some(observed) = outcome.observed {
             span.record("observed", observed);
@@ -464,10 +319,7 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>, past: &[f64]) -
             (false, false) => 0.0,
         });
     }
-    if matches!(
-        c.kind,
-        Kind::Completeness | Kind::Uniqueness | Kind::Validity | Kind::Custom
-    ) {
+    if c.rule.measure().counts_failing_rows() {
         outcome.failed_rows = first.map(|v| v as u64);
     }
     let Some(observed) = first else {
@@ -480,7 +332,10 @@ fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>, past: &[f64]) -
         };
         outcome.status = status;
         outcome.threshold = tier;
-        outcome.message = Some(format!("no `{}` value at or before as_of", c.columns.join(", ")));
+        outcome.message = Some(format!(
+            "no `{}` value at or before as_of",
+            c.rule.measure().columns().join(", ")
+        ));
         return outcome;
     };
     // What the tiers judge: the metric itself, or how far it is from its history.
@@ -569,69 +424,51 @@ fn against_history(rule: &HistoryRule, observed: f64, past: &[f64]) -> Result<(f
 /// Writes up to `sample_size` failing rows (key and checked columns, masked
 /// where asked) to `<failed_rows_dir>/<check>.csv`.
 fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String> {
-    let scope = ctx.scope(c);
-    let mut cols: Vec<&String> = Vec::new();
-    for col in c.key_columns.iter().chain(&c.columns) {
+    let sql = ctx.sql(c);
+    let rule = c.rule.measure();
+    let mut cols: Vec<&str> = Vec::new();
+    for col in c.key_columns.iter().map(String::as_str).chain(rule.columns()) {
         if !cols.contains(&col) {
             cols.push(col);
         }
     }
-    let select = |cols: &[&String]| -> String {
-        if cols.is_empty() {
-            return "*".into();
+    let masked = |col: &str| {
+        if c.mask.iter().any(|m| m == col) {
+            format!("'***' AS {}", sql::ident(col))
+        } else {
+            sql::ident(col)
         }
-        cols.iter()
-            .map(|col| {
-                if c.mask.contains(col) {
-                    format!("'***' AS {}", sql::ident(col))
-                } else {
-                    sql::ident(col)
-                }
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
     };
-    let order = if cols.is_empty() {
-        String::new()
-    } else {
-        format!(
-            " ORDER BY {}",
-            cols.iter().map(|c| sql::ident(c)).collect::<Vec<_>>().join(", ")
-        )
-    };
-    let table = table_ref(&c.table);
     let limit = c.sample_size;
-    let query = match c.kind {
-        Kind::Completeness | Kind::Validity => {
+    let query = match rule.failing(&sql) {
+        Failing::Nothing => return Ok(None),
+        Failing::Rows { condition, qualify } => {
+            let (select, order) = if cols.is_empty() {
+                ("*".to_string(), String::new())
+            } else {
+                (
+                    cols.iter().map(|c| masked(c)).collect::<Vec<_>>().join(", "),
+                    format!(
+                        " ORDER BY {}",
+                        cols.iter().map(|c| sql::ident(c)).collect::<Vec<_>>().join(", ")
+                    ),
+                )
+            };
+            let qualify = qualify.map_or(String::new(), |q| format!(" QUALIFY {q}"));
             format!(
-                "SELECT {} FROM {table} WHERE {scope} AND {}{order} LIMIT {limit}",
-                select(&cols),
-                ctx.failing(c)
+                "SELECT {select} FROM {} WHERE {} AND {condition}{qualify}{order} LIMIT {limit}",
+                sql.table, sql.scope
             )
         }
-        Kind::Uniqueness => format!(
-            "SELECT {} FROM {table} WHERE {scope} AND {} QUALIFY count(*) OVER (PARTITION BY {}) > 1{order} LIMIT {limit}",
-            select(&cols),
-            Context::non_null(c),
-            Context::key_list(c)
-        ),
-        Kind::Custom => {
-            let masks: Vec<String> = c
-                .mask
-                .iter()
-                .map(|m| format!("'***' AS {}", sql::ident(m)))
-                .collect();
+        Failing::Query(query) => {
+            let masks: Vec<String> = c.mask.iter().map(|m| masked(m)).collect();
             let star = if masks.is_empty() {
                 "*".to_string()
             } else {
                 format!("* REPLACE ({})", masks.join(", "))
             };
-            format!(
-                "SELECT {star} FROM ({}) AS failing LIMIT {limit}",
-                ctx.expand(c.sql.as_deref().unwrap_or(""))
-            )
+            format!("SELECT {star} FROM ({query}) AS failing LIMIT {limit}")
         }
-        Kind::RowCount | Kind::Freshness | Kind::Consistency | Kind::Schema => return Ok(None),
     };
     std::fs::create_dir_all(ctx.failed_rows_dir).map_err(|e| e.to_string())?;
     let path = ctx.failed_rows_dir.join(format!("{}.csv", c.name));

@@ -4,19 +4,21 @@
 
 pub mod engine;
 pub mod report;
+pub mod rules;
 pub mod spec;
 pub mod threshold;
 
 use std::path::{Path, PathBuf};
 
-use spec::{AnomalySpec, ChangeSpec, CheckSpec, ChecksFile, CompareTo, Kind, NewColumns};
+use rules::{Problem, Rule};
+use spec::{AnomalySpec, ChangeSpec, CheckSpec, ChecksFile, Kind};
 use threshold::{Threshold, Unit};
 
 use crate::yaml;
 pub use crate::yaml::ConfigError;
 use crate::yaml::key_of;
 
-/// A check ready to run.
+/// A check ready to run: what every check has, and its [`Rule`].
 #[derive(Debug, Clone)]
 pub struct Check {
     /// The file it came from, as given (`checks/events.yaml`).
@@ -24,24 +26,10 @@ pub struct Check {
     pub line: usize,
     pub name: String,
     pub table: String,
-    pub kind: Kind,
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub filter: Option<String>,
-    /// The checked columns: `column`, or `columns` for a composite key.
-    pub columns: Vec<String>,
-    pub blank_is_missing: bool,
-    pub accepted_values: Option<Vec<String>>,
-    pub regex: Option<String>,
-    pub min: Option<f64>,
-    pub max: Option<f64>,
-    pub predicate: Option<String>,
-    pub sql: Option<String>,
-    pub expression: Option<String>,
-    pub compare_to: Option<CompareTo>,
-    pub day_column: Option<String>,
-    pub required: Vec<(String, String)>,
-    pub new_columns: NewColumns,
+    pub rule: Rule,
     /// Tiers judge the metric against earlier runs, not as it is.
     pub history: Option<HistoryRule>,
     pub warn: Option<Threshold>,
@@ -49,6 +37,12 @@ pub struct Check {
     pub key_columns: Vec<String>,
     pub mask: Vec<String>,
     pub sample_size: u32,
+}
+
+impl Check {
+    pub fn kind(&self) -> Kind {
+        self.rule.kind()
+    }
 }
 
 /// How a check's metric is judged against its history.
@@ -129,117 +123,33 @@ pub fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> 
 }
 
 /// Turns one spec into a check, or lists `(field, problem)` pairs.
-fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static str, String)>> {
-    let mut problems: Vec<(&'static str, String)> = Vec::new();
-    let mut tier = |field: &'static str, text: &Option<String>| -> Option<Threshold> {
-        let t = Threshold::parse(text.as_deref()?)
-            .map_err(|m| problems.push((field, m)))
-            .ok()?;
-        // A change is a count or a share of the baseline; an anomaly is a z-score.
-        let (allowed, expected): (&[Unit], &str) = match (s.kind, s.change.is_some(), s.anomaly.is_some()) {
-            (_, true, _) => (
-                &[Unit::Count, Unit::Percent],
-                "an absolute (`> 100`) or relative (`> 50%`) change",
-            ),
-            (_, _, true) => (&[Unit::Count], "a z-score such as `> 3`"),
-            (Kind::Freshness, ..) => (&[Unit::Seconds], "a duration such as `24h`"),
-            (Kind::RowCount | Kind::Custom, ..) => (&[Unit::Count], "a count such as `< 1` or `> 0`"),
-            _ => (
-                &[Unit::Count, Unit::Percent],
-                "a count (`> 0`) or a percent (`> 1%`)",
-            ),
-        };
-        if !allowed.contains(&t.unit) {
+fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<Problem>> {
+    let mut problems: Vec<Problem> = Vec::new();
+    let takes = s.kind.fields();
+    for field in s.given_fields() {
+        if !takes.contains(&field) {
+            let owners: Vec<&str> = Kind::all()
+                .filter(|k| k.fields().contains(&field))
+                .map(Kind::as_str)
+                .collect();
             problems.push((
                 field,
-                format!("a {} check takes {expected}, not `{}`", s.kind.as_str(), t.text),
+                format!(
+                    "a {} check takes no `{field}` (it is a field of {} checks)",
+                    s.kind.as_str(),
+                    owners.join(" and ")
+                ),
             ));
-            return None;
         }
-        Some(t)
+    }
+    let (warn, fail) = tiers(&s, &mut problems);
+    if s.change.is_some() && s.anomaly.is_some() {
+        problems.push(("anomaly", "give `change` or `anomaly`, not both".into()));
+    }
+    let rule = rules::build(&s).map_err(|p| problems.extend(p));
+    let Ok(rule) = rule else {
+        return Err(problems);
     };
-    let warn = tier("warn", &s.warn);
-    let fail = tier("fail", &s.fail);
-    match (s.kind, s.warn.is_some() || s.fail.is_some()) {
-        (Kind::Schema, true) => problems.push((
-            if s.warn.is_some() { "warn" } else { "fail" },
-            "a schema check takes no tiers: missing columns and wrong types fail, `new_columns` decides the rest".into(),
-        )),
-        (Kind::Schema, false) | (_, true) => {}
-        (_, false) => problems.push(("fail", "give `warn`, `fail` or both".into())),
-    }
-    match (s.kind, &s.expression, &s.compare_to, &s.day_column) {
-        (Kind::Consistency, None, ..) => problems.push((
-            "expression",
-            "a consistency check needs `expression`, an aggregate such as `sum(revenue)`".into(),
-        )),
-        (Kind::Consistency, Some(_), None, None) | (Kind::Consistency, Some(_), Some(_), Some(_)) => problems.push((
-            "kind",
-            "a consistency check needs `compare_to` (reconciliation) or `day_column` (day over day), one of them".into(),
-        )),
-        (Kind::Consistency, ..) => {}
-        (_, None, None, None) => {}
-        _ => problems.push((
-            "expression",
-            "`expression`, `compare_to` and `day_column` belong to consistency checks".into(),
-        )),
-    }
-    match (s.kind, s.change.is_some(), s.anomaly.is_some()) {
-        (_, true, true) => problems.push(("anomaly", "give `change` or `anomaly`, not both".into())),
-        (Kind::Schema, true, _) | (Kind::Schema, _, true) => problems.push((
-            "kind",
-            "a schema check has no metric to compare with history".into(),
-        )),
-        _ => {}
-    }
-    owned_field(
-        &mut problems,
-        (s.kind, Kind::Schema),
-        ("required", s.required.is_some()),
-        "a schema check needs `required`: column -> type",
-    );
-    let mut columns: Vec<String> = s.column.iter().cloned().collect();
-    if let Some(cs) = &s.columns {
-        if s.kind != Kind::Uniqueness {
-            problems.push((
-                "columns",
-                "`columns` is for uniqueness checks; use `column`".into(),
-            ));
-        } else if s.column.is_some() {
-            problems.push(("columns", "give `column` or `columns`, not both".into()));
-        }
-        columns.extend(cs.iter().cloned());
-    }
-    // accepted_values, regex, min/max, predicate: all but the last are about a column.
-    let rules = [
-        s.accepted_values.is_some(),
-        s.regex.is_some(),
-        s.min.is_some() || s.max.is_some(),
-        s.predicate.is_some(),
-    ];
-    let needs_column = matches!(s.kind, Kind::Completeness | Kind::Uniqueness | Kind::Freshness)
-        || (s.kind == Kind::Validity && (s.predicate.is_none() || rules[..3].contains(&true)));
-    if needs_column && columns.is_empty() {
-        problems.push(("column", format!("a {} check needs `column`", s.kind.as_str())));
-    }
-    match s.kind {
-        Kind::Validity if !rules.contains(&true) => problems.push((
-            "kind",
-            "a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`".into(),
-        )),
-        Kind::Validity => {}
-        _ if rules.contains(&true) => problems.push((
-            "kind",
-            "`accepted_values`, `regex`, `min`, `max` and `predicate` belong to validity checks".into(),
-        )),
-        _ => {}
-    }
-    owned_field(
-        &mut problems,
-        (s.kind, Kind::Custom),
-        ("sql", s.sql.is_some()),
-        "a custom check needs `sql`, a query returning the failing rows",
-    );
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -248,23 +158,10 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
         line,
         name: s.name,
         table: s.table,
-        kind: s.kind,
         description: s.description,
         tags: s.tags,
         filter: s.filter,
-        columns,
-        blank_is_missing: s.blank_is_missing,
-        accepted_values: s.accepted_values,
-        regex: s.regex,
-        min: s.min,
-        max: s.max,
-        predicate: s.predicate,
-        sql: s.sql,
-        expression: s.expression,
-        compare_to: s.compare_to,
-        day_column: s.day_column,
-        required: s.required.unwrap_or_default().into_iter().collect(),
-        new_columns: s.new_columns.unwrap_or_default(),
+        rule,
         history: match (s.change, s.anomaly) {
             (Some(change), _) => Some(HistoryRule::Change(change)),
             (None, Some(anomaly)) => Some(HistoryRule::Anomaly(anomaly)),
@@ -278,19 +175,60 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<(&'static s
     })
 }
 
-/// A field that one kind needs and no other kind takes: `(kind, owner)` and
-/// `(field, present)` decide which of the two problems, if any, it is.
-fn owned_field(
-    problems: &mut Vec<(&'static str, String)>,
-    (kind, owner): (Kind, Kind),
-    (field, present): (&'static str, bool),
-    needed: &str,
-) {
-    match (kind == owner, present) {
-        (true, false) => problems.push((field, needed.to_string())),
-        (false, true) => problems.push((field, format!("`{field}` belongs to {} checks", owner.as_str()))),
-        _ => {}
+/// The `warn` and `fail` tiers in the units the kind (or its history rule) takes.
+fn tiers(s: &CheckSpec, problems: &mut Vec<Problem>) -> (Option<Threshold>, Option<Threshold>) {
+    let units = match s.kind.tiers() {
+        Ok(units) => units,
+        Err(how) => return no_tiers(s, how, problems),
+    };
+    // A change is a count or a share of the baseline; an anomaly is a z-score.
+    let (allowed, expected) = match (s.change.is_some(), s.anomaly.is_some()) {
+        (true, _) => (
+            &[Unit::Count, Unit::Percent][..],
+            "an absolute (`> 100`) or relative (`> 50%`) change",
+        ),
+        (_, true) => (&[Unit::Count][..], "a z-score such as `> 3`"),
+        _ => units,
+    };
+    let mut tier = |field: &'static str, text: &Option<String>| -> Option<Threshold> {
+        let t = Threshold::parse(text.as_deref()?)
+            .map_err(|m| problems.push((field, m)))
+            .ok()?;
+        if !allowed.contains(&t.unit) {
+            problems.push((
+                field,
+                format!("a {} check takes {expected}, not `{}`", s.kind.as_str(), t.text),
+            ));
+            return None;
+        }
+        Some(t)
+    };
+    let warn = tier("warn", &s.warn);
+    let fail = tier("fail", &s.fail);
+    if s.warn.is_none() && s.fail.is_none() {
+        problems.push(("fail", "give `warn`, `fail` or both".into()));
     }
+    (warn, fail)
+}
+
+/// A kind that decides its own result takes no tiers and no history.
+fn no_tiers(s: &CheckSpec, how: &str, problems: &mut Vec<Problem>) -> (Option<Threshold>, Option<Threshold>) {
+    if s.warn.is_some() || s.fail.is_some() {
+        problems.push((
+            if s.warn.is_some() { "warn" } else { "fail" },
+            format!("a {} check takes no tiers: {how}", s.kind.as_str()),
+        ));
+    }
+    if s.change.is_some() || s.anomaly.is_some() {
+        problems.push((
+            "kind",
+            format!(
+                "a {} check has no metric to compare with history",
+                s.kind.as_str()
+            ),
+        ));
+    }
+    (None, None)
 }
 
 /// Keeps the checks `--select` names: a check name, `tag:<tag>`, or a table.

@@ -4,27 +4,12 @@
 use serde_json::json;
 
 use super::engine::{Audit, Outcome, Status};
-use super::spec::Kind;
 
 /// `12 (0.06%)`, `0 rows`, `3h 2m`: the observed value in the check's unit.
 pub fn observed(o: &Outcome) -> String {
-    let Some(v) = o.observed else {
-        return "-".into();
-    };
-    match o.check.kind {
-        Kind::Freshness => {
-            humantime::format_duration(std::time::Duration::from_secs(v.max(0.0) as u64)).to_string()
-        }
-        Kind::RowCount | Kind::Custom => format!("{} rows", v as u64),
-        Kind::Schema => format!("{} problems", v as u64),
-        Kind::Consistency => match o.observed_pct {
-            Some(pct) => format!("{v:.2} ({pct:.2}%)"),
-            None => format!("{v:.2}"),
-        },
-        _ => match o.observed_pct {
-            Some(pct) => format!("{} ({pct:.2}%)", v as u64),
-            None => format!("{}", v as u64),
-        },
+    match o.observed {
+        Some(v) => o.check.rule.measure().reads(v, o.observed_pct),
+        None => "-".into(),
     }
 }
 
@@ -84,14 +69,14 @@ pub fn table(audit: &Audit) -> String {
     s
 }
 
-/// One check as JSON (the fields are documented in the README).
+/// One check as JSON (the fields are documented in docs/checks.md).
 fn outcome_json(o: &Outcome) -> serde_json::Value {
     json!({
         "name": o.check.name,
         "file": o.check.file,
         "line": o.check.line,
         "table": o.check.table,
-        "kind": o.check.kind.as_str(),
+        "kind": o.check.kind().as_str(),
         "status": o.status.as_str(),
         "severity": o.severity(),
         "observed": o.observed,

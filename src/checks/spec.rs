@@ -4,6 +4,9 @@
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::threshold::Unit;
+pub use crate::ingest::NewColumns;
+
 const NAME: &str = r"^[a-z][a-z0-9_]*$";
 const TABLE: &str = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$";
 
@@ -123,16 +126,6 @@ fn default_min_history() -> u32 {
     5
 }
 
-/// What a column that `required` does not list does to a schema check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum NewColumns {
-    Ignore,
-    #[default]
-    Warn,
-    Fail,
-}
-
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -145,6 +138,106 @@ impl Kind {
             Kind::Consistency => "consistency",
             Kind::Schema => "schema",
         }
+    }
+
+    /// The kind-specific fields of [`CheckSpec`] this kind takes.
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Kind::RowCount => &[],
+            Kind::Completeness => &["column", "blank_is_missing"],
+            Kind::Uniqueness => &["column", "columns"],
+            Kind::Validity => &["column", "accepted_values", "regex", "min", "max", "predicate"],
+            Kind::Freshness => &["column"],
+            Kind::Custom => &["sql"],
+            Kind::Consistency => &["expression", "compare_to", "day_column"],
+            Kind::Schema => &["required", "new_columns"],
+        }
+    }
+
+    /// The units its tiers may use and how to say so, or, for a kind that
+    /// decides its result itself (no tiers, no history), how it decides.
+    pub fn tiers(self) -> Result<(&'static [Unit], &'static str), &'static str> {
+        const SHARE: (&[Unit], &str) = (
+            &[Unit::Count, Unit::Percent],
+            "a count (`> 0`) or a percent (`> 1%`)",
+        );
+        const COUNT: (&[Unit], &str) = (&[Unit::Count], "a count such as `< 1` or `> 0`");
+        match self {
+            Kind::RowCount | Kind::Custom => Ok(COUNT),
+            Kind::Completeness | Kind::Uniqueness | Kind::Validity | Kind::Consistency => Ok(SHARE),
+            Kind::Freshness => Ok((&[Unit::Seconds], "a duration such as `24h`")),
+            Kind::Schema => Err("missing columns and wrong types fail, `new_columns` decides the rest"),
+        }
+    }
+
+    /// Every kind, in the order of the schema.
+    pub fn all() -> impl Iterator<Item = Kind> {
+        [
+            Kind::RowCount,
+            Kind::Completeness,
+            Kind::Uniqueness,
+            Kind::Validity,
+            Kind::Freshness,
+            Kind::Custom,
+            Kind::Consistency,
+            Kind::Schema,
+        ]
+        .into_iter()
+    }
+}
+
+impl CheckSpec {
+    /// The kind-specific fields this spec gives, by their YAML names. The
+    /// whole spec is destructured, so a new field must be placed here.
+    pub fn given_fields(&self) -> Vec<&'static str> {
+        let CheckSpec {
+            name: _,
+            table: _,
+            kind: _,
+            description: _,
+            filter: _,
+            tags: _,
+            column,
+            columns,
+            blank_is_missing,
+            accepted_values,
+            regex,
+            min,
+            max,
+            predicate,
+            sql,
+            expression,
+            compare_to,
+            day_column,
+            required,
+            new_columns,
+            change: _,
+            anomaly: _,
+            warn: _,
+            fail: _,
+            key_columns: _,
+            mask: _,
+            sample_size: _,
+        } = self;
+        [
+            ("column", column.is_some()),
+            ("columns", columns.is_some()),
+            ("blank_is_missing", *blank_is_missing),
+            ("accepted_values", accepted_values.is_some()),
+            ("regex", regex.is_some()),
+            ("min", min.is_some()),
+            ("max", max.is_some()),
+            ("predicate", predicate.is_some()),
+            ("sql", sql.is_some()),
+            ("expression", expression.is_some()),
+            ("compare_to", compare_to.is_some()),
+            ("day_column", day_column.is_some()),
+            ("required", required.is_some()),
+            ("new_columns", new_columns.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, given)| given.then_some(field))
+        .collect()
     }
 }
 
