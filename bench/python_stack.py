@@ -10,7 +10,7 @@ Writes WORKDIR/data/raw/events.parquet, WORKDIR/data/staging/events.parquet,
 WORKDIR/output/quarantine/events.csv, WORKDIR/agg_result.db and
 WORKDIR/output/top_users.csv, and prints one JSON line with row counts and the
 seconds of each stage. Staging runs sluice's own sql/staging/events.sql as it
-is; the marts follow SPEC.md section 2. Not done (sluice does them): the
+is; the marts follow docs/contract.md. Not done (sluice does them): the
 checks/audit gate, the _sluice_* run history, metrics.
 
 Needs `python3 -m pip install duckdb polars pyarrow`.
@@ -115,7 +115,7 @@ def marts(con, as_of, lookback_days):
 
 def for_publishing(df):
     """Money as REAL rounded to cents, times as ISO-8601 UTC text in seconds,
-    days as YYYY-MM-DD (SPEC.md section 2)."""
+    days as YYYY-MM-DD (docs/contract.md)."""
     out = []
     for name, dtype in df.schema.items():
         col = pl.col(name)

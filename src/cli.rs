@@ -1,5 +1,5 @@
 //! The command line, mirrored one to one by clap. Every run flag also reads an
-//! environment variable (SPEC.md section 6); flags win over the environment.
+//! environment variable (docs/operations.md); flags win over the environment.
 
 use std::path::PathBuf;
 

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-/// Exit codes of SPEC.md section 6.
+/// The exit codes of docs/contract.md ("Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExitStatus {
     /// Published, gate passed (warnings allowed).

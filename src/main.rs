@@ -1,5 +1,5 @@
 //! Parse the command line, run one command, print the error chain once and
-//! turn the outcome into the exit code of SPEC.md section 6.
+//! turn the outcome into the exit code of docs/contract.md ("Exit codes").
 
 use std::process::ExitCode;
 

@@ -1,6 +1,6 @@
 -- Staging (silver) for the `events` source: parse the text landed in
 -- raw.events, give each bad row one quarantine reason, deduplicate the rest.
--- Rules: SPEC.md section 2. Surrounding spaces are ignored when parsing.
+-- Rules: docs/contract.md, "The default pipeline". Surrounding spaces are ignored when parsing.
 
 -- Surrounding spaces are ignored; DuckDB's trim is Unicode-aware and costly,
 -- so it only runs on values that start or end with a space.

@@ -1,5 +1,5 @@
 //! Bad input and faults: one clear error naming the file and the fix, the exit
-//! code of SPEC.md section 6, no panic, and the last published results intact.
+//! code of docs/contract.md ("Exit codes"), no panic, and the last published results intact.
 
 use std::fs::File;
 

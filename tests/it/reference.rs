@@ -1,4 +1,4 @@
-//! An independent, deliberately naive implementation of SPEC.md section 2 in
+//! An independent, deliberately naive implementation of docs/contract.md ("The default pipeline") in
 //! plain Rust, to check the real pipeline against "to the row". It shares no
 //! code with sluice.
 
