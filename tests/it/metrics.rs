@@ -1,5 +1,5 @@
 //! Metrics against a real Prometheus Pushgateway (Debian's
-//! `prometheus-pushgateway`, installed here when missing), started on a free
+//! `prometheus-pushgateway`, which `.ci/run` installs), started on a free
 //! loopback port for the test and stopped after it.
 
 use std::net::TcpListener;
@@ -18,13 +18,10 @@ struct Pushgateway {
 
 impl Pushgateway {
     fn start() -> Pushgateway {
-        if Command::new(BINARY).arg("--version").output().is_err() {
-            let installed = Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", BINARY])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(installed, "install Debian's `{BINARY}` to run the metrics tests");
-        }
+        assert!(
+            Command::new(BINARY).arg("--version").output().is_ok(),
+            "`{BINARY}` is not installed: `bash .ci/run` installs it, or `apt-get install {BINARY}`"
+        );
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
