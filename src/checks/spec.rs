@@ -39,6 +39,7 @@ pub struct ChecksFile {
 /// - `consistency`: `expression` (an aggregate) against `compare_to` over the
 ///   same window, or day over day by `day_column` over complete days.
 /// - `schema`: `required` columns and types; `new_columns` says what others do.
+/// - `relationships`: non-null values of `column` missing from `to.column` of `to.table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {
@@ -50,6 +51,7 @@ pub enum Kind {
     Custom,
     Consistency,
     Schema,
+    Relationships,
 }
 
 /// The other side of a reconciliation.
@@ -61,6 +63,19 @@ pub struct CompareTo {
     /// An aggregate over that table, e.g. `sum(amount)`.
     pub expression: String,
     /// Only rows meeting this condition, e.g. the marts window.
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// The other side of a relationships check: where the values must exist.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct References {
+    #[schemars(regex(pattern = TABLE))]
+    pub table: String,
+    /// The referenced column, e.g. a primary key.
+    pub column: String,
+    /// Only values of rows meeting this condition count, e.g. active users.
     #[serde(default)]
     pub filter: Option<String>,
 }
@@ -137,6 +152,7 @@ impl Kind {
             Kind::Custom => "custom",
             Kind::Consistency => "consistency",
             Kind::Schema => "schema",
+            Kind::Relationships => "relationships",
         }
     }
 
@@ -151,6 +167,7 @@ impl Kind {
             Kind::Custom => &["sql"],
             Kind::Consistency => &["expression", "compare_to", "day_column"],
             Kind::Schema => &["required", "new_columns"],
+            Kind::Relationships => &["column", "to"],
         }
     }
 
@@ -164,7 +181,11 @@ impl Kind {
         const COUNT: (&[Unit], &str) = (&[Unit::Count], "a count such as `< 1` or `> 0`");
         match self {
             Kind::RowCount | Kind::Custom => Ok(COUNT),
-            Kind::Completeness | Kind::Uniqueness | Kind::Validity | Kind::Consistency => Ok(SHARE),
+            Kind::Completeness
+            | Kind::Uniqueness
+            | Kind::Validity
+            | Kind::Consistency
+            | Kind::Relationships => Ok(SHARE),
             Kind::Freshness => Ok((&[Unit::Seconds], "a duration such as `24h`")),
             Kind::Schema => Err("missing columns and wrong types fail, `new_columns` decides the rest"),
         }
@@ -181,6 +202,7 @@ impl Kind {
             Kind::Custom,
             Kind::Consistency,
             Kind::Schema,
+            Kind::Relationships,
         ]
         .into_iter()
     }
@@ -211,6 +233,7 @@ impl CheckSpec {
             day_column,
             required,
             new_columns,
+            to,
             change: _,
             anomaly: _,
             warn: _,
@@ -234,6 +257,7 @@ impl CheckSpec {
             ("day_column", day_column.is_some()),
             ("required", required.is_some()),
             ("new_columns", new_columns.is_some()),
+            ("to", to.is_some()),
         ]
         .into_iter()
         .filter_map(|(field, given)| given.then_some(field))
@@ -261,7 +285,7 @@ pub struct CheckSpec {
     /// Labels for `--select tag:<tag>`.
     #[serde(default)]
     pub tags: Vec<String>,
-    /// The checked column (completeness, uniqueness, validity, freshness).
+    /// The checked column (completeness, uniqueness, validity, freshness, relationships).
     #[serde(default)]
     pub column: Option<String>,
     /// A composite key (uniqueness).
@@ -304,6 +328,9 @@ pub struct CheckSpec {
     /// Schema: what a column not in `required` does (default `warn`).
     #[serde(default)]
     pub new_columns: Option<NewColumns>,
+    /// Relationships: the table and column every value of `column` must exist in.
+    #[serde(default)]
+    pub to: Option<References>,
     /// Compare the metric with earlier runs (`_sluice_metrics_history`) instead of a fixed value.
     #[serde(default)]
     pub change: Option<ChangeSpec>,

@@ -229,7 +229,7 @@ fn config_errors_are_all_reported_with_file_line_and_key() {
     assert_eq!(
         stderr,
         "error: 6 problems in the checks:
-  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\", \"uniqueness\", \"validity\", \"freshness\", \"custom\", \"consistency\" or \"schema\"
+  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\", \"uniqueness\", \"validity\", \"freshness\", \"custom\", \"consistency\", \"schema\" or \"relationships\"
   broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" is not a lower-case name starting with a letter (letters, digits and `_`)
   broken/a.yaml:11: `checks[2]`: Additional properties are not allowed ('colour' was unexpected)
   broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" is not a table by layer: `raw.<source>`, `staging.<model>` or `marts.<mart>`
@@ -614,5 +614,91 @@ fn change_and_anomaly_checks_learn_from_earlier_runs() {
             "SELECT count(*), sum(gate_passed) FROM _sluice_metrics_history WHERE check_name = 'volume_change'"
         ),
         vec!["7|6"]
+    );
+}
+
+#[test]
+fn relationships_count_and_sample_the_orphans() {
+    let ws = Workspace::new();
+    let mut csv = String::from_utf8(std::fs::read(fixtures().join("events.csv")).unwrap()).unwrap();
+    // Two rows staging quarantines: their event ids never reach staging.events.
+    csv += "e10,6,2026-11-20T08:00:00Z,us,f,abc\ne11,x,2026-11-20T08:00:00Z,us,f,1.00\n";
+    ws.write("input/events.csv", csv);
+    ws.write(
+        "checks/r.yaml",
+        r#"checks:
+  - name: raw_ids_staged
+    table: raw.events
+    kind: relationships
+    column: event_id
+    to: {table: staging.events, column: event_id}
+    key_columns: [_line]
+    warn: "> 0"
+  - name: users_in_top
+    table: staging.events
+    kind: relationships
+    column: user_id
+    to: {table: marts.top_users, column: user_id, filter: "events > 1"}
+    fail: "> 10%"
+  - name: top_users_staged
+    table: marts.top_users
+    kind: relationships
+    column: user_id
+    to: {table: staging.events, column: user_id}
+    fail: "> 0"
+  - name: no_such_table
+    table: staging.events
+    kind: relationships
+    column: user_id
+    to: {table: staging.users, column: id}
+    fail: "> 0"
+  - name: no_such_column
+    table: staging.events
+    kind: relationships
+    column: user_id
+    to: {table: marts.top_users, column: customer}
+    fail: "> 0"
+"#,
+    );
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let got = by_name(&results(&ws));
+    use serde_json::json;
+    let expect = |name: &str, status: &str, observed: Value, pct: Value, failed: Value| {
+        assert_eq!(got[name], (status.to_string(), observed, pct, failed), "{name}");
+    };
+    // 12 raw rows with an id; e10 and e11 were quarantined.
+    expect("raw_ids_staged", "warn", json!(2.0), json!(16.67), json!(2));
+    // User 5's one event is outside the window, so not in top_users.
+    expect("users_in_top", "fail", json!(1.0), json!(11.11), json!(1));
+    expect("top_users_staged", "pass", json!(0.0), json!(0.0), json!(0));
+    assert_eq!(got["no_such_table"].0, "error");
+    assert_eq!(got["no_such_column"].0, "error");
+    let r = results(&ws);
+    let message = |name: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(message("no_such_table"), "unknown table `staging.users`");
+    assert!(
+        message("no_such_column").starts_with("unknown column `customer` in `marts.top_users` (columns: "),
+        "{}",
+        message("no_such_column")
+    );
+    assert_eq!(
+        ws.read("output/failed_rows/raw_ids_staged.csv"),
+        "_line,event_id\n12,e10\n13,e11\n"
+    );
+    assert_eq!(ws.read("output/failed_rows/users_in_top.csv"), "user_id\n5\n");
+    assert!(
+        stdout.contains("\n  WARN   raw_ids_staged    raw.events       2 (16.67%)  warn: > 0\n"),
+        "{stdout}"
     );
 }

@@ -12,6 +12,7 @@ mod completeness;
 mod consistency;
 mod custom;
 mod freshness;
+mod relationships;
 mod row_count;
 mod schema;
 mod uniqueness;
@@ -25,6 +26,7 @@ pub use completeness::Completeness;
 pub use consistency::{DayOverDay, Reconcile};
 pub use custom::Custom;
 pub use freshness::Freshness;
+pub use relationships::Relationships;
 pub use row_count::RowCount;
 pub use schema::Schema;
 pub use uniqueness::Uniqueness;
@@ -48,6 +50,7 @@ pub enum Rule {
     /// Consistency: the last complete day against the day before.
     DayOverDay(DayOverDay),
     Schema(Schema),
+    Relationships(Relationships),
 }
 
 /// What the engine asks of every rule. No method has a default.
@@ -188,6 +191,7 @@ impl Rule {
             Rule::Custom(_) => Kind::Custom,
             Rule::Reconcile(_) | Rule::DayOverDay(_) => Kind::Consistency,
             Rule::Schema(_) => Kind::Schema,
+            Rule::Relationships(_) => Kind::Relationships,
         }
     }
 
@@ -203,6 +207,7 @@ impl Rule {
             Rule::Reconcile(r) => r,
             Rule::DayOverDay(r) => r,
             Rule::Schema(r) => r,
+            Rule::Relationships(r) => r,
         }
     }
 }
@@ -221,6 +226,7 @@ pub fn build(s: &CheckSpec) -> Result<Rule, Vec<Problem>> {
         Kind::Custom => custom::build(s).map(Rule::Custom),
         Kind::Consistency => consistency::build(s),
         Kind::Schema => schema::build(s).map(Rule::Schema),
+        Kind::Relationships => relationships::build(s).map(Rule::Relationships),
     }
 }
 
