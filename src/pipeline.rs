@@ -421,7 +421,8 @@ fn top_five(top: &Mart) -> String {
         return String::new();
     };
     let mut s = format!(
-        "top users (5 of {}):\n  rank     user_id   total_amount   events\n",
+        "top users ({} of {}):\n  rank     user_id   total_amount   events\n",
+        f.height().min(5),
         f.height()
     );
     for i in 0..f.height().min(5) {

@@ -336,7 +336,7 @@ checks: 20 run, 13 pass, 1 warn, 6 fail, 0 error
   WARN   daily_revenue_day_over_day  marts.daily_region_revenue  7.00 (200.00%)  warn: > 50%
   pass   staging_events_schema       staging.events              0 problems      new columns: warn
 gate: FAILED (6 fail, 0 error)
-top users (5 of 2):
+top users (2 of 2):
   rank     user_id   total_amount   events
      1           7          11.50        2
      2           8           2.50        1
