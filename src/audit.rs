@@ -5,13 +5,12 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 
 use crate::checks::engine::{self, Audit, Context, History, Status};
 use crate::checks::{self, Check, ConfigError, report};
 use crate::config::Pipeline;
+use crate::engine::{DuckDb, handoff};
 use crate::error::{Error, Result};
-use crate::handoff;
 use crate::marts::Mart;
 
 /// The gate: the audit and how strict the run is about warnings.
@@ -69,7 +68,7 @@ pub fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>
 
 /// Hands the mart candidates to DuckDB and runs the checks.
 pub fn audit(
-    conn: &Connection,
+    engine: &DuckDb,
     checks: &[Check],
     marts: &[Mart],
     as_of: DateTime<Utc>,
@@ -78,10 +77,10 @@ pub fn audit(
     history: &History,
 ) -> Result<Audit> {
     for mart in marts {
-        handoff::register_frame(conn, "marts", &mart.name, &mart.frame, &mart.money)?;
+        handoff::register_frame(engine, "marts", &mart.name, &mart.frame, &mart.money)?;
     }
     let ctx = Context {
-        conn,
+        engine,
         as_of,
         window_start,
         failed_rows_dir,

@@ -83,10 +83,10 @@ pub enum Error {
     },
 
     #[error("DuckDB failed while {context}: {source}")]
-    DuckDb {
+    Engine {
         context: String,
         #[source]
-        source: duckdb::Error,
+        source: crate::engine::EngineError,
     },
 
     #[error("Polars failed while {context}: {source}")]
@@ -157,9 +157,9 @@ impl Error {
         }
     }
 
-    pub fn duckdb(context: impl Into<String>) -> impl FnOnce(duckdb::Error) -> Self {
+    pub fn engine(context: impl Into<String>) -> impl FnOnce(crate::engine::EngineError) -> Self {
         let context = context.into();
-        move |source| Error::DuckDb { context, source }
+        move |source| Error::Engine { context, source }
     }
 
     pub fn polars(context: impl Into<String>) -> impl FnOnce(polars::error::PolarsError) -> Self {
@@ -192,7 +192,7 @@ impl Error {
             | Error::CorruptDb { .. }
             | Error::DbTooNew { .. }
             | Error::Io { .. }
-            | Error::DuckDb { .. }
+            | Error::Engine { .. }
             | Error::Polars { .. }
             | Error::Sqlite { .. }
             | Error::WriteCsv { .. } => ExitStatus::Runtime,
@@ -268,7 +268,7 @@ impl Error {
                 "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",
                 crate::generate::Defect::NAMES.join(", ")
             ),
-            Error::DuckDb { .. } | Error::Polars { .. } | Error::Sqlite { .. } => return None,
+            Error::Engine { .. } | Error::Polars { .. } | Error::Sqlite { .. } => return None,
         })
     }
 }

@@ -14,10 +14,10 @@ use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use duckdb::Connection;
-use duckdb::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
-use duckdb::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
-use duckdb::arrow::record_batch::RecordBatch;
+use crate::engine::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use crate::engine::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use crate::engine::arrow::record_batch::RecordBatch;
+use crate::engine::{DuckDb, EngineError, FileFormat};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -249,7 +249,7 @@ fn raw_schema(source: &Source) -> SchemaRef {
 /// Lands every input file in `raw.<source>` and writes
 /// `data/raw/<source>/<source>.parquet`.
 pub fn land(
-    conn: &Connection,
+    engine: &DuckDb,
     source: &Source,
     files: &[PathBuf],
     raw_dir: &Path,
@@ -262,11 +262,12 @@ pub fn land(
         .map(|c| format!("{} VARCHAR", sql::ident(c)))
         .collect();
     columns.push("_source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR".into());
-    conn.execute_batch(&format!(
-        "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE {table} ({});",
-        columns.join(", ")
-    ))
-    .map_err(Error::duckdb(format!("creating {table}")))?;
+    engine
+        .execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE {table} ({});",
+            columns.join(", ")
+        ))
+        .map_err(Error::engine(format!("creating {table}")))?;
 
     let mut out = Ingested::default();
     for path in files {
@@ -275,10 +276,10 @@ pub fn land(
         };
         let (bytes_before, rows_before) = (progress.position(), out.rows);
         let file = if format == Format::Parquet {
-            land_parquet(conn, source, path, &mut out.warnings)?
+            land_parquet(engine, source, path, &mut out.warnings)?
         } else {
             let input = open(path, compression)?;
-            land_text(conn, source, path, format, input, &mut |bytes, rows| {
+            land_text(engine, source, path, format, input, &mut |bytes, rows| {
                 progress.set_position(bytes_before + bytes);
                 progress.set_message(format!("{} rows", rows_before + rows));
             })
@@ -295,11 +296,10 @@ pub fn land(
     let dir = raw_dir.join(&source.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     let target = dir.join(format!("{}.parquet", source.name));
-    crate::stage::copy_atomically(
-        conn,
+    engine.copy_to(
         &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM {table}"),
         &target,
-        "FORMAT parquet",
+        FileFormat::Parquet,
     )?;
     Ok(out)
 }
@@ -307,7 +307,7 @@ pub fn land(
 /// Lands one CSV or NDJSON file: one thread parses it into Arrow batches
 /// while this one appends them to DuckDB, so both cores work.
 fn land_text(
-    conn: &Connection,
+    engine: &DuckDb,
     source: &Source,
     path: &Path,
     format: Format,
@@ -318,19 +318,17 @@ fn land_text(
     // the same path into every row through Arrow and the appender cost
     // 0.5-0.9 s of 8.8 s of ingest at 10M rows.
     let table = source.table();
-    conn.execute_batch(&format!(
-        "ALTER TABLE {table} ALTER COLUMN _source_file SET DEFAULT {}",
-        sql::string(&path.display().to_string())
-    ))
-    .map_err(Error::duckdb(format!("preparing {table}")))?;
-    let mut appender = conn
-        .appender_to_db(&source.name, "raw")
-        .map_err(Error::duckdb("opening the raw appender"))?;
-    for column in raw_schema(source).fields() {
-        appender
-            .add_column(column.name())
-            .map_err(Error::duckdb("opening the raw appender"))?;
-    }
+    engine
+        .execute(&format!(
+            "ALTER TABLE {table} ALTER COLUMN _source_file SET DEFAULT {}",
+            sql::string(&path.display().to_string())
+        ))
+        .map_err(Error::engine(format!("preparing {table}")))?;
+    let schema = raw_schema(source);
+    let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    let mut appender = engine
+        .batch_appender(Some("raw"), &source.name, &columns)
+        .map_err(Error::engine("opening the raw appender"))?;
     let (read, appended) = std::thread::scope(|scope| {
         // A few batches in flight bound the memory between the two threads.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(RecordBatch, u64, u64)>(2);
@@ -350,7 +348,7 @@ fn land_text(
         let mut appended = Ok(());
         for (batch, bytes, rows) in rx {
             progress(bytes, rows);
-            if let Err(e) = appender.append_record_batch(batch) {
+            if let Err(e) = appender.append(batch) {
                 appended = Err(e);
                 break;
             }
@@ -364,9 +362,9 @@ fn land_text(
         });
         (read, appended)
     });
-    appended.map_err(Error::duckdb(format!("landing rows of `{}`", path.display())))?;
+    appended.map_err(Error::engine(format!("landing rows of `{}`", path.display())))?;
     let read = read?;
-    appender.flush().map_err(Error::duckdb("flushing raw rows"))?;
+    appender.flush().map_err(Error::engine("flushing raw rows"))?;
     Ok(read)
 }
 
@@ -418,25 +416,19 @@ fn missing_column(source: &Source, path: &Path, column: &str, found: &[String]) 
 /// Lands one Parquet file with DuckDB's reader: typed columns become the text
 /// staging parses, so typed and text inputs give the same staged rows.
 fn land_parquet(
-    conn: &Connection,
+    engine: &DuckDb,
     source: &Source,
     path: &Path,
     warnings: &mut Vec<String>,
 ) -> Result<InputFile> {
     let (size, sha256) = hash_file(path)?;
     let scan = format!("read_parquet({}, file_row_number = true)", sql::path(path));
-    let unreadable = |e: duckdb::Error| Error::ReadInput {
+    let unreadable = |e: EngineError| Error::ReadInput {
         path: path.to_path_buf(),
         source: Box::new(e),
     };
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM {scan})"
-        ))
-        .map_err(unreadable)?;
-    let described: Vec<(String, String)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
+    let described = engine
+        .describe(&format!("SELECT * FROM {scan}"))
         .map_err(unreadable)?;
     let found: Vec<String> = described
         .iter()
@@ -455,22 +447,19 @@ fn land_parquet(
         ));
     }
     new_columns(source, path, &found, warnings)?;
-    let rows = conn
-        .execute(
-            &format!(
-                "INSERT INTO {} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
-                source.table(),
-                select.join(", "),
-                sql::string(&path.display().to_string()),
-            ),
-            [],
-        )
+    let rows = engine
+        .execute_counting(&format!(
+            "INSERT INTO {} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
+            source.table(),
+            select.join(", "),
+            sql::string(&path.display().to_string()),
+        ))
         .map_err(unreadable)?;
     Ok(InputFile {
         path: path.to_path_buf(),
         size,
         sha256,
-        rows: rows as u64,
+        rows,
     })
 }
 
@@ -557,19 +546,20 @@ impl Read for TextInput {
 /// its Parquet file instead: the in-memory copy is dropped, and its memory
 /// goes to the marts and checks (at 10M rows it is the largest table, and
 /// keeping it made DuckDB spill).
-pub fn serve_from_lake(conn: &Connection, source: &Source, raw_dir: &Path) -> Result<()> {
+pub fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<()> {
     let table = source.table();
     let file = raw_dir
         .join(&source.name)
         .join(format!("{}.parquet", source.name));
-    conn.execute_batch(&format!(
-        "DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
-        sql::path(&file)
-    ))
-    .map_err(Error::duckdb(format!(
-        "reading {table} from `{}`",
-        file.display()
-    )))
+    engine
+        .execute(&format!(
+            "DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
+            sql::path(&file)
+        ))
+        .map_err(Error::engine(format!(
+            "reading {table} from `{}`",
+            file.display()
+        )))
 }
 
 /// Lower-case hex of a digest.

@@ -3,8 +3,8 @@
 //! A run executes the pipeline of `sluice.yaml` ([`config`]; the default one
 //! is built in). Data flows one way through [`pipeline::run`]: [`ingest`] lands raw text,
 //! [`stage`] parses, quarantines and deduplicates it with DuckDB SQL,
-//! [`handoff`] passes the staged rows to Polars through the Arrow C Data
-//! Interface, [`marts`] aggregates them, [`audit`] runs the [`checks`] over
+//! [`engine::handoff`] passes the staged rows to Polars through the Arrow C
+//! Data Interface, [`marts`] aggregates them, [`audit`] runs the [`checks`] over
 //! every layer and decides the gate, and
 //! [`publish`] writes SQLite and CSV only when the gate passed.
 
@@ -12,9 +12,9 @@ pub mod audit;
 pub mod checks;
 pub mod cli;
 pub mod config;
+pub mod engine;
 pub mod error;
 pub mod generate;
-pub mod handoff;
 pub mod ingest;
 pub mod marts;
 pub mod metrics;

@@ -9,12 +9,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 use polars::prelude::*;
 
 use crate::config::{GroupBy, Lookback, MartSpec, Pipeline};
+use crate::engine::{Columns, DuckDb, handoff};
 use crate::error::{Error, Result};
-use crate::handoff;
 use crate::sql;
 
 /// One computed mart: a candidate until the gate lets it be published.
@@ -45,9 +44,6 @@ impl Window {
         self.as_of - chrono::Duration::days(i64::from(self.lookback_days))
     }
 }
-
-/// A staging model's columns and their DuckDB types.
-type Columns = Vec<(String, String)>;
 
 /// A column expression in a mart's keys or aggregates: `column`, `fn(column)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -178,24 +174,16 @@ fn decimal_scale(duck_type: &str) -> Option<u32> {
 }
 
 /// The columns of `staging.<model>` and their types.
-fn describe(conn: &Connection, model: &str) -> Result<Columns> {
-    let context = format!("describing staging.{model}");
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT column_name, column_type FROM (DESCRIBE staging.{})",
-            sql::ident(model)
-        ))
-        .map_err(Error::duckdb(context.clone()))?;
-    let rows: std::result::Result<Columns, duckdb::Error> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect());
-    rows.map_err(Error::duckdb(context))
+fn describe(engine: &DuckDb, model: &str) -> Result<Columns> {
+    engine
+        .describe(&format!("staging.{}", sql::ident(model)))
+        .map_err(Error::engine(format!("describing staging.{model}")))
 }
 
 /// Builds every mart of the pipeline over the staged models, in file order,
 /// handing over about `pass_rows` rows per pass ([`PASS_ROWS`]).
 pub fn build(
-    conn: &Connection,
+    engine: &DuckDb,
     pipeline: &Pipeline,
     as_of: DateTime<Utc>,
     lookback_days: u32,
@@ -204,7 +192,7 @@ pub fn build(
     let mut models: BTreeMap<&str, Columns> = BTreeMap::new();
     for mart in &pipeline.spec.marts {
         if !models.contains_key(mart.from.as_str()) {
-            models.insert(&mart.from, describe(conn, &mart.from)?);
+            models.insert(&mart.from, describe(engine, &mart.from)?);
         }
     }
 
@@ -324,7 +312,7 @@ pub fn build(
         let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
         // A filter is the user's SQL: a bad one is theirs to fix, at a mart that has it.
         let bad_filter = |e: Error| match e {
-            Error::DuckDb { source, .. } if h.filter.is_some() => Error::Config {
+            Error::Engine { source, .. } if h.filter.is_some() => Error::Config {
                 errors: vec![pipeline.error(
                     &format!("/marts/{}/filter", served[0]),
                     format!("DuckDB cannot run the filter: {source}"),
@@ -334,7 +322,7 @@ pub fn build(
         };
         if h.decimals_as_float {
             // Polars SQL sees the whole model at once.
-            let frame = handoff::query_polars(conn, &query).map_err(bad_filter)?;
+            let frame = handoff::query_polars(engine, &query).map_err(bad_filter)?;
             for &i in &served {
                 let mart = &pipeline.spec.marts[i];
                 let query = mart.sql.as_deref().unwrap_or_default();
@@ -351,12 +339,12 @@ pub fn build(
             .iter()
             .map(|&i| Streamed::new(&pipeline.spec.marts[i], &money))
             .collect();
-        let passes = plan_passes(conn, h, model, &streamed, pass_rows).map_err(bad_filter)?;
+        let passes = plan_passes(engine, h, model, &streamed, pass_rows).map_err(bad_filter)?;
         for p in 0..passes.count {
             let part = passes.column.as_deref().map(|c| (c, p, passes.count));
             let query = h.query(model, part);
             let mut failed = None;
-            handoff::query_polars_chunks(conn, &query, CHUNK_ROWS, &mut |chunk| {
+            handoff::query_polars_chunks(engine, &query, CHUNK_ROWS, &mut |chunk| {
                 for (s, &i) in streamed.iter_mut().zip(&served) {
                     if let Err(e) = s.feed(chunk.clone()) {
                         failed = Some(i);
@@ -493,7 +481,7 @@ fn partition_column(marts: &[Streamed]) -> Option<String> {
 /// How many passes a handoff takes: one, unless it holds more than
 /// `pass_rows` rows and a column can be partitioned to some mart's gain.
 fn plan_passes(
-    conn: &Connection,
+    engine: &DuckDb,
     h: &Handoff,
     model: &Columns,
     marts: &[Streamed],
@@ -510,9 +498,13 @@ fn plan_passes(
         sql::ident(&column),
         h.query(model, None)
     );
-    let (rows, values): (u64, u64) = conn
-        .query_row(&query, [], |r| Ok((r.get(0)?, r.get(1)?)))
-        .map_err(Error::duckdb(format!("counting the rows of `{query}`")))?;
+    let counted = engine
+        .rows(&query)
+        .map_err(Error::engine(format!("counting the rows of `{query}`")))?;
+    let [rows, values] = [0, 1].map(|i| match counted.first().and_then(|row| row.get(i)) {
+        Some(crate::engine::Value::Int(n)) => (*n).max(0) as u64,
+        _ => 0,
+    });
     let count = pass_count(rows, values, pass_rows);
     tracing::debug!(from = %h.from, rows, values, passes = count, column = %column, "handoff passes");
     Ok(Passes {
@@ -967,17 +959,18 @@ mod tests {
     /// passes give the marts of one pass.
     #[test]
     fn marts_built_in_passes_equal_marts_built_at_once() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(
-            "CREATE SCHEMA staging;
+        let engine = DuckDb::open(None, None).unwrap();
+        engine
+            .execute(
+                "CREATE SCHEMA staging;
              CREATE TABLE staging.events AS
              SELECT 'e' || i AS event_id, (i * 7919) % 100003 AS user_id,
                     TIMESTAMP '2026-11-19 00:00:00' - to_minutes((i * 37) % (40 * 1440)) AS event_time,
                     ['eu', 'us', NULL][1 + i % 3] AS region, 'sku' || (i % 50) AS sku,
                     CAST(((i * 13) % 10000) / 100 AS DECIMAL(18, 2)) AS amount
              FROM range(300000) t(i);",
-        )
-        .unwrap();
+            )
+            .unwrap();
         let pipeline = Pipeline::built_in().unwrap();
         let as_of = "2026-11-20T00:00:00Z".parse().unwrap();
         let h = Handoff {
@@ -993,14 +986,14 @@ mod tests {
             decimals_as_float: false,
             columns: vec!["user_id".into()],
         };
-        let model = describe(&conn, "events").unwrap();
+        let model = describe(&engine, "events").unwrap();
         let streamed: Vec<Streamed> = pipeline
             .spec
             .marts
             .iter()
             .map(|m| Streamed::new(m, &[]))
             .collect();
-        let passes = plan_passes(&conn, &h, &model, &streamed, 40_000).unwrap();
+        let passes = plan_passes(&engine, &h, &model, &streamed, 40_000).unwrap();
         // 225,000 rows in the window.
         assert_eq!(
             passes,
@@ -1010,7 +1003,7 @@ mod tests {
             }
         );
         // Nothing to gain: one pass, and no count.
-        let few = plan_passes(&conn, &h, &model, &[], 1).unwrap();
+        let few = plan_passes(&engine, &h, &model, &[], 1).unwrap();
         assert_eq!(
             few,
             Passes {
@@ -1018,8 +1011,8 @@ mod tests {
                 count: 1
             }
         );
-        let once = build(&conn, &pipeline, as_of, 30, u64::MAX).unwrap();
-        let passes = build(&conn, &pipeline, as_of, 30, 40_000).unwrap();
+        let once = build(&engine, &pipeline, as_of, 30, u64::MAX).unwrap();
+        let passes = build(&engine, &pipeline, as_of, 30, 40_000).unwrap();
         assert_eq!(once.len(), 2);
         for (a, b) in once.iter().zip(&passes) {
             assert!(a.frame.height() > 50, "{}", a.frame);

@@ -12,6 +12,7 @@ use crate::audit::{self, Gate};
 use crate::checks::report;
 use crate::cli::{Places, RunArgs};
 use crate::config::Pipeline;
+use crate::engine::DuckDb;
 use crate::error::{Error, Result};
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
@@ -68,14 +69,9 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
 
-    let conn = duckdb::Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
     let spill = args.places.data_dir.join(".duckdb_tmp");
-    conn.execute_batch(&format!(
-        "SET temp_directory = {}; SET preserve_insertion_order = false; SET memory_limit = {};",
-        crate::sql::path(&spill),
-        crate::sql::string(&args.memory_limit)
-    ))
-    .map_err(Error::duckdb("configuring DuckDB"))?;
+    let engine =
+        DuckDb::open(Some(&args.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
 
     let show = crate::progress::enabled(args.no_progress);
     let total_bytes = files
@@ -90,7 +86,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     let mut raw_rows = 0;
     for (source, files) in sources.iter().zip(&files) {
         let ingested = ingest::land(
-            &conn,
+            &engine,
             source,
             files,
             &args.places.data_dir.join("raw"),
@@ -114,7 +110,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     let mut models = Vec::new();
     for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
         let counts = stage::stage(
-            &conn,
+            &engine,
             &stage::Model {
                 name: &model.name,
                 source: pipeline.source_of(model),
@@ -137,7 +133,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         models.push((model.name.clone(), counts));
     }
     for source in &sources {
-        ingest::serve_from_lake(&conn, source, &args.places.data_dir.join("raw"))?;
+        ingest::serve_from_lake(&engine, source, &args.places.data_dir.join("raw"))?;
     }
     let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
     spinner.finish_and_clear();
@@ -151,7 +147,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
 
     let step = Stage::start("marts", metrics);
     let marts = marts::build(
-        &conn,
+        &engine,
         pipeline,
         window.as_of,
         window.lookback_days,
@@ -169,7 +165,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
 
     let step = Stage::start("audit", metrics);
     let checked = audit::audit(
-        &conn,
+        &engine,
         &checks,
         &marts,
         window.as_of,
@@ -221,7 +217,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
                 publish::write_csv(mart, &out.join(file))?;
             }
             for file in &e.parquet {
-                publish::write_parquet(&conn, mart, &out.join(file))?;
+                publish::write_parquet(&engine, mart, &out.join(file))?;
             }
         }
         db.mark_csv_published(&record.run_id)?;

@@ -615,15 +615,14 @@ pub fn write_csv(mart: &Mart, path: &Path) -> Result<()> {
 
 /// Writes a mart as Parquet (through a temp file and a rename) from its
 /// candidate in DuckDB, where decimals are DECIMAL and times TIMESTAMP.
-pub fn write_parquet(conn: &duckdb::Connection, mart: &Mart, path: &Path) -> Result<()> {
+pub fn write_parquet(engine: &crate::engine::DuckDb, mart: &Mart, path: &Path) -> Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
-    crate::stage::copy_atomically(
-        conn,
+    engine.copy_to(
         &format!("SELECT * FROM marts.{}", sql::ident(&mart.name)),
         path,
-        "FORMAT parquet",
+        crate::engine::FileFormat::Parquet,
     )
 }
 

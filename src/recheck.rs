@@ -6,13 +6,13 @@
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 
 use crate::audit::{self, Gate};
 use crate::checks::engine::{self, Context};
 use crate::checks::report;
 use crate::cli::CheckArgs;
 use crate::config::Pipeline;
+use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
 use crate::publish::{Db, PublishedTable, iso_seconds};
 use crate::sql;
@@ -41,15 +41,16 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
     let as_of = args.as_of.unwrap_or(last.as_of);
     let lookback = args.lookback_days.unwrap_or(last.lookback_days);
 
-    let conn = Connection::open_in_memory().map_err(Error::duckdb("starting DuckDB"))?;
-    conn.execute_batch("CREATE SCHEMA raw; CREATE SCHEMA staging; CREATE SCHEMA marts;")
-        .map_err(Error::duckdb("preparing the re-audit"))?;
+    let engine = DuckDb::open(None, None).map_err(Error::engine("starting DuckDB"))?;
+    engine
+        .execute("CREATE SCHEMA raw; CREATE SCHEMA staging; CREATE SCHEMA marts;")
+        .map_err(Error::engine("preparing the re-audit"))?;
     for table in db.published_tables()? {
-        load_mart(&conn, &table)?;
+        load_mart(&engine, &table)?;
     }
-    load_lake(&conn, &pipeline, &args.places.data_dir, &args.places.output_dir)?;
+    load_lake(&engine, &pipeline, &args.places.data_dir, &args.places.output_dir)?;
 
-    let available = tables(&conn)?;
+    let available = engine.tables().map_err(Error::engine("listing tables"))?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
         available.contains(&c.table)
             && c.rule
@@ -59,7 +60,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
                 .all(|(table, _)| available.iter().any(|a| a == table))
     });
     let ctx = Context {
-        conn: &conn,
+        engine: &engine,
         as_of,
         window_start: as_of - chrono::Duration::days(i64::from(lookback)),
         failed_rows_dir: &args.places.output_dir.join("failed_rows"),
@@ -103,20 +104,9 @@ impl Recheck {
     }
 }
 
-fn tables(conn: &Connection) -> Result<Vec<String>> {
-    let mut stmt = conn
-        .prepare("SELECT schema_name || '.' || table_name FROM duckdb_tables()")
-        .map_err(Error::duckdb("listing tables"))?;
-    let rows = stmt
-        .query_map([], |r| r.get::<_, String>(0))
-        .map_err(Error::duckdb("listing tables"))?;
-    rows.collect::<std::result::Result<_, _>>()
-        .map_err(Error::duckdb("listing tables"))
-}
-
 /// A published mart as `marts.<name>`: SQLite's INTEGER, REAL and TEXT, with
 /// text that is all ISO timestamps or days turned back into TIMESTAMP or DATE.
-fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
+fn load_mart(engine: &DuckDb, table: &PublishedTable) -> Result<()> {
     let context = || format!("loading the published `{}`", table.name);
     let defs: Vec<String> = table
         .columns
@@ -131,28 +121,31 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
         })
         .collect();
     let tmp = format!("_published_{}", table.name);
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMP TABLE {} ({});",
-        sql::ident(&tmp),
-        defs.join(", ")
-    ))
-    .map_err(Error::duckdb(context()))?;
-    {
-        let mut appender = conn.appender(&tmp).map_err(Error::duckdb(context()))?;
-        for row in &table.rows {
-            let values = row.iter().map(|v| match v {
-                rusqlite::types::Value::Null => duckdb::types::Value::Null,
-                rusqlite::types::Value::Integer(i) => duckdb::types::Value::BigInt(*i),
-                rusqlite::types::Value::Real(f) => duckdb::types::Value::Double(*f),
-                rusqlite::types::Value::Text(t) => duckdb::types::Value::Text(t.clone()),
-                rusqlite::types::Value::Blob(b) => duckdb::types::Value::Blob(b.clone()),
-            });
-            appender
-                .append_row(duckdb::appender_params_from_iter(values))
-                .map_err(Error::duckdb(context()))?;
-        }
-        appender.flush().map_err(Error::duckdb(context()))?;
-    }
+    engine
+        .execute(&format!(
+            "CREATE OR REPLACE TEMP TABLE {} ({});",
+            sql::ident(&tmp),
+            defs.join(", ")
+        ))
+        .map_err(Error::engine(context()))?;
+    let rows: Vec<Vec<Value>> = table
+        .rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|v| match v {
+                    rusqlite::types::Value::Null => Value::Null,
+                    rusqlite::types::Value::Integer(i) => Value::Int(*i),
+                    rusqlite::types::Value::Real(f) => Value::Float(*f),
+                    rusqlite::types::Value::Text(t) => Value::Text(t.clone()),
+                    rusqlite::types::Value::Blob(b) => Value::Blob(b.clone()),
+                })
+                .collect()
+        })
+        .collect();
+    engine
+        .append_rows(None, &tmp, &rows)
+        .map_err(Error::engine(context()))?;
     let mut select = Vec::new();
     for (name, ty) in &table.columns {
         let col = sql::ident(name);
@@ -160,35 +153,36 @@ fn load_mart(conn: &Connection, table: &PublishedTable) -> Result<()> {
             select.push(col);
             continue;
         }
-        let shapes: (bool, bool) = conn
-            .query_row(
+        let shapes = engine
+            .doubles(
                 &format!(
-                    "SELECT coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z')), false), \
-                            coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')), false) FROM {}",
+                    "SELECT CAST(coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-9]{{2}}Z')), false) AS DOUBLE), \
+                            CAST(coalesce(bool_and(regexp_full_match({col}, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}')), false) AS DOUBLE) FROM {}",
                     sql::ident(&tmp)
                 ),
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                2,
             )
-            .map_err(Error::duckdb(context()))?;
-        select.push(match shapes {
+            .map_err(Error::engine(context()))?;
+        let all = |i: usize| shapes.get(i).copied().flatten() == Some(1.0);
+        select.push(match (all(0), all(1)) {
             (true, _) => format!("CAST(replace({col}, 'Z', '') AS TIMESTAMP) AS {col}"),
             (_, true) => format!("CAST({col} AS DATE) AS {col}"),
             _ => col,
         });
     }
-    conn.execute_batch(&format!(
-        "CREATE TABLE marts.{} AS SELECT {} FROM {}; DROP TABLE {};",
-        sql::ident(&table.name),
-        select.join(", "),
-        sql::ident(&tmp),
-        sql::ident(&tmp)
-    ))
-    .map_err(Error::duckdb(context()))
+    engine
+        .execute(&format!(
+            "CREATE TABLE marts.{} AS SELECT {} FROM {}; DROP TABLE {};",
+            sql::ident(&table.name),
+            select.join(", "),
+            sql::ident(&tmp),
+            sql::ident(&tmp)
+        ))
+        .map_err(Error::engine(context()))
 }
 
 /// The raw and staging layers from the lake and the quarantine files, where present.
-fn load_lake(conn: &Connection, pipeline: &Pipeline, data_dir: &Path, output_dir: &Path) -> Result<()> {
+fn load_lake(engine: &DuckDb, pipeline: &Pipeline, data_dir: &Path, output_dir: &Path) -> Result<()> {
     let mut sources = Vec::new();
     for source in &pipeline.spec.sources {
         let name = &source.name;
@@ -211,12 +205,13 @@ fn load_lake(conn: &Connection, pipeline: &Pipeline, data_dir: &Path, output_dir
         } else {
             ""
         };
-        conn.execute_batch(&format!(
-            "CREATE TABLE {schema}.{} AS SELECT * FROM {reader}({}{options});",
-            sql::ident(&name),
-            sql::path(&path)
-        ))
-        .map_err(Error::duckdb(format!("loading `{}`", path.display())))?;
+        engine
+            .execute(&format!(
+                "CREATE TABLE {schema}.{} AS SELECT * FROM {reader}({}{options});",
+                sql::ident(&name),
+                sql::path(&path)
+            ))
+            .map_err(Error::engine(format!("loading `{}`", path.display())))?;
     }
     Ok(())
 }

@@ -7,8 +7,7 @@
 
 use std::path::Path;
 
-use duckdb::Connection;
-
+use crate::engine::{DuckDb, FileFormat, Value};
 use crate::error::{Error, Result};
 use crate::sql;
 
@@ -59,38 +58,29 @@ pub struct Model<'a> {
 
 /// Runs one model's SQL and writes its silver layer and quarantine.
 pub fn stage(
-    conn: &Connection,
+    engine: &DuckDb,
     model: &Model,
     staging_dir: &Path,
     quarantine_dir: &Path,
 ) -> Result<StageCounts> {
-    conn.execute_batch(model.sql).map_err(|source| {
+    engine.execute(model.sql).map_err(|source| {
         // Parser, binder and catalog errors are the script's: the user fixes them.
-        let message = source.to_string();
-        if ["Parser Error", "Binder Error", "Catalog Error"]
-            .iter()
-            .any(|kind| message.contains(kind))
-        {
+        if source.is_in_the_sql() {
             Error::BadSql {
                 file: model.file.to_string(),
-                message,
+                message: source.message,
             }
         } else {
-            Error::DuckDb {
+            Error::Engine {
                 context: format!("running {}", model.file),
                 source,
             }
         }
     })?;
-    let exists = |table: &str| -> Result<bool> {
-        count(
-            conn,
-            &format!(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'staging' AND table_name = {}",
-                sql::string(table)
-            ),
-        )
-        .map(|n| n > 0)
+    let exists = |table: &str| {
+        engine
+            .has_table("staging", table)
+            .map_err(Error::engine(format!("looking up staging.{table}")))
     };
     if !exists(model.name)? {
         return Err(Error::ModelNotCreated {
@@ -102,30 +92,29 @@ pub fn stage(
     let has_quarantine = exists(&quarantine)?;
 
     let raw = count(
-        conn,
+        engine,
         &format!("SELECT count(*) FROM raw.{}", sql::ident(model.source)),
     )?;
     let staged = count(
-        conn,
+        engine,
         &format!("SELECT count(*) FROM staging.{}", sql::ident(model.name)),
     )?;
     let mut quarantined: Vec<(String, u64)> = model.reasons.iter().map(|r| (r.clone(), 0)).collect();
     if has_quarantine {
-        let context = format!("counting the rows of staging.{quarantine}");
-        let mut stmt = conn
-            .prepare(&format!(
+        let rows = engine
+            .rows(&format!(
                 "SELECT coalesce(CAST(_reason AS VARCHAR), 'unknown'), count(*) FROM staging.{} GROUP BY ALL ORDER BY 1",
                 sql::ident(&quarantine)
             ))
-            .map_err(Error::duckdb(context.clone()))?;
-        let rows = stmt
-            .query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?)))
-            .and_then(|rows| rows.collect::<std::result::Result<Vec<_>, _>>())
-            .map_err(Error::duckdb(context))?;
-        for (reason, n) in rows {
-            match quarantined.iter_mut().find(|(r, _)| *r == reason) {
-                Some(slot) => slot.1 = n as u64,
-                None => quarantined.push((reason, n as u64)),
+            .map_err(Error::engine(format!("counting the rows of staging.{quarantine}")))?;
+        for row in rows {
+            let (Some(Value::Text(reason)), Some(Value::Int(n))) = (row.first(), row.get(1)) else {
+                continue;
+            };
+            let n = (*n).max(0) as u64;
+            match quarantined.iter_mut().find(|(r, _)| r == reason) {
+                Some(slot) => slot.1 = n,
+                None => quarantined.push((reason.clone(), n)),
             }
         }
     }
@@ -137,58 +126,40 @@ pub fn stage(
     };
 
     std::fs::create_dir_all(staging_dir).map_err(|e| Error::io("create directory", staging_dir, e))?;
-    copy_atomically(
-        conn,
+    engine.copy_to(
         &format!("SELECT * FROM staging.{}", sql::ident(model.name)),
         &staging_dir.join(format!("{}.parquet", model.name)),
-        "FORMAT parquet",
+        FileFormat::Parquet,
     )?;
     if has_quarantine {
         std::fs::create_dir_all(quarantine_dir)
             .map_err(|e| Error::io("create directory", quarantine_dir, e))?;
-        copy_atomically(
-            conn,
+        let columns = engine
+            .describe(&format!("staging.{}", sql::ident(&quarantine)))
+            .map_err(Error::engine(format!("describing staging.{quarantine}")))?;
+        let in_file_order = ["_source_file", "_line"]
+            .iter()
+            .all(|c| columns.iter().any(|(name, _)| name == c));
+        engine.copy_to(
             &format!(
                 "SELECT * FROM staging.{} ORDER BY {}",
                 sql::ident(&quarantine),
-                if count(
-                    conn,
-                    &format!(
-                        "SELECT count(*) FROM duckdb_columns() WHERE schema_name = 'staging' AND table_name = {} \
-                     AND column_name IN ('_source_file', '_line')",
-                        sql::string(&quarantine)
-                    )
-                )? == 2
-                {
-                    // In file order, as a person would look for them.
+                // In file order, as a person would look for them.
+                if in_file_order {
                     "_source_file, _line"
                 } else {
                     "ALL"
                 }
             ),
             &quarantine_dir.join(format!("{}.csv", model.name)),
-            "FORMAT csv, HEADER true",
+            FileFormat::Csv,
         )?;
     }
     Ok(counts)
 }
 
-fn count(conn: &Connection, sql: &str) -> Result<u64> {
-    conn.query_row(sql, [], |row| row.get::<_, i64>(0))
-        .map(|n| n as u64)
-        .map_err(Error::duckdb(format!("running `{sql}`")))
-}
-
-/// `COPY (query) TO target` through a temp file in the same directory and a
-/// rename, so a reader never sees half a file.
-pub fn copy_atomically(conn: &Connection, query: &str, target: &Path, options: &str) -> Result<()> {
-    let tmp = target.with_extension(format!(
-        "{}.tmp{}",
-        target.extension().and_then(|e| e.to_str()).unwrap_or(""),
-        std::process::id()
-    ));
-    let sql = format!("COPY ({query}) TO {} ({options})", crate::sql::path(&tmp));
-    conn.execute_batch(&sql)
-        .map_err(Error::duckdb(format!("writing `{}`", target.display())))?;
-    std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
+fn count(engine: &DuckDb, sql: &str) -> Result<u64> {
+    engine
+        .count(sql)
+        .map_err(Error::engine(format!("running `{sql}`")))
 }

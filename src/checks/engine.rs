@@ -7,12 +7,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use duckdb::Connection;
 
 use super::rules::{Columns, Failing, Plan, Sql, Verdict, table_ref};
 use super::spec::{Baseline, Direction};
 use super::threshold::{Threshold, Unit};
 use super::{Check, HistoryRule};
+use crate::engine::DuckDb;
 use crate::sql;
 
 /// The one result of a check.
@@ -71,7 +71,7 @@ pub struct Audit {
 }
 
 pub struct Context<'a> {
-    pub conn: &'a Connection,
+    pub engine: &'a DuckDb,
     pub as_of: DateTime<Utc>,
     pub window_start: DateTime<Utc>,
     /// Where failing-row samples go (`output/failed_rows/`).
@@ -92,44 +92,36 @@ impl Context<'_> {
     fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
         let clock = std::time::Instant::now();
         let values = self
-            .conn
-            .query_row(sql, [], |row| {
-                (0..n).map(|i| row.get::<_, Option<f64>>(i)).collect()
-            })
-            // DuckDB's first line says what is wrong; the rest quotes our generated SQL.
-            .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string());
+            .engine
+            .doubles(sql, n)
+            // The first line says what is wrong; the rest quotes our generated SQL.
+            .map_err(|e| e.first_line().to_string());
         // SLUICE_LOG=debug shows where the audit's time goes.
         tracing::debug!(seconds = clock.elapsed().as_secs_f64(), sql, "check query");
         values
     }
 }
 
-/// Column names and DuckDB types of a table.
-fn columns_of(conn: &Connection, table: &str) -> Result<Columns, String> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT column_name, column_type FROM (DESCRIBE {})",
-            table_ref(table)
-        ))
-        .map_err(|_| format!("unknown table `{table}`"))?;
-    let names = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-        .map_err(|_| format!("unknown table `{table}`"))?;
-    names.collect::<Result<_, _>>().map_err(|e| e.to_string())
+/// Column names and types of a table.
+fn columns_of(engine: &DuckDb, table: &str) -> Result<Columns, String> {
+    match engine.describe(&table_ref(table)) {
+        Ok(columns) => Ok(columns.into_iter().collect()),
+        Err(_) => Err(format!("unknown table `{table}`")),
+    }
 }
 
 /// The columns of each table the checks read, looked up once.
 struct Catalog<'a> {
-    conn: &'a Connection,
+    engine: &'a DuckDb,
     tables: HashMap<String, Result<Columns, String>>,
 }
 
 impl Catalog<'_> {
     fn columns(&mut self, table: &str) -> Result<&Columns, String> {
-        let conn = self.conn;
+        let engine = self.engine;
         self.tables
             .entry(table.to_string())
-            .or_insert_with(|| columns_of(conn, table))
+            .or_insert_with(|| columns_of(engine, table))
             .as_ref()
             .map_err(Clone::clone)
     }
@@ -171,7 +163,7 @@ pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
     let mut decided: Vec<Option<Verdict>> = vec![None; checks.len()];
     let mut catalog = Catalog {
-        conn: ctx.conn,
+        engine: ctx.engine,
         tables: HashMap::new(),
     };
 
@@ -472,7 +464,8 @@ fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String>
     };
     std::fs::create_dir_all(ctx.failed_rows_dir).map_err(|e| e.to_string())?;
     let path = ctx.failed_rows_dir.join(format!("{}.csv", c.name));
-    crate::stage::copy_atomically(ctx.conn, &query, &path, "FORMAT csv, HEADER true")
+    ctx.engine
+        .copy_to(&query, &path, crate::engine::FileFormat::Csv)
         .map_err(|e| e.to_string())?;
     Ok(Some(path))
 }

@@ -5,17 +5,17 @@
 //! buffers alive through the release callback instead of copying them. Both
 //! crates lay out the C structs identically (they are the ABI of the spec).
 
-use duckdb::Connection;
 use duckdb::arrow::ffi::{FFI_ArrowArray, FFI_ArrowSchema};
 use polars::prelude::*;
 use polars_arrow::ffi::{ArrowArray, ArrowSchema, import_array_from_c, import_field_from_c};
 
+use super::{DuckDb, EngineError};
 use crate::error::{Error, Result};
 
 /// Runs `sql` in DuckDB and returns its result as a Polars DataFrame.
-pub fn query_polars(conn: &Connection, sql: &str) -> Result<DataFrame> {
+pub fn query_polars(engine: &DuckDb, sql: &str) -> Result<DataFrame> {
     let mut whole = None;
-    query_polars_chunks(conn, sql, usize::MAX, &mut |frame| {
+    query_polars_chunks(engine, sql, usize::MAX, &mut |frame| {
         whole = Some(frame);
         Ok(())
     })?;
@@ -27,14 +27,18 @@ pub fn query_polars(conn: &Connection, sql: &str) -> Result<DataFrame> {
 /// result's columns when there are no rows), so a consumer that aggregates
 /// as it goes holds one chunk at a time, not the whole result.
 pub fn query_polars_chunks(
-    conn: &Connection,
+    engine: &DuckDb,
     sql: &str,
     chunk_rows: usize,
     sink: &mut dyn FnMut(DataFrame) -> Result<()>,
 ) -> Result<()> {
     let context = || format!("handing `{sql}` to Polars");
-    let mut stmt = conn.prepare(sql).map_err(Error::duckdb(context()))?;
-    let batches = stmt.stream_arrow([]).map_err(Error::duckdb(context()))?;
+    let failed = |e: duckdb::Error| Error::Engine {
+        context: context(),
+        source: EngineError::new(e.to_string()),
+    };
+    let mut stmt = engine.connection().prepare(sql).map_err(failed)?;
+    let batches = stmt.stream_arrow([]).map_err(failed)?;
     let schema = batches.get_schema();
     let mut fields = Vec::with_capacity(schema.fields().len());
     for arrow_field in schema.fields() {
@@ -47,7 +51,7 @@ pub fn query_polars_chunks(
         fields.iter().map(|_| Vec::new()).collect();
     let (mut pending, mut sent) = (0usize, false);
     for batch in batches {
-        let batch = batch.map_err(Error::duckdb(context()))?;
+        let batch = batch.map_err(failed)?;
         pending += batch.num_rows();
         for (i, column) in batch.columns().iter().enumerate() {
             let (_, array) = export_import(column.as_ref()).map_err(Error::polars(context()))?;
@@ -106,7 +110,7 @@ fn export_import(
 /// mart candidates with the same SQL as every other layer. `money` columns
 /// (integer minor units, with their scale) become DECIMAL amounts, as they are published.
 pub fn register_frame(
-    conn: &Connection,
+    engine: &DuckDb,
     schema: &str,
     name: &str,
     frame: &DataFrame,
@@ -156,18 +160,18 @@ pub fn register_frame(
         .iter()
         .map(|f| format!("{} {}", crate::sql::ident(f.name()), duckdb_type(f.data_type())))
         .collect();
-    conn.execute_batch(&format!(
-        "CREATE OR REPLACE TEMP TABLE {staging_table} ({});",
-        defs.join(", ")
-    ))
-    .map_err(Error::duckdb(context()))?;
-    {
-        let mut appender = conn.appender(&staging_table).map_err(Error::duckdb(context()))?;
-        appender
-            .append_record_batch(batch)
-            .map_err(Error::duckdb(context()))?;
-        appender.flush().map_err(Error::duckdb(context()))?;
-    }
+    engine
+        .execute(&format!(
+            "CREATE OR REPLACE TEMP TABLE {staging_table} ({});",
+            defs.join(", ")
+        ))
+        .map_err(Error::engine(context()))?;
+    let mut appender = engine
+        .batch_appender(None, &staging_table, &[])
+        .map_err(Error::engine(context()))?;
+    appender.append(batch).map_err(Error::engine(context()))?;
+    appender.flush().map_err(Error::engine(context()))?;
+    drop(appender);
     let replace: Vec<String> = money
         .iter()
         .map(|(m, scale)| {
@@ -183,10 +187,11 @@ pub fn register_frame(
     } else {
         format!("* REPLACE ({})", replace.join(", "))
     };
-    conn.execute_batch(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {select} FROM {staging_table}; DROP TABLE {staging_table};"
-    ))
-    .map_err(Error::duckdb(context()))
+    engine
+        .execute(&format!(
+            "CREATE SCHEMA IF NOT EXISTS {schema}; CREATE OR REPLACE TABLE {schema}.{name} AS SELECT {select} FROM {staging_table}; DROP TABLE {staging_table};"
+        ))
+        .map_err(Error::engine(context()))
 }
 
 /// The DuckDB column type for an Arrow type of a mart column.
@@ -213,10 +218,11 @@ mod tests {
     /// DuckDB exported: the handoff moves ownership, it does not copy.
     #[test]
     fn fixed_width_columns_cross_without_a_copy() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch("CREATE TABLE t AS SELECT range::BIGINT AS v FROM range(5000)")
+        let engine = DuckDb::open(None, None).unwrap();
+        engine
+            .execute("CREATE TABLE t AS SELECT range::BIGINT AS v FROM range(5000)")
             .unwrap();
-        let mut stmt = conn.prepare("SELECT v FROM t").unwrap();
+        let mut stmt = engine.connection().prepare("SELECT v FROM t").unwrap();
         let batch = stmt.stream_arrow([]).unwrap().next().unwrap().unwrap();
         let column = batch.column(0);
         let exported = column.to_data().buffers()[0].as_ptr();
@@ -236,8 +242,9 @@ mod tests {
     /// inside their view).
     #[test]
     fn strings_are_converted_on_import() {
-        let conn = Connection::open_in_memory().unwrap();
-        let mut stmt = conn
+        let engine = DuckDb::open(None, None).unwrap();
+        let mut stmt = engine
+            .connection()
             .prepare("SELECT CASE WHEN range % 2 = 0 THEN 'eu' ELSE 'a-longer-string-' || range END AS s FROM range(1000)")
             .unwrap();
         let batch = stmt.stream_arrow([]).unwrap().next().unwrap().unwrap();
