@@ -363,7 +363,7 @@ impl Pipeline {
                 Err(message) => errors.push(pipeline.error(&format!("/staging/{i}/sql"), message)),
             }
         }
-        pipeline.hash = crate::ingest::hex(&hash.finalize());
+        pipeline.hash = crate::format::hex(&hash.finalize());
         if errors.is_empty() {
             Ok(pipeline)
         } else {

@@ -18,6 +18,7 @@ use crate::engine::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
 use crate::engine::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::engine::arrow::record_batch::RecordBatch;
 use crate::engine::{DuckDb, EngineError, FileFormat};
+use crate::format::hex;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
@@ -560,11 +561,6 @@ pub fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Resu
             "reading {table} from `{}`",
             file.display()
         )))
-}
-
-/// Lower-case hex of a digest.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A reader that hashes what passes through it, so each file is read once.

@@ -127,7 +127,7 @@ fn job(args: &RunArgs) -> Result<ExitStatus, Error> {
 const DEMO_DEFECTS: &str = "null_event_id=0.001,bad_time=0.002,null_user=0.001,bad_amount=0.002,malformed=0.001,dup_event=0.005,conflict_event=0.002";
 
 fn demo(args: DemoArgs) -> Result<ExitStatus, Error> {
-    sluice::publish::check_path(&args.run.places.db)?;
+    sluice::state::check_path(&args.run.places.db)?;
     // The demo writes into the input directory (or the input file) the run reads.
     let input = std::path::PathBuf::from(args.run.input.first().map_or("input", String::as_str));
     let out = if sluice::ingest::detect(&input).is_some() {

@@ -14,11 +14,13 @@ use crate::cli::{Places, RunArgs};
 use crate::config::Pipeline;
 use crate::engine::DuckDb;
 use crate::error::{Error, Result};
+use crate::format::{format_cents, hex, iso_seconds};
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
-use crate::publish::{self, Db, RunRecord, iso_seconds};
+use crate::publish::{self, Export, Sink};
 use crate::stage::{self, StageCounts};
+use crate::state::{RunRecord, RunState};
 
 /// What a run did, for the summary and the exit code.
 #[derive(Debug)]
@@ -64,7 +66,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
             source,
         )?);
     }
-    let mut db = Db::open(&args.places.db)?;
+    let mut state = RunState::open(&args.places.db)?;
     for dir in [&args.places.output_dir, &args.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
@@ -171,7 +173,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         window.as_of,
         window.start(),
         &args.places.output_dir.join("failed_rows"),
-        &db.history(window.as_of)?,
+        &state.history(window.as_of)?,
     )?;
     let gate = Gate {
         audit: checked,
@@ -203,31 +205,28 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     let out = &args.places.output_dir;
     let unpublished = out.join("unpublished");
     let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
-    let exports: Vec<_> = marts.iter().map(|m| pipeline.exports_of(&m.name)).collect();
-    let csv_exports: Vec<String> = exports.iter().flat_map(|e| e.csv.clone()).collect();
+    let mut exports = Vec::new();
+    let mut csv_exports = Vec::new();
+    for (i, mart) in marts.iter().enumerate() {
+        let e = pipeline.exports_of(&mart.name);
+        let sinks = e.sqlite.into_iter().map(|table| Sink::Sqlite { table });
+        let csv = e.csv.iter().map(|f| Sink::Csv { path: out.join(f) });
+        let parquet = e.parquet.iter().map(|f| Sink::Parquet { path: out.join(f) });
+        exports.extend(
+            sinks
+                .chain(csv)
+                .chain(parquet)
+                .map(|sink| Export { mart: i, sink }),
+        );
+        csv_exports.extend(e.csv);
+    }
     if publishing {
-        let tables: Vec<(&Mart, String)> = marts
-            .iter()
-            .zip(&exports)
-            .filter_map(|(m, e)| e.sqlite.clone().map(|t| (m, t)))
-            .collect();
-        db.publish(&tables, &record)?;
-        for (mart, e) in marts.iter().zip(&exports) {
-            for file in &e.csv {
-                publish::write_csv(mart, &out.join(file))?;
-            }
-            for file in &e.parquet {
-                publish::write_parquet(&engine, mart, &out.join(file))?;
-            }
-        }
-        db.mark_csv_published(&record.run_id)?;
+        publish::publish(&mut state, &engine, &marts, &exports, &record)?;
         // Candidates of an earlier failed run are no longer news.
         let _ = std::fs::remove_dir_all(&unpublished);
     } else {
-        db.record_unpublished(&record)?;
-        for mart in &marts {
-            publish::write_csv(mart, &unpublished.join(format!("{}.csv", mart.name)))?;
-        }
+        publish::record_unpublished(&mut state, &record)?;
+        publish::write_unpublished(&marts, &unpublished)?;
     }
     tracing::info!(
         stage = "publish",
@@ -303,7 +302,7 @@ fn config_hash(pipeline: &Pipeline, lookback_days: u32, checks: &[crate::checks:
     h.update(pipeline.hash.as_bytes());
     h.update(format!("lookback_days={lookback_days}").as_bytes());
     h.update(format!("{checks:?}").as_bytes());
-    ingest::hex(&h.finalize())
+    hex(&h.finalize())
 }
 
 impl Outcome {
@@ -426,7 +425,7 @@ fn top_five(top: &Mart) -> String {
             "  {:>4}  {:>10}  {:>13}  {:>7}\n",
             rank.get(i).unwrap_or_default(),
             user.get(i).map_or_else(|| "null".into(), |u| u.to_string()),
-            total.get(i).map_or_else(String::new, publish::format_cents),
+            total.get(i).map_or_else(String::new, format_cents),
             events.get(i).unwrap_or_default()
         );
     }

@@ -14,8 +14,9 @@ use crate::cli::CheckArgs;
 use crate::config::Pipeline;
 use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
-use crate::publish::{Db, PublishedTable, iso_seconds};
+use crate::format::iso_seconds;
 use crate::sql;
+use crate::state::{PublishedTable, RunState};
 
 /// What a re-audit found.
 pub struct Recheck {
@@ -34,7 +35,7 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
             path: args.places.db.clone(),
         });
     }
-    let db = Db::open(&args.places.db)?;
+    let db = RunState::open(&args.places.db)?;
     let last = db.last_published()?.ok_or_else(|| Error::NothingPublished {
         path: args.places.db.clone(),
     })?;

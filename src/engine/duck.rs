@@ -132,13 +132,25 @@ impl DuckDb {
             target.extension().and_then(|e| e.to_str()).unwrap_or(""),
             std::process::id()
         ));
+        self.write_file(query, &tmp, format).map_err(|e| match e {
+            Error::Engine { source, .. } => Error::Engine {
+                context: format!("writing `{}`", target.display()),
+                source,
+            },
+            other => other,
+        })?;
+        std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
+    }
+
+    /// Writes the result of `query` to `path` as it goes (see [`Self::copy_to`]
+    /// for a reader-safe copy).
+    pub fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<()> {
         let options = match format {
             FileFormat::Parquet => "FORMAT parquet",
             FileFormat::Csv => "FORMAT csv, HEADER true",
         };
-        self.execute(&format!("COPY ({query}) TO {} ({options})", sql::path(&tmp)))
-            .map_err(Error::engine(format!("writing `{}`", target.display())))?;
-        std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
+        self.execute(&format!("COPY ({query}) TO {} ({options})", sql::path(path)))
+            .map_err(Error::engine(format!("writing `{}`", path.display())))
     }
 
     /// Appends rows of values to `schema.table` (`table` alone finds a

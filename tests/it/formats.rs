@@ -61,7 +61,7 @@ fn every_text_format_and_compression_stages_and_publishes_the_same_rows() {
             vec![format!(
                 "input/{name}|{}|{}|5000",
                 stored.len(),
-                sluice::ingest::hex(&Sha256::digest(&stored))
+                sluice::format::hex(&Sha256::digest(&stored))
             )],
             "{name}"
         );

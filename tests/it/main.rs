@@ -9,5 +9,6 @@ mod formats;
 mod metrics;
 mod pipeline;
 mod reference;
+mod state;
 mod traces;
 mod util;

@@ -1,29 +1,31 @@
-//! Publish: the SQLite database (`agg_result.db`) and the CSV exports.
+//! Run state: the `_sluice_*` tables of `agg_result.db` (runs, their inputs,
+//! check results, the metrics history, exports), their forward migrations,
+//! and the exclusive lock a run holds on the database. The marts that the
+//! SQLite sink publishes live in the same file and are written in the same
+//! transaction as the run's record ([`RunState::commit_run`]).
 //!
-//! The database may be a single-file bind mount, which cannot be renamed over,
-//! so marts are replaced inside one SQLite transaction with the rollback
-//! journal. CSVs go through a temp file in the same directory and a rename.
-//! `_sluice_runs` records every run and which of the two publish steps happened.
+//! The database may be a single-file bind mount, which cannot be renamed
+//! over, so everything happens inside SQLite transactions with the rollback
+//! journal.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, SecondsFormat, Utc};
-use polars::prelude::{DataType, TimeUnit};
 use rusqlite::{Connection, params, types::Value};
 
 use crate::checks::engine::{History, Outcome};
 use crate::error::{Error, Result};
+use crate::format::iso_seconds;
 use crate::ingest::InputFile;
-use crate::marts::Mart;
 use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
@@ -81,10 +83,22 @@ CREATE TABLE _sluice_metrics_history (
     PRIMARY KEY (check_file, check_name, as_of)
 );
 "#,
+    // One row per run and export: a new sink kind needs no new column.
+    r#"
+CREATE TABLE _sluice_run_exports (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    mart TEXT NOT NULL,
+    sink TEXT NOT NULL,
+    target TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    published INTEGER NOT NULL,
+    PRIMARY KEY (run_id, sink, target)
+);
+"#,
 ];
 
-/// The published database, opened and exclusively locked for the whole run.
-pub struct Db {
+/// The run state of a database, opened and exclusively locked for the whole run.
+pub struct RunState {
     // Field order matters: the connection closes before the lock is released,
     // and closing the lock's descriptor last keeps SQLite's own locks intact.
     conn: Connection,
@@ -92,11 +106,11 @@ pub struct Db {
     _lock: File,
 }
 
-impl Db {
+impl RunState {
     /// Opens (or creates) the database and takes the run lock. An empty file is
     /// a new database; a directory is the mistake Docker makes for a missing
     /// single-file mount.
-    pub fn open(path: &Path) -> Result<Db> {
+    pub fn open(path: &Path) -> Result<RunState> {
         check_path(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -133,7 +147,7 @@ impl Db {
                 version,
             });
         }
-        Ok(Db {
+        Ok(RunState {
             conn,
             path: path.to_path_buf(),
             _lock: lock,
@@ -154,32 +168,26 @@ impl Db {
         Ok(())
     }
 
-    /// Replaces every mart and records the run, in one transaction.
-    pub fn publish(&mut self, marts: &[(&Mart, String)], run: &RunRecord) -> Result<()> {
+    /// Records `run` and its `exports` in one transaction, into which
+    /// `tables` first writes the marts of the SQLite sink: the marts and the
+    /// record become visible together, or neither does.
+    pub fn commit_run(
+        &mut self,
+        run: &RunRecord,
+        published: bool,
+        exports: &[ExportRecord],
+        tables: &dyn Fn(&rusqlite::Transaction<'_>) -> rusqlite::Result<()>,
+    ) -> Result<()> {
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| sqlite(&path, "starting the publish", e))?;
         Self::migrate(&tx, &path)?;
-        for (mart, table) in marts {
-            replace_table(&tx, mart, table).map_err(|e| sqlite(&path, "replacing the marts", e))?;
-        }
-        insert_run(&tx, run, true).map_err(|e| sqlite(&path, "recording the run", e))?;
+        tables(&tx).map_err(|e| sqlite(&path, "replacing the marts", e))?;
+        insert_run(&tx, run, published, exports).map_err(|e| sqlite(&path, "recording the run", e))?;
         tx.commit()
             .map_err(|e| sqlite(&path, "committing the publish", e))
-    }
-
-    /// Records a run whose marts were not published; the marts stay as they were.
-    pub fn record_unpublished(&mut self, run: &RunRecord) -> Result<()> {
-        let path = self.path.clone();
-        let tx = self
-            .conn
-            .transaction()
-            .map_err(|e| sqlite(&path, "recording the run", e))?;
-        Self::migrate(&tx, &path)?;
-        insert_run(&tx, run, false).map_err(|e| sqlite(&path, "recording the run", e))?;
-        tx.commit().map_err(|e| sqlite(&path, "recording the run", e))
     }
 
     /// Each check's observed values before `as_of`, newest first, from runs
@@ -277,18 +285,17 @@ impl Db {
         Ok(tables)
     }
 
-    /// Notes that the CSV exports of `run_id` were renamed into place.
-    pub fn mark_csv_published(&self, run_id: &str) -> Result<()> {
+    /// Notes that the file exports of `run_id` were renamed into place.
+    pub fn mark_files_published(&self, run_id: &str) -> Result<()> {
         self.conn
-            .execute(
-                "UPDATE _sluice_runs SET published_csv = 1 WHERE run_id = ?1",
-                [run_id],
-            )
-            .map(drop)
-            .map_err(|e| sqlite(&self.path, "recording the CSV publish", e))
+            .execute_batch(&format!(
+                "UPDATE _sluice_run_exports SET published = 1 WHERE run_id = {0} AND sink != 'sqlite'; \
+                 UPDATE _sluice_runs SET published_csv = 1 WHERE run_id = {0};",
+                sql::string(run_id)
+            ))
+            .map_err(|e| sqlite(&self.path, "recording the file publish", e))
     }
 }
-
 /// Fails at once on a database path that is a directory, before any work.
 pub fn check_path(path: &Path) -> Result<()> {
     if path.is_dir() {
@@ -340,7 +347,25 @@ pub struct RunRecord {
     pub checks: Vec<Outcome>,
 }
 
-fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) -> rusqlite::Result<()> {
+/// One export of a run, as `_sluice_run_exports` holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportRecord {
+    pub mart: String,
+    /// The sink kind: `sqlite`, `csv`, `parquet`.
+    pub sink: &'static str,
+    /// A table name or a path.
+    pub target: String,
+    pub rows: u64,
+    /// Visible to readers (a file still waiting for its rename is not).
+    pub published: bool,
+}
+
+fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    run: &RunRecord,
+    published: bool,
+    exports: &[ExportRecord],
+) -> rusqlite::Result<()> {
     let by_reason = serde_json::Value::Object(
         run.counts
             .quarantined
@@ -404,6 +429,17 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) 
             ])?;
         }
     }
+    let mut stmt = tx.prepare("INSERT INTO _sluice_run_exports VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for e in exports {
+        stmt.execute(params![
+            run.run_id,
+            e.mart,
+            e.sink,
+            e.target,
+            e.rows as i64,
+            e.published
+        ])?;
+    }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for input in &run.inputs {
         stmt.execute(params![
@@ -415,236 +451,4 @@ fn insert_run(tx: &rusqlite::Transaction<'_>, run: &RunRecord, published: bool) 
         ])?;
     }
     Ok(())
-}
-
-/// `2026-11-20T13:05:00Z`: UTC, truncated to seconds.
-pub fn iso_seconds(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Secs, true)
-}
-
-/// Integer cents as an exact decimal with two places: `-0.05`, `12.30`.
-pub fn format_cents(cents: i64) -> String {
-    format_decimal(cents, 2)
-}
-
-/// Integer minor units as an exact decimal with `scale` places.
-pub fn format_decimal(units: i64, scale: u32) -> String {
-    let sign = if units < 0 { "-" } else { "" };
-    let abs = units.unsigned_abs();
-    let one = 10u64.pow(scale);
-    match scale {
-        0 => format!("{sign}{abs}"),
-        _ => format!(
-            "{sign}{}.{:0width$}",
-            abs / one,
-            abs % one,
-            width = scale as usize
-        ),
-    }
-}
-
-/// A mart column converted for publishing: SQLite type and one value per row.
-struct Published {
-    name: String,
-    sql_type: &'static str,
-    values: Vec<Value>,
-}
-
-/// Converts every column of a mart: money to REAL rounded to cents, times to
-/// ISO-8601 UTC text truncated to seconds, days to `YYYY-MM-DD`.
-fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars::error::PolarsError> {
-    let mut out = Vec::new();
-    for column in mart.frame.columns() {
-        let name = column.name().to_string();
-        let scale = mart.scale(&name);
-        let (sql_type, values): (&'static str, Vec<Value>) = match column.dtype() {
-            DataType::Datetime(unit, _) => {
-                let per_second = match unit {
-                    TimeUnit::Nanoseconds => 1_000_000_000,
-                    TimeUnit::Microseconds => 1_000_000,
-                    TimeUnit::Milliseconds => 1_000,
-                };
-                let ints = column.cast(&DataType::Int64)?;
-                let values = ints
-                    .i64()?
-                    .iter()
-                    .map(
-                        |v| match v.and_then(|v| DateTime::from_timestamp(v.div_euclid(per_second), 0)) {
-                            Some(t) => Value::Text(iso_seconds(t)),
-                            None => Value::Null,
-                        },
-                    )
-                    .collect();
-                ("TEXT", values)
-            }
-            DataType::Date => {
-                let days = column.cast(&DataType::Int32)?;
-                let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-                let values = days
-                    .i32()?
-                    .iter()
-                    .map(|d| {
-                        match d.and_then(|d| epoch.checked_add_signed(chrono::Duration::days(d.into()))) {
-                            Some(day) => Value::Text(day.format("%Y-%m-%d").to_string()),
-                            None => Value::Null,
-                        }
-                    })
-                    .collect();
-                ("TEXT", values)
-            }
-            dt if dt.is_integer() => {
-                let ints = column.cast(&DataType::Int64)?;
-                let values = ints.i64()?.iter();
-                if let Some(scale) = scale {
-                    let one = 10f64.powi(scale as i32);
-                    (
-                        "REAL",
-                        values
-                            .map(|v| v.map_or(Value::Null, |c| Value::Real(c as f64 / one)))
-                            .collect(),
-                    )
-                } else {
-                    (
-                        "INTEGER",
-                        values.map(|v| v.map_or(Value::Null, Value::Integer)).collect(),
-                    )
-                }
-            }
-            dt if dt.is_float() => {
-                let floats = column.cast(&DataType::Float64)?;
-                (
-                    "REAL",
-                    floats
-                        .f64()?
-                        .iter()
-                        .map(|v| v.map_or(Value::Null, Value::Real))
-                        .collect(),
-                )
-            }
-            _ => {
-                let text = column.cast(&DataType::String)?;
-                let values = text
-                    .str()?
-                    .iter()
-                    .map(|v| v.map_or(Value::Null, |s| Value::Text(s.to_string())))
-                    .collect();
-                ("TEXT", values)
-            }
-        };
-        out.push(Published {
-            name,
-            sql_type,
-            values,
-        });
-    }
-    Ok(out)
-}
-
-fn replace_table(tx: &rusqlite::Transaction<'_>, mart: &Mart, table: &str) -> rusqlite::Result<()> {
-    let columns =
-        published_columns(mart).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
-    let table = sql::ident(table);
-    let defs: Vec<String> = columns
-        .iter()
-        .map(|c| format!("{} {}", sql::ident(&c.name), c.sql_type))
-        .collect();
-    tx.execute_batch(&format!(
-        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} ({});",
-        defs.join(", ")
-    ))?;
-    let placeholders = vec!["?"; columns.len()].join(", ");
-    let mut stmt = tx.prepare(&format!("INSERT INTO {table} VALUES ({placeholders})"))?;
-    for row in 0..mart.frame.height() {
-        stmt.execute(rusqlite::params_from_iter(columns.iter().map(|c| &c.values[row])))?;
-    }
-    Ok(())
-}
-
-/// Writes a mart as CSV to `path` through a temp file and a rename. Money
-/// columns have exactly two decimals.
-pub fn write_csv(mart: &Mart, path: &Path) -> Result<()> {
-    let columns = published_columns(mart).map_err(Error::polars(format!("exporting {}", mart.name)))?;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".sluice-")
-        .suffix(".csv.tmp")
-        // The umask decides, as for any file the user writes (tempfile's default is 0600).
-        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("create a temp file in", dir, e))?;
-    let csv_err = |source| Error::WriteCsv {
-        path: path.to_path_buf(),
-        source,
-    };
-    {
-        let mut w = csv::Writer::from_writer(tmp.as_file());
-        w.write_record(columns.iter().map(|c| c.name.as_str()))
-            .map_err(csv_err)?;
-        let mut record = Vec::with_capacity(columns.len());
-        for row in 0..mart.frame.height() {
-            record.clear();
-            for c in &columns {
-                let scale = mart.scale(&c.name);
-                record.push(match &c.values[row] {
-                    Value::Null => String::new(),
-                    Value::Integer(v) => v.to_string(),
-                    Value::Real(v) if scale.is_some() => {
-                        let scale = scale.unwrap_or_default();
-                        format_decimal((v * 10f64.powi(scale as i32)).round() as i64, scale)
-                    }
-                    Value::Real(v) => v.to_string(),
-                    Value::Text(s) => s.clone(),
-                    Value::Blob(_) => String::new(),
-                });
-            }
-            w.write_record(&record).map_err(csv_err)?;
-        }
-        w.flush().map_err(|e| Error::io("write", path, e))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io("write", path, e))?;
-    tmp.persist(path)
-        .map_err(|e| Error::io("replace", path, e.error))?;
-    Ok(())
-}
-
-/// Writes a mart as Parquet (through a temp file and a rename) from its
-/// candidate in DuckDB, where decimals are DECIMAL and times TIMESTAMP.
-pub fn write_parquet(engine: &crate::engine::DuckDb, mart: &Mart, path: &Path) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
-    }
-    engine.copy_to(
-        &format!("SELECT * FROM marts.{}", sql::ident(&mart.name)),
-        path,
-        crate::engine::FileFormat::Parquet,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cents_format_exactly() {
-        assert_eq!(format_decimal(-5, 3), "-0.005");
-        assert_eq!(format_decimal(42, 0), "42");
-        assert_eq!(format_cents(1230), "12.30");
-        assert_eq!(format_cents(-5), "-0.05");
-        assert_eq!(format_cents(0), "0.00");
-        assert_eq!(format_cents(123_456_789_012), "1234567890.12");
-    }
-
-    #[test]
-    fn timestamps_truncate_to_seconds() {
-        let t = DateTime::parse_from_rfc3339("2026-11-20T13:05:00.999999Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(iso_seconds(t), "2026-11-20T13:05:00Z");
-    }
 }
