@@ -12,6 +12,7 @@ use crate::config::Pipeline;
 use crate::engine::{DuckDb, handoff};
 use crate::error::{Error, Result};
 use crate::marts::Mart;
+use crate::settings::CheckSelection;
 
 /// The gate: the audit and how strict the run is about warnings.
 #[derive(Debug, Clone, Default)]
@@ -128,7 +129,10 @@ pub fn write_reports(
 }
 
 /// The checks a run uses: loaded, validated and narrowed by `--select`.
-pub fn selected_checks(dir: Option<&Path>, pipeline: &Pipeline, selectors: &[String]) -> Result<Vec<Check>> {
-    checks::select(load_checks(dir, pipeline)?, selectors)
-        .map_err(|selectors| Error::UnknownSelector { selectors })
+pub fn selected_checks(selection: &CheckSelection, pipeline: &Pipeline) -> Result<Vec<Check>> {
+    checks::select(
+        load_checks(selection.dir.as_deref(), pipeline)?,
+        &selection.select,
+    )
+    .map_err(|selectors| Error::UnknownSelector { selectors })
 }

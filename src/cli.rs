@@ -54,7 +54,7 @@ pub enum Command {
 
 /// The pipeline and where a run's results live: shared by `run`, `demo` and `check`.
 #[derive(Debug, Clone, Args)]
-pub struct Places {
+pub struct PlacesArgs {
     /// The pipeline file. Default: `sluice.yaml` if it exists, else the built-in default pipeline.
     #[arg(long, env = "SLUICE_CONFIG", value_name = "PATH")]
     pub config: Option<PathBuf>,
@@ -75,7 +75,7 @@ pub struct Places {
 #[derive(Debug, Clone, Args)]
 pub struct CheckArgs {
     #[command(flatten)]
-    pub places: Places,
+    pub places: PlacesArgs,
 
     /// Directory of checks/*.yaml. Default: `checks/` if it exists, else the built-in checks.
     #[arg(long, env = "SLUICE_CHECKS_DIR", value_name = "DIR")]
@@ -139,7 +139,7 @@ pub struct RunArgs {
     pub input: Vec<String>,
 
     #[command(flatten)]
-    pub places: Places,
+    pub places: PlacesArgs,
 
     /// The run's "now" (RFC 3339); the marts window ends here. Default: now.
     #[arg(long, env = "SLUICE_AS_OF", value_parser = parse_timestamp, value_name = "TIMESTAMP")]

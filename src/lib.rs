@@ -11,6 +11,7 @@
 pub mod audit;
 pub mod checks;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod engine;
 pub mod error;
@@ -23,6 +24,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod publish;
 pub mod recheck;
+pub mod settings;
 pub mod sql;
 pub mod stage;
 pub mod state;

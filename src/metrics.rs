@@ -167,13 +167,25 @@ impl Metrics {
 }
 
 /// Where and how to push.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PushConfig {
     pub url: String,
     pub pipeline: String,
     pub timeout: Duration,
     /// Basic-auth credentials, from the environment only.
     pub auth: Option<(String, String)>,
+}
+
+/// The password never reaches a log line, even a debug one.
+impl std::fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("url", &self.url)
+            .field("pipeline", &self.pipeline)
+            .field("timeout", &self.timeout)
+            .field("auth", &self.auth.as_ref().map(|(user, _)| (user, "***")))
+            .finish()
+    }
 }
 
 /// Pushes `body` to the group of the pipeline: PUT replaces the group, POST

@@ -2,23 +2,21 @@
 //! Each stage is a module; this file only wires them together and records
 //! what happened.
 
-use std::path::Path;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Gate};
-use crate::checks::report;
-use crate::cli::{Places, RunArgs};
 use crate::config::Pipeline;
 use crate::engine::DuckDb;
 use crate::error::{Error, Result};
-use crate::format::{format_cents, hex, iso_seconds};
+use crate::format::{hex, iso_seconds};
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
 use crate::publish::{self, Export, Sink};
+use crate::settings::{Places, RunSettings};
 use crate::stage::{self, StageCounts};
 use crate::state::{RunRecord, RunState};
 
@@ -41,41 +39,40 @@ pub struct Outcome {
 }
 
 /// Runs `pipeline` with the given settings.
-pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
+pub fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
     let window = Window {
-        // To the second, as `_sluice_runs` records it, so `sluice check` reproduces the run.
-        as_of: chrono::SubsecRound::trunc_subsecs(args.as_of.unwrap_or(started_at), 0),
-        lookback_days: args.lookback_days.or(pipeline.spec.lookback_days).unwrap_or(30),
+        as_of: settings.as_of,
+        lookback_days: settings.lookback_days,
     };
     let name = pipeline.spec.pipeline.as_str();
     let _run = tracing::info_span!("run", pipeline = name, as_of = %iso_seconds(window.as_of)).entered();
     // Everything the user configured is checked before any data is read.
     let sources = pipeline.sources();
-    if !args.input.is_empty() && sources.len() > 1 {
+    if !settings.inputs.is_empty() && sources.len() > 1 {
         return Err(Error::InputForManySources {
             count: sources.len(),
             names: sources.iter().map(|s| s.name.clone()).collect(),
         });
     }
-    let checks = audit::selected_checks(args.checks_dir.as_deref(), pipeline, &args.select)?;
+    let checks = audit::selected_checks(&settings.checks, pipeline)?;
     let mut files = Vec::new();
     for (source, spec) in sources.iter().zip(&pipeline.spec.sources) {
         files.push(ingest::resolve_inputs(
-            &pipeline.inputs(spec, &args.input),
+            &pipeline.inputs(spec, &settings.inputs),
             source,
         )?);
     }
-    let mut state = RunState::open(&args.places.db)?;
-    for dir in [&args.places.output_dir, &args.places.data_dir] {
+    let mut state = RunState::open(&settings.places.db)?;
+    for dir in [&settings.places.output_dir, &settings.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
 
-    let spill = args.places.data_dir.join(".duckdb_tmp");
+    let spill = settings.places.data_dir.join(".duckdb_tmp");
     let engine =
-        DuckDb::open(Some(&args.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
+        DuckDb::open(Some(&settings.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
 
-    let show = crate::progress::enabled(args.no_progress);
+    let show = settings.progress;
     let total_bytes = files
         .iter()
         .flatten()
@@ -91,7 +88,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
             &engine,
             source,
             files,
-            &args.places.data_dir.join("raw"),
+            &settings.places.data_dir.join("raw"),
             &iso_seconds(started_at),
             &bar,
         )?;
@@ -120,8 +117,8 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
                 file: &model.sql,
                 reasons: &model.reasons,
             },
-            &args.places.data_dir.join("staging"),
-            &args.places.output_dir.join("quarantine"),
+            &settings.places.data_dir.join("staging"),
+            &settings.places.output_dir.join("quarantine"),
         )?;
         metrics.rows("staging", &model.name, counts.staged);
         metrics.rows(
@@ -135,7 +132,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         models.push((model.name.clone(), counts));
     }
     for source in &sources {
-        ingest::serve_from_lake(&engine, source, &args.places.data_dir.join("raw"))?;
+        ingest::serve_from_lake(&engine, source, &settings.places.data_dir.join("raw"))?;
     }
     let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
     spinner.finish_and_clear();
@@ -153,7 +150,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         pipeline,
         window.as_of,
         window.lookback_days,
-        args.pass_rows,
+        settings.pass_rows,
     )?;
     for mart in &marts {
         metrics.rows("marts", &mart.name, mart.frame.height() as u64);
@@ -172,12 +169,12 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         &marts,
         window.as_of,
         window.start(),
-        &args.places.output_dir.join("failed_rows"),
+        &settings.places.output_dir.join("failed_rows"),
         &state.history(window.as_of)?,
     )?;
     let gate = Gate {
         audit: checked,
-        fail_on_warn: args.fail_on_warn,
+        fail_on_warn: settings.gate.fail_on_warn,
     };
     metrics.checks(&gate.audit);
     tracing::info!(
@@ -202,9 +199,9 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
     };
 
     let step = Stage::start("publish", metrics);
-    let out = &args.places.output_dir;
+    let out = &settings.places.output_dir;
     let unpublished = out.join("unpublished");
-    let publishing = !args.no_publish && (gate.passed() || args.publish_on_failure);
+    let publishing = !settings.gate.no_publish && (gate.passed() || settings.gate.publish_on_failure);
     let mut exports = Vec::new();
     let mut csv_exports = Vec::new();
     for (i, mart) in marts.iter().enumerate() {
@@ -247,7 +244,7 @@ pub fn run(args: &RunArgs, pipeline: &Pipeline, metrics: &Metrics) -> Result<Out
         published: publishing,
         marts,
         gate,
-        places: args.places.clone(),
+        places: settings.places.clone(),
         csv_exports,
     })
 }
@@ -303,131 +300,4 @@ fn config_hash(pipeline: &Pipeline, lookback_days: u32, checks: &[crate::checks:
     h.update(format!("lookback_days={lookback_days}").as_bytes());
     h.update(format!("{checks:?}").as_bytes());
     hex(&h.finalize())
-}
-
-impl Outcome {
-    /// The human summary printed to stdout after a run.
-    pub fn summary(&self) -> String {
-        let c = &self.counts;
-        let mut s = format!(
-            "sluice: {} rows from {} file{}; window {} .. {} ({} days)\n",
-            c.raw,
-            self.inputs.len(),
-            if self.inputs.len() == 1 { "" } else { "s" },
-            iso_seconds(self.window.start()),
-            iso_seconds(self.window.as_of),
-            self.window.lookback_days,
-        );
-        let reasons: Vec<String> = c
-            .quarantined
-            .iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(r, n)| format!("{r} {n}"))
-            .collect();
-        s += &format!("  raw          {:>10}\n", c.raw);
-        s += &format!("  quarantined  {:>10}", c.quarantined_total());
-        if !reasons.is_empty() {
-            s += &format!(
-                "  ({}) -> {}",
-                reasons.join(", "),
-                show(&self.model_file(&self.places.output_dir.join("quarantine"), "csv"))
-            );
-        }
-        s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
-        s += &format!(
-            "  staged       {:>10}  -> {}\n",
-            c.staged,
-            show(&self.model_file(&self.places.data_dir.join("staging"), "parquet"))
-        );
-
-        s += &report::table(&self.gate.audit);
-        if self.gate.passed() {
-            s += "gate: passed\n";
-        } else {
-            let [_, warn, fail, error] = report::counts(&self.gate.audit);
-            s += &match (self.gate.fail_on_warn, fail + error) {
-                (true, 0) => format!("gate: FAILED ({warn} warn, with --fail-on-warn)\n"),
-                _ => format!("gate: FAILED ({fail} fail, {error} error)\n"),
-            };
-        }
-
-        if let Some(top) = self.marts.iter().find(|m| m.name == "top_users") {
-            s += &top_five(top);
-        }
-        let sizes: Vec<String> = self
-            .marts
-            .iter()
-            .map(|m| format!("{} {} rows", m.name, m.frame.height()))
-            .collect();
-        let mut targets = vec![show(&self.places.db)];
-        targets.extend(
-            self.csv_exports
-                .iter()
-                .map(|f| show(&self.places.output_dir.join(f))),
-        );
-        if self.published {
-            s += &format!(
-                "published: {} ({}), {}\n",
-                targets[0],
-                sizes.join(", "),
-                targets[1..].join(", ")
-            );
-        } else {
-            s += &format!(
-                "not published: the marts in {} are unchanged; candidates ({}) in {}\n",
-                targets.join(" and "),
-                sizes.join(", "),
-                show(&self.places.output_dir.join("unpublished"))
-            );
-        }
-        s
-    }
-
-    /// A model's file in `dir` when there is one model, else `dir` itself.
-    fn model_file(&self, dir: &Path, extension: &str) -> std::path::PathBuf {
-        match self.models.as_slice() {
-            [(name, _)] => dir.join(format!("{name}.{extension}")),
-            _ => dir.to_path_buf(),
-        }
-    }
-}
-
-fn show(path: &Path) -> String {
-    format!("`{}`", path.display())
-}
-
-/// The first five rows of `top_users` as a small table.
-fn top_five(top: &Mart) -> String {
-    if top.scale("total_amount") != Some(2) {
-        return String::new();
-    }
-    let f = &top.frame;
-    let get = |name: &str| {
-        f.column(name)
-            .and_then(|c| c.cast(&polars::prelude::DataType::Int64))
-    };
-    let (Ok(rank), Ok(user), Ok(total), Ok(events)) =
-        (get("rank"), get("user_id"), get("total_amount"), get("events"))
-    else {
-        return String::new();
-    };
-    let (Ok(rank), Ok(user), Ok(total), Ok(events)) = (rank.i64(), user.i64(), total.i64(), events.i64())
-    else {
-        return String::new();
-    };
-    let mut s = format!(
-        "top users ({} of {}):\n  rank     user_id   total_amount   events\n",
-        f.height().min(5),
-        f.height()
-    );
-    for i in 0..f.height().min(5) {
-        s += &format!(
-            "  {:>4}  {:>10}  {:>13}  {:>7}\n",
-            rank.get(i).unwrap_or_default(),
-            user.get(i).map_or_else(|| "null".into(), |u| u.to_string()),
-            total.get(i).map_or_else(String::new, format_cents),
-            events.get(i).unwrap_or_default()
-        );
-    }
-    s
 }

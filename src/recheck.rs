@@ -9,12 +9,10 @@ use chrono::{DateTime, Utc};
 
 use crate::audit::{self, Gate};
 use crate::checks::engine::{self, Context};
-use crate::checks::report;
-use crate::cli::CheckArgs;
 use crate::config::Pipeline;
 use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
-use crate::format::iso_seconds;
+use crate::settings::CheckSettings;
 use crate::sql;
 use crate::state::{PublishedTable, RunState};
 
@@ -27,20 +25,20 @@ pub struct Recheck {
     pub skipped: Vec<String>,
 }
 
-pub fn run(args: &CheckArgs) -> Result<Recheck> {
-    let pipeline = Pipeline::load(args.places.config.as_deref())?;
-    let all = audit::selected_checks(args.checks_dir.as_deref(), &pipeline, &args.select)?;
-    if !args.places.db.exists() {
+pub fn run(settings: &CheckSettings) -> Result<Recheck> {
+    let pipeline = Pipeline::load(settings.places.config.as_deref())?;
+    let all = audit::selected_checks(&settings.checks, &pipeline)?;
+    if !settings.places.db.exists() {
         return Err(Error::NothingPublished {
-            path: args.places.db.clone(),
+            path: settings.places.db.clone(),
         });
     }
-    let db = RunState::open(&args.places.db)?;
+    let db = RunState::open(&settings.places.db)?;
     let last = db.last_published()?.ok_or_else(|| Error::NothingPublished {
-        path: args.places.db.clone(),
+        path: settings.places.db.clone(),
     })?;
-    let as_of = args.as_of.unwrap_or(last.as_of);
-    let lookback = args.lookback_days.unwrap_or(last.lookback_days);
+    let as_of = settings.as_of.unwrap_or(last.as_of);
+    let lookback = settings.lookback_days.unwrap_or(last.lookback_days);
 
     let engine = DuckDb::open(None, None).map_err(Error::engine("starting DuckDB"))?;
     engine
@@ -49,7 +47,12 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
     for table in db.published_tables()? {
         load_mart(&engine, &table)?;
     }
-    load_lake(&engine, &pipeline, &args.places.data_dir, &args.places.output_dir)?;
+    load_lake(
+        &engine,
+        &pipeline,
+        &settings.places.data_dir,
+        &settings.places.output_dir,
+    )?;
 
     let available = engine.tables().map_err(Error::engine("listing tables"))?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {
@@ -64,13 +67,13 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
         engine: &engine,
         as_of,
         window_start: as_of - chrono::Duration::days(i64::from(lookback)),
-        failed_rows_dir: &args.places.output_dir.join("failed_rows"),
+        failed_rows_dir: &settings.places.output_dir.join("failed_rows"),
         history: &db.history(as_of)?,
     };
     Ok(Recheck {
         gate: Gate {
             audit: engine::run(&ctx, &runnable),
-            fail_on_warn: args.fail_on_warn,
+            fail_on_warn: settings.fail_on_warn,
         },
         run_id: last.run_id,
         as_of,
@@ -79,30 +82,6 @@ pub fn run(args: &CheckArgs) -> Result<Recheck> {
             .map(|c| format!("{} ({})", c.name, c.table))
             .collect(),
     })
-}
-
-impl Recheck {
-    pub fn summary(&self) -> String {
-        let mut s = format!(
-            "sluice check: published run {} as of {}\n",
-            self.run_id,
-            iso_seconds(self.as_of)
-        );
-        if !self.skipped.is_empty() {
-            s += &format!(
-                "skipped {} checks whose tables are not available: {}\n",
-                self.skipped.len(),
-                self.skipped.join(", ")
-            );
-        }
-        s += &report::table(&self.gate.audit);
-        s += if self.gate.passed() {
-            "gate: passed\n"
-        } else {
-            "gate: FAILED\n"
-        };
-        s
-    }
 }
 
 /// A published mart as `marts.<name>`: SQLite's INTEGER, REAL and TEXT, with

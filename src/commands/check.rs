@@ -1,0 +1,41 @@
+//! `sluice check`: re-audits what is published and prints the checks' table.
+
+use crate::checks::report;
+use crate::cli::CheckArgs;
+use crate::error::{ExitStatus, Result};
+use crate::format::iso_seconds;
+use crate::recheck::{self, Recheck};
+use crate::settings::CheckSettings;
+
+pub fn run(args: &CheckArgs) -> Result<ExitStatus> {
+    let recheck = recheck::run(&CheckSettings::new(args))?;
+    print!("{}", summary(&recheck));
+    Ok(if recheck.gate.passed() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::GateFailed
+    })
+}
+
+/// What a re-audit found, as printed.
+fn summary(r: &Recheck) -> String {
+    let mut s = format!(
+        "sluice check: published run {} as of {}\n",
+        r.run_id,
+        iso_seconds(r.as_of)
+    );
+    if !r.skipped.is_empty() {
+        s += &format!(
+            "skipped {} checks whose tables are not available: {}\n",
+            r.skipped.len(),
+            r.skipped.join(", ")
+        );
+    }
+    s += &report::table(&r.gate.audit);
+    s += if r.gate.passed() {
+        "gate: passed\n"
+    } else {
+        "gate: FAILED\n"
+    };
+    s
+}

@@ -1,0 +1,190 @@
+//! `sluice run` and `sluice demo`: one run of the job, its metrics exported
+//! whatever the outcome, and the summary printed after it.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::Utc;
+
+use super::generate::generate_file;
+use crate::checks::report;
+use crate::cli::{DemoArgs, GenerateArgs, RunArgs};
+use crate::config::Pipeline;
+use crate::error::{ExitStatus, Result};
+use crate::format::{format_cents, iso_seconds};
+use crate::marts::Mart;
+use crate::metrics::{self, Metrics};
+use crate::pipeline::{self, Outcome};
+use crate::settings::RunSettings;
+
+/// One run of the job. Its metrics are exported whatever the outcome, a
+/// failed gate or an error included.
+pub fn run(args: &RunArgs) -> Result<ExitStatus> {
+    let pipeline = Pipeline::load(args.places.config.as_deref())?;
+    let settings = RunSettings::new(args, &pipeline);
+    let metrics = Metrics::new();
+    let clock = Instant::now();
+    let result = pipeline::run(&settings, &pipeline, &metrics);
+    let (status, published) = match &result {
+        Ok(outcome) if outcome.gate.passed() => (ExitStatus::Success, outcome.published),
+        Ok(outcome) => (ExitStatus::GateFailed, outcome.published),
+        Err(err) => (err.exit_status(), false),
+    };
+    if let Ok(outcome) = &result {
+        print!("{}", summary(outcome));
+    }
+    metrics.finish(status as u8, Utc::now(), clock.elapsed(), published);
+    metrics::export(
+        &metrics,
+        &settings.places.output_dir,
+        settings.push.as_ref(),
+        status == ExitStatus::Success && published,
+    );
+    result.map(|_| status)
+}
+
+/// Demo data: a little of every defect that staging handles, ending now.
+const DEMO_DEFECTS: &str = "null_event_id=0.001,bad_time=0.002,null_user=0.001,bad_amount=0.002,malformed=0.001,dup_event=0.005,conflict_event=0.002";
+
+/// Generates demo events ending now into the input the run reads, then runs.
+pub fn demo(args: &DemoArgs) -> Result<ExitStatus> {
+    crate::state::check_path(&args.run.places.db)?;
+    // The demo writes into the input directory (or the input file) the run reads.
+    let input = PathBuf::from(args.run.input.first().map_or("input", String::as_str));
+    let out = if crate::ingest::detect(&input).is_some() {
+        input
+    } else {
+        input.join("demo_events.csv")
+    };
+    let planted = generate_file(&GenerateArgs {
+        rows: args.rows,
+        out,
+        seed: args.seed,
+        end: Some(Utc::now()),
+        days: 30,
+        defects: DEMO_DEFECTS.to_string(),
+    })?;
+    print!("{}", planted.summary());
+    run(&args.run)
+}
+
+/// The human summary printed to stdout after a run.
+fn summary(o: &Outcome) -> String {
+    let c = &o.counts;
+    let mut s = format!(
+        "sluice: {} rows from {} file{}; window {} .. {} ({} days)\n",
+        c.raw,
+        o.inputs.len(),
+        if o.inputs.len() == 1 { "" } else { "s" },
+        iso_seconds(o.window.start()),
+        iso_seconds(o.window.as_of),
+        o.window.lookback_days,
+    );
+    let reasons: Vec<String> = c
+        .quarantined
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(r, n)| format!("{r} {n}"))
+        .collect();
+    s += &format!("  raw          {:>10}\n", c.raw);
+    s += &format!("  quarantined  {:>10}", c.quarantined_total());
+    if !reasons.is_empty() {
+        s += &format!(
+            "  ({}) -> {}",
+            reasons.join(", "),
+            show(&model_file(o, &o.places.output_dir.join("quarantine"), "csv"))
+        );
+    }
+    s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
+    s += &format!(
+        "  staged       {:>10}  -> {}\n",
+        c.staged,
+        show(&model_file(o, &o.places.data_dir.join("staging"), "parquet"))
+    );
+
+    s += &report::table(&o.gate.audit);
+    if o.gate.passed() {
+        s += "gate: passed\n";
+    } else {
+        let [_, warn, fail, error] = report::counts(&o.gate.audit);
+        s += &match (o.gate.fail_on_warn, fail + error) {
+            (true, 0) => format!("gate: FAILED ({warn} warn, with --fail-on-warn)\n"),
+            _ => format!("gate: FAILED ({fail} fail, {error} error)\n"),
+        };
+    }
+
+    if let Some(top) = o.marts.iter().find(|m| m.name == "top_users") {
+        s += &top_five(top);
+    }
+    let sizes: Vec<String> = o
+        .marts
+        .iter()
+        .map(|m| format!("{} {} rows", m.name, m.frame.height()))
+        .collect();
+    let mut targets = vec![show(&o.places.db)];
+    targets.extend(o.csv_exports.iter().map(|f| show(&o.places.output_dir.join(f))));
+    if o.published {
+        s += &format!(
+            "published: {} ({}), {}\n",
+            targets[0],
+            sizes.join(", "),
+            targets[1..].join(", ")
+        );
+    } else {
+        s += &format!(
+            "not published: the marts in {} are unchanged; candidates ({}) in {}\n",
+            targets.join(" and "),
+            sizes.join(", "),
+            show(&o.places.output_dir.join("unpublished"))
+        );
+    }
+    s
+}
+
+/// A model's file in `dir` when there is one model, else `dir` itself.
+fn model_file(o: &Outcome, dir: &Path, extension: &str) -> PathBuf {
+    match o.models.as_slice() {
+        [(name, _)] => dir.join(format!("{name}.{extension}")),
+        _ => dir.to_path_buf(),
+    }
+}
+
+fn show(path: &Path) -> String {
+    format!("`{}`", path.display())
+}
+
+/// The first five rows of `top_users` as a small table.
+fn top_five(top: &Mart) -> String {
+    if top.scale("total_amount") != Some(2) {
+        return String::new();
+    }
+    let f = &top.frame;
+    let get = |name: &str| {
+        f.column(name)
+            .and_then(|c| c.cast(&polars::prelude::DataType::Int64))
+    };
+    let (Ok(rank), Ok(user), Ok(total), Ok(events)) =
+        (get("rank"), get("user_id"), get("total_amount"), get("events"))
+    else {
+        return String::new();
+    };
+    let (Ok(rank), Ok(user), Ok(total), Ok(events)) = (rank.i64(), user.i64(), total.i64(), events.i64())
+    else {
+        return String::new();
+    };
+    let mut s = format!(
+        "top users ({} of {}):\n  rank     user_id   total_amount   events\n",
+        f.height().min(5),
+        f.height()
+    );
+    for i in 0..f.height().min(5) {
+        s += &format!(
+            "  {:>4}  {:>10}  {:>13}  {:>7}\n",
+            rank.get(i).unwrap_or_default(),
+            user.get(i).map_or_else(|| "null".into(), |u| u.to_string()),
+            total.get(i).map_or_else(String::new, format_cents),
+            events.get(i).unwrap_or_default()
+        );
+    }
+    s
+}

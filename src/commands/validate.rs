@@ -1,0 +1,27 @@
+//! `sluice validate`: the pipeline and the checks, every error in every file
+//! at once, without reading data.
+
+use std::collections::BTreeSet;
+
+use crate::cli::ValidateArgs;
+use crate::config::Pipeline;
+use crate::error::{ExitStatus, Result};
+
+pub fn run(args: &ValidateArgs) -> Result<ExitStatus> {
+    let pipeline = Pipeline::load(args.config.as_deref())?;
+    let checks = crate::audit::load_checks(args.checks_dir.as_deref(), &pipeline)?;
+    let files: BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();
+    let spec = &pipeline.spec;
+    let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    println!(
+        "ok: pipeline `{}` in {}: {}, {}, {}; {} in {}",
+        spec.pipeline,
+        pipeline.file,
+        count(spec.sources.len(), "source"),
+        count(spec.staging.len(), "staging model"),
+        count(spec.marts.len(), "mart"),
+        count(checks.len(), "check"),
+        count(files.len(), "file")
+    );
+    Ok(ExitStatus::Success)
+}

@@ -1,0 +1,185 @@
+//! The settings a command runs with, resolved in this one place from the
+//! command line and the environment (clap reads both; a flag wins) and then
+//! `sluice.yaml`, then the defaults. The library takes these plain types and
+//! never clap's.
+
+use std::path::PathBuf;
+
+use chrono::{DateTime, SubsecRound, Utc};
+
+use crate::cli::{CheckArgs, PlacesArgs, RunArgs};
+use crate::config::Pipeline;
+use crate::metrics::PushConfig;
+
+/// The window's length when neither a flag nor `sluice.yaml` gives one.
+pub const LOOKBACK_DAYS: u32 = 30;
+
+/// The pipeline file and where a run's results live.
+#[derive(Debug, Clone)]
+pub struct Places {
+    /// `None`: `sluice.yaml` if it exists, else the built-in pipeline.
+    pub config: Option<PathBuf>,
+    pub db: PathBuf,
+    pub output_dir: PathBuf,
+    pub data_dir: PathBuf,
+}
+
+/// Which checks gate a run.
+#[derive(Debug, Clone, Default)]
+pub struct CheckSelection {
+    /// `None`: as `sluice.yaml` says, else `checks/`, else the built-in checks.
+    pub dir: Option<PathBuf>,
+    /// Check names, tables or `tag:<tag>`; empty for all.
+    pub select: Vec<String>,
+}
+
+/// What a run does with the gate's verdict.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GatePolicy {
+    /// A warning fails the gate too.
+    pub fail_on_warn: bool,
+    /// Compute and audit only.
+    pub no_publish: bool,
+    /// Publish even when the gate fails.
+    pub publish_on_failure: bool,
+}
+
+/// One `sluice run`.
+#[derive(Debug, Clone)]
+pub struct RunSettings {
+    pub places: Places,
+    /// Files, directories or globs of the one source; empty: each source's `path`.
+    pub inputs: Vec<String>,
+    /// The run's "now", to the second as the run record keeps it, so a
+    /// re-audit reproduces the run.
+    pub as_of: DateTime<Utc>,
+    pub lookback_days: u32,
+    pub checks: CheckSelection,
+    pub gate: GatePolicy,
+    /// DuckDB's memory limit (`1500MB`).
+    pub memory_limit: String,
+    /// Most rows handed to the marts per pass.
+    pub pass_rows: u64,
+    /// Draw progress bars (on a terminal).
+    pub progress: bool,
+    /// Where metrics are pushed, if anywhere.
+    pub push: Option<PushConfig>,
+}
+
+/// One `sluice check` (a re-audit of what is published).
+#[derive(Debug, Clone)]
+pub struct CheckSettings {
+    pub places: Places,
+    pub checks: CheckSelection,
+    /// `None`: the last published run's.
+    pub as_of: Option<DateTime<Utc>>,
+    /// `None`: the last published run's.
+    pub lookback_days: Option<u32>,
+    pub fail_on_warn: bool,
+}
+
+impl From<&PlacesArgs> for Places {
+    fn from(args: &PlacesArgs) -> Places {
+        Places {
+            config: args.config.clone(),
+            db: args.db.clone(),
+            output_dir: args.output_dir.clone(),
+            data_dir: args.data_dir.clone(),
+        }
+    }
+}
+
+impl RunSettings {
+    /// A run's settings: flags and environment first, then `pipeline`, then
+    /// the defaults. Pushgateway credentials come from the environment only
+    /// (`SLUICE_PUSHGATEWAY_USERNAME`, `SLUICE_PUSHGATEWAY_PASSWORD`), so they
+    /// are never on a command line.
+    pub fn new(args: &RunArgs, pipeline: &Pipeline) -> RunSettings {
+        RunSettings {
+            places: Places::from(&args.places),
+            inputs: args.input.clone(),
+            as_of: args.as_of.unwrap_or_else(Utc::now).trunc_subsecs(0),
+            lookback_days: args
+                .lookback_days
+                .or(pipeline.spec.lookback_days)
+                .unwrap_or(LOOKBACK_DAYS),
+            checks: CheckSelection {
+                dir: args.checks_dir.clone(),
+                select: args.select.clone(),
+            },
+            gate: GatePolicy {
+                fail_on_warn: args.fail_on_warn,
+                no_publish: args.no_publish,
+                publish_on_failure: args.publish_on_failure,
+            },
+            memory_limit: args.memory_limit.clone(),
+            pass_rows: args.pass_rows,
+            progress: crate::progress::enabled(args.no_progress),
+            push: args.pushgateway_url.as_ref().map(|url| PushConfig {
+                url: url.clone(),
+                pipeline: pipeline.spec.pipeline.clone(),
+                timeout: args.push_timeout,
+                auth: std::env::var("SLUICE_PUSHGATEWAY_USERNAME").ok().map(|user| {
+                    (
+                        user,
+                        std::env::var("SLUICE_PUSHGATEWAY_PASSWORD").unwrap_or_default(),
+                    )
+                }),
+            }),
+        }
+    }
+}
+
+impl CheckSettings {
+    pub fn new(args: &CheckArgs) -> CheckSettings {
+        CheckSettings {
+            places: Places::from(&args.places),
+            checks: CheckSelection {
+                dir: args.checks_dir.clone(),
+                select: args.select.clone(),
+            },
+            as_of: args.as_of,
+            lookback_days: args.lookback_days,
+            fail_on_warn: args.fail_on_warn,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use clap::Parser;
+
+    fn run_settings(flags: &[&str], pipeline: &Pipeline) -> RunSettings {
+        let mut argv = vec!["sluice", "run"];
+        argv.extend_from_slice(flags);
+        let cli = crate::cli::Cli::try_parse_from(argv).expect("valid flags");
+        let crate::cli::Command::Run(args) = cli.command else {
+            panic!("a run")
+        };
+        RunSettings::new(&args, pipeline)
+    }
+
+    #[test]
+    fn a_flag_wins_over_sluice_yaml_which_wins_over_the_default() {
+        let mut pipeline = Pipeline::built_in().unwrap();
+        assert_eq!(run_settings(&[], &pipeline).lookback_days, LOOKBACK_DAYS);
+        pipeline.spec.lookback_days = Some(7);
+        assert_eq!(run_settings(&[], &pipeline).lookback_days, 7);
+        let flagged = run_settings(
+            &["--lookback-days", "3", "--as-of", "2026-11-20T13:05:00.7Z"],
+            &pipeline,
+        );
+        assert_eq!(flagged.lookback_days, 3);
+        assert_eq!(flagged.as_of.to_rfc3339(), "2026-11-20T13:05:00+00:00");
+        assert!(flagged.push.is_none());
+        let pushed = run_settings(&["--pushgateway-url", "http://127.0.0.1:9091"], &pipeline);
+        let push = pushed.push.expect("a push");
+        assert_eq!(
+            (push.pipeline.as_str(), push.timeout),
+            ("default", Duration::from_secs(10))
+        );
+    }
+}
