@@ -16,14 +16,14 @@ use crate::settings::CheckSelection;
 
 /// The gate: the audit and how strict the run is about warnings.
 #[derive(Debug, Clone, Default)]
-pub struct Gate {
+pub(crate) struct Gate {
     pub audit: Audit,
     pub fail_on_warn: bool,
 }
 
 impl Gate {
     /// No check failed or errored (and, with `--fail-on-warn`, none warned).
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.audit.outcomes.iter().all(|o| match o.status {
             Status::Pass => true,
             Status::Warn => !self.fail_on_warn,
@@ -36,7 +36,7 @@ impl Gate {
 /// sluice.yaml names (it must exist); else `checks/` beside sluice.yaml (or,
 /// for the built-in pipeline, in the working directory) when it exists; else,
 /// for the built-in pipeline only, the checks built into the binary.
-pub fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>> {
+pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>> {
     let required = dir
         .map(Path::to_path_buf)
         .or_else(|| pipeline.spec.checks.as_ref().and(pipeline.checks_dir()));
@@ -68,7 +68,7 @@ pub fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>
 }
 
 /// Hands the mart candidates to DuckDB and runs the checks.
-pub fn audit(
+pub(crate) fn audit(
     engine: &DuckDb,
     checks: &[Check],
     marts: &[Mart],
@@ -93,7 +93,7 @@ pub fn audit(
 /// Writes the reports of an audit: `check_results.json`, `summary.md` and
 /// `junit.xml` in `output_dir`; under GitHub Actions (`GITHUB_ACTIONS=true`)
 /// also appends the summary to `$GITHUB_STEP_SUMMARY` and prints annotations.
-pub fn write_reports(
+pub(crate) fn write_reports(
     gate: &Gate,
     output_dir: &Path,
     run_id: &str,
@@ -129,7 +129,7 @@ pub fn write_reports(
 }
 
 /// The checks a run uses: loaded, validated and narrowed by `--select`.
-pub fn selected_checks(selection: &CheckSelection, pipeline: &Pipeline) -> Result<Vec<Check>> {
+pub(crate) fn selected_checks(selection: &CheckSelection, pipeline: &Pipeline) -> Result<Vec<Check>> {
     checks::select(
         load_checks(selection.dir.as_deref(), pipeline)?,
         &selection.select,

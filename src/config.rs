@@ -21,7 +21,7 @@ use crate::ingest::{ColumnType, Format, NewColumns, Source};
 use crate::yaml::{self, ConfigError, Document, key_of};
 
 /// The default pipeline's files, as `sluice init` writes them.
-pub const DEFAULT_FILES: [(&str, &str); 3] = [
+pub(crate) const DEFAULT_FILES: [(&str, &str); 3] = [
     ("sluice.yaml", include_str!("../sluice.yaml")),
     (
         "sql/staging/events.sql",
@@ -35,7 +35,7 @@ const BUILT_IN: &str = "<built-in>";
 
 /// The default pipeline's checks, for when it runs with no checks directory:
 /// each named as in messages (`<built-in>/events.yaml`), with its text.
-pub fn built_in_checks() -> Vec<(String, String)> {
+pub(crate) fn built_in_checks() -> Vec<(String, String)> {
     DEFAULT_FILES
         .iter()
         .filter_map(|(rel, text)| {
@@ -68,7 +68,7 @@ fn describe(pattern: &str) -> Option<&'static str> {
 /// they go.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct PipelineFile {
+pub(crate) struct PipelineFile {
     /// Names the pipeline in metrics (the Pushgateway group
     /// `/metrics/job/sluice/pipeline/<name>`), traces and run history.
     #[serde(default = "default_name")]
@@ -104,7 +104,7 @@ fn default_name() -> String {
 /// One source of raw rows.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct SourceSpec {
+pub(crate) struct SourceSpec {
     #[schemars(regex(pattern = IDENT))]
     pub name: String,
     /// A file, a directory (read recursively) or a glob, or a list of them,
@@ -126,7 +126,7 @@ pub struct SourceSpec {
 /// A value or a list of values.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum OneOrMany {
+pub(crate) enum OneOrMany {
     One(String),
     Many(Vec<String>),
 }
@@ -134,7 +134,7 @@ pub enum OneOrMany {
 /// One staging model.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct StagingSpec {
+pub(crate) struct StagingSpec {
     #[schemars(regex(pattern = IDENT))]
     pub name: String,
     /// The source it reads, as `raw.<source>`. Default: the source of the same name.
@@ -153,7 +153,7 @@ pub struct StagingSpec {
 /// compiled to Polars lazy expressions) or Polars SQL (`sql`).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct MartSpec {
+pub(crate) struct MartSpec {
     #[schemars(regex(pattern = IDENT))]
     pub name: String,
     /// The staging model it reads.
@@ -189,7 +189,7 @@ pub struct MartSpec {
 /// The window column, with its own length or the run's.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum Lookback {
+pub(crate) enum Lookback {
     /// A timestamp column; the window is the run's `lookback_days`.
     Column(#[schemars(regex(pattern = IDENT))] String),
     /// A timestamp column and a window of its own.
@@ -204,7 +204,7 @@ pub enum Lookback {
 /// Group keys: a list of columns, or names and expressions.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum GroupBy {
+pub(crate) enum GroupBy {
     Columns(Vec<ColumnName>),
     Named(Ordered<KeyExpr>),
 }
@@ -212,28 +212,28 @@ pub enum GroupBy {
 /// A column name.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct ColumnName(#[schemars(regex(pattern = IDENT))] pub String);
+pub(crate) struct ColumnName(#[schemars(regex(pattern = IDENT))] pub String);
 
 /// A group key: `column` or `day(column)`, `hour(column)`, `month(column)`, `year(column)`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct KeyExpr(#[schemars(regex(pattern = KEY_EXPR))] pub String);
+pub(crate) struct KeyExpr(#[schemars(regex(pattern = KEY_EXPR))] pub String);
 
 /// An aggregate: `sum(col)`, `count()`, `count(col)`, `count_distinct(col)`,
 /// `min(col)`, `max(col)` or `mean(col)`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct Aggregate(#[schemars(regex(pattern = AGGREGATE))] pub String);
+pub(crate) struct Aggregate(#[schemars(regex(pattern = AGGREGATE))] pub String);
 
 /// A sort key: `column`, then optionally `asc`/`desc` and `nulls first`/`nulls last`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
-pub struct SortKey(#[schemars(regex(pattern = SORT_KEY))] pub String);
+pub(crate) struct SortKey(#[schemars(regex(pattern = SORT_KEY))] pub String);
 
 /// One mart's way out.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ExportSpec {
+pub(crate) struct ExportSpec {
     #[schemars(regex(pattern = IDENT))]
     pub mart: String,
     /// A CSV file, relative to the output directory (amounts with their
@@ -248,14 +248,14 @@ pub struct ExportSpec {
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
-pub enum SqliteTarget {
+pub(crate) enum SqliteTarget {
     Table(#[schemars(regex(pattern = IDENT))] String),
     Enabled(bool),
 }
 
 /// A YAML mapping whose order matters (columns, keys, aggregates).
 #[derive(Debug, Clone)]
-pub struct Ordered<T>(pub Vec<(String, T)>);
+pub(crate) struct Ordered<T>(pub Vec<(String, T)>);
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for Ordered<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
@@ -295,13 +295,13 @@ impl<T: JsonSchema> JsonSchema for Ordered<T> {
 }
 
 /// The JSON Schema of `sluice.yaml`.
-pub fn schema() -> serde_json::Value {
+pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(PipelineFile)).expect("a schema is JSON")
 }
 
 /// A loaded, cross-checked pipeline.
 #[derive(Debug, Clone)]
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     pub spec: PipelineFile,
     /// The file as named in messages (`sluice.yaml`, `<built-in>/sluice.yaml`).
     pub file: String,
@@ -317,7 +317,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// `path` when given (it must exist), else `sluice.yaml` when it exists,
     /// else the built-in default pipeline.
-    pub fn load(path: Option<&Path>) -> Result<Self> {
+    pub(crate) fn load(path: Option<&Path>) -> Result<Self> {
         let chosen = path.unwrap_or(Path::new("sluice.yaml"));
         if path.is_none() && !chosen.exists() {
             return Self::built_in();
@@ -333,7 +333,7 @@ impl Pipeline {
     }
 
     /// The default pipeline compiled into the binary.
-    pub fn built_in() -> Result<Self> {
+    pub(crate) fn built_in() -> Result<Self> {
         Self::parse(&format!("{BUILT_IN}/sluice.yaml"), DEFAULT_FILES[0].1, None)
     }
 
@@ -373,7 +373,7 @@ impl Pipeline {
     }
 
     /// A problem at a JSON Pointer of this file.
-    pub fn error(&self, pointer: &str, message: String) -> ConfigError {
+    pub(crate) fn error(&self, pointer: &str, message: String) -> ConfigError {
         ConfigError {
             file: self.file.clone(),
             line: self.doc.line(pointer),
@@ -383,7 +383,7 @@ impl Pipeline {
     }
 
     /// A path from this file, relative to its directory.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         match &self.dir {
             Some(dir) if Path::new(rel).is_relative() => dir.join(rel),
             _ => PathBuf::from(rel),
@@ -487,12 +487,12 @@ impl Pipeline {
     }
 
     /// The source a staging model reads.
-    pub fn source_of<'a>(&'a self, model: &'a StagingSpec) -> &'a str {
+    pub(crate) fn source_of<'a>(&'a self, model: &'a StagingSpec) -> &'a str {
         model.source.as_deref().unwrap_or(&model.name)
     }
 
     /// The sources as ingest reads them.
-    pub fn sources(&self) -> Vec<Source> {
+    pub(crate) fn sources(&self) -> Vec<Source> {
         self.spec
             .sources
             .iter()
@@ -507,7 +507,7 @@ impl Pipeline {
 
     /// The input paths of a source: `--input` when given, else its `path`
     /// (relative to this file), else `input`.
-    pub fn inputs(&self, source: &SourceSpec, flag: &[String]) -> Vec<String> {
+    pub(crate) fn inputs(&self, source: &SourceSpec, flag: &[String]) -> Vec<String> {
         if !flag.is_empty() {
             return flag.to_vec();
         }
@@ -520,7 +520,7 @@ impl Pipeline {
     }
 
     /// The checks directory this file names, if any.
-    pub fn checks_dir(&self) -> Option<PathBuf> {
+    pub(crate) fn checks_dir(&self) -> Option<PathBuf> {
         match (&self.spec.checks, &self.dir) {
             (Some(dir), _) => Some(self.path(dir)),
             (None, Some(dir)) => Some(dir.join("checks")),
@@ -529,12 +529,12 @@ impl Pipeline {
     }
 
     /// Whether this is the built-in default pipeline.
-    pub fn is_built_in(&self) -> bool {
+    pub(crate) fn is_built_in(&self) -> bool {
         self.dir.is_none()
     }
 
     /// Where mart `name` is published.
-    pub fn exports_of(&self, name: &str) -> Exports {
+    pub(crate) fn exports_of(&self, name: &str) -> Exports {
         let mut out = Exports {
             sqlite: Some(name.to_string()),
             csv: Vec::new(),
@@ -556,7 +556,7 @@ impl Pipeline {
 /// Where one mart is published: its SQLite table (if any), and its CSV and
 /// Parquet files relative to the output directory.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Exports {
+pub(crate) struct Exports {
     pub sqlite: Option<String>,
     pub csv: Vec<String>,
     pub parquet: Vec<String>,
@@ -564,7 +564,7 @@ pub struct Exports {
 
 /// Writes the default pipeline's files into `dir` for a user to edit; never
 /// overwrites a file that exists.
-pub fn init(dir: &Path) -> Result<Vec<PathBuf>> {
+pub(crate) fn init(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for (rel, _) in DEFAULT_FILES {
         let path = dir.join(rel);

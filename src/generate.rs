@@ -16,11 +16,11 @@ use rand_core::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::ingest::{Compression, Format};
 
-pub const REGIONS: [&str; 5] = ["us", "eu", "apac", "latam", "africa"];
+pub(crate) const REGIONS: [&str; 5] = ["us", "eu", "apac", "latam", "africa"];
 
 /// One kind of planted defect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Defect {
+pub(crate) enum Defect {
     NullEventId,
     NullTime,
     BadTime,
@@ -44,7 +44,7 @@ pub enum Defect {
 }
 
 impl Defect {
-    pub const ALL: [Defect; 14] = [
+    pub(crate) const ALL: [Defect; 14] = [
         Defect::NullEventId,
         Defect::NullTime,
         Defect::BadTime,
@@ -60,7 +60,7 @@ impl Defect {
         Defect::BadRegion,
         Defect::Stale,
     ];
-    pub const NAMES: [&'static str; 14] = [
+    pub(crate) const NAMES: [&'static str; 14] = [
         "null_event_id",
         "null_time",
         "bad_time",
@@ -77,12 +77,12 @@ impl Defect {
         "stale",
     ];
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         Self::NAMES[self as usize]
     }
 
     /// The quarantine reason staging must give a row with this defect, if any.
-    pub fn quarantine_reason(self) -> Option<&'static str> {
+    pub(crate) fn quarantine_reason(self) -> Option<&'static str> {
         Some(match self {
             Defect::NullEventId => "missing_event_id",
             Defect::NullTime => "missing_event_time",
@@ -98,7 +98,7 @@ impl Defect {
 }
 
 /// Parses `kind=rate,...` (`all=rate` sets every kind).
-pub fn parse_defects(spec: &str) -> Result<Vec<(Defect, f64)>> {
+pub(crate) fn parse_defects(spec: &str) -> Result<Vec<(Defect, f64)>> {
     let mut rates = vec![0.0; Defect::ALL.len()];
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let bad = || Error::BadDefects(part.to_string());
@@ -125,7 +125,7 @@ pub fn parse_defects(spec: &str) -> Result<Vec<(Defect, f64)>> {
         .collect())
 }
 
-pub struct Options {
+pub(crate) struct Options {
     pub rows: u64,
     pub seed: u64,
     pub end: DateTime<Utc>,
@@ -135,22 +135,15 @@ pub struct Options {
 
 /// What was written: the counts per planted defect.
 #[derive(Debug)]
-pub struct Planted {
+pub(crate) struct Planted {
     pub path: PathBuf,
     pub rows: u64,
     pub counts: Vec<(Defect, u64)>,
 }
 
 impl Planted {
-    pub fn count(&self, defect: Defect) -> u64 {
-        self.counts
-            .iter()
-            .find(|(d, _)| *d == defect)
-            .map_or(0, |(_, n)| *n)
-    }
-
     /// Human summary: rows, then each planted defect with what staging will do with it.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let mut s = format!("wrote {} rows to `{}`\n", self.rows, self.path.display());
         let planted: Vec<_> = self.counts.iter().filter(|(_, n)| *n > 0).collect();
         if planted.is_empty() {
@@ -182,7 +175,7 @@ struct Row {
 
 /// Writes the events as CSV or NDJSON (by the name of `out`, compressed when it
 /// ends `.gz` or `.zst`) and returns what it planted.
-pub fn generate(out: &Path, opts: &Options) -> Result<Planted> {
+pub(crate) fn generate(out: &Path, opts: &Options) -> Result<Planted> {
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }

@@ -32,14 +32,14 @@ const BATCH_ROWS: usize = 64 * 1024;
 // errors list the allowed values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum Format {
+pub(crate) enum Format {
     Csv,
     Ndjson,
     Parquet,
 }
 
 impl Format {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Format::Csv => "CSV",
             Format::Ndjson => "NDJSON",
@@ -50,14 +50,14 @@ impl Format {
 
 /// How a text file is compressed, from its last extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
+pub(crate) enum Compression {
     None,
     Gzip,
     Zstd,
 }
 
 /// The format and compression a file name promises, if it is one sluice reads.
-pub fn detect(path: &Path) -> Option<(Format, Compression)> {
+pub(crate) fn detect(path: &Path) -> Option<(Format, Compression)> {
     let name = path.file_name()?.to_str()?.to_ascii_lowercase();
     let (stem, compression) = if let Some(stem) = name.strip_suffix(".gz") {
         (stem, Compression::Gzip)
@@ -80,7 +80,7 @@ pub fn detect(path: &Path) -> Option<(Format, Compression)> {
 /// is landed as RFC 3339 UTC text (`2026-11-20T13:05:00.000000Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum ColumnType {
+pub(crate) enum ColumnType {
     Text,
     Integer,
     Decimal,
@@ -96,7 +96,7 @@ pub enum ColumnType {
 /// check's result.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
-pub enum NewColumns {
+pub(crate) enum NewColumns {
     Ignore,
     #[default]
     Warn,
@@ -104,7 +104,7 @@ pub enum NewColumns {
 }
 
 impl NewColumns {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             NewColumns::Ignore => "ignore",
             NewColumns::Warn => "warn",
@@ -115,7 +115,7 @@ impl NewColumns {
 
 /// One source: the columns landed from each of its files and the rules for them.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     pub name: String,
     /// Required columns, in the order they are landed.
     pub columns: Vec<(String, ColumnType)>,
@@ -155,7 +155,7 @@ fn compression_of(path: &Path) -> Compression {
 
 /// One input file and what was read from it (recorded as provenance).
 #[derive(Debug, Clone)]
-pub struct InputFile {
+pub(crate) struct InputFile {
     pub path: PathBuf,
     pub size: u64,
     pub sha256: String,
@@ -163,7 +163,7 @@ pub struct InputFile {
 }
 
 #[derive(Debug, Default)]
-pub struct Ingested {
+pub(crate) struct Ingested {
     pub files: Vec<InputFile>,
     pub rows: u64,
     /// Human warnings (extra columns ignored, files skipped), already logged.
@@ -173,7 +173,7 @@ pub struct Ingested {
 /// Expands each `--input` value (file, directory or glob) into a sorted,
 /// de-duplicated list of the files `source` reads. A file named explicitly
 /// must be readable by it; directories and globs skip other files.
-pub fn resolve_inputs(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
+pub(crate) fn resolve_inputs(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
     let supported = |p: &Path| source.format_of(p).is_some();
     let mut files = Vec::new();
     for input in inputs {
@@ -249,7 +249,7 @@ fn raw_schema(source: &Source) -> SchemaRef {
 
 /// Lands every input file in `raw.<source>` and writes
 /// `data/raw/<source>/<source>.parquet`.
-pub fn land(
+pub(crate) fn land(
     engine: &DuckDb,
     source: &Source,
     files: &[PathBuf],
@@ -547,7 +547,7 @@ impl Read for TextInput {
 /// its Parquet file instead: the in-memory copy is dropped, and its memory
 /// goes to the marts and checks (at 10M rows it is the largest table, and
 /// keeping it made DuckDB spill).
-pub fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<()> {
+pub(crate) fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<()> {
     let table = source.table();
     let file = raw_dir
         .join(&source.name)

@@ -8,25 +8,25 @@
 //! every layer and decides the gate, and
 //! [`publish`] writes SQLite and CSV only when the gate passed.
 
-pub mod audit;
-pub mod checks;
+pub(crate) mod audit;
+pub(crate) mod checks;
 pub mod cli;
 pub mod commands;
-pub mod config;
-pub mod engine;
+pub(crate) mod config;
+pub(crate) mod engine;
 pub mod error;
 pub mod format;
-pub mod generate;
-pub mod ingest;
-pub mod marts;
-pub mod metrics;
-pub mod pipeline;
-pub mod progress;
-pub mod publish;
-pub mod recheck;
-pub mod settings;
-pub mod sql;
-pub mod stage;
-pub mod state;
+pub(crate) mod generate;
+pub(crate) mod ingest;
+pub(crate) mod marts;
+pub(crate) mod metrics;
+pub(crate) mod pipeline;
+pub(crate) mod progress;
+pub(crate) mod publish;
+pub(crate) mod recheck;
+pub(crate) mod settings;
+pub(crate) mod sql;
+pub(crate) mod stage;
+pub(crate) mod state;
 pub mod telemetry;
-pub mod yaml;
+pub(crate) mod yaml;

@@ -18,7 +18,7 @@ use crate::sql;
 
 /// One computed mart: a candidate until the gate lets it be published.
 #[derive(Debug, Clone)]
-pub struct Mart {
+pub(crate) struct Mart {
     pub name: String,
     pub frame: DataFrame,
     /// Decimal columns held as integer minor units, with their scale.
@@ -27,20 +27,20 @@ pub struct Mart {
 
 impl Mart {
     /// The scale of a decimal column (held as minor units), if it is one.
-    pub fn scale(&self, column: &str) -> Option<u32> {
+    pub(crate) fn scale(&self, column: &str) -> Option<u32> {
         self.money.iter().find(|(c, _)| c == column).map(|(_, s)| *s)
     }
 }
 
 /// The window `as_of - lookback_days < t <= as_of`.
 #[derive(Debug, Clone, Copy)]
-pub struct Window {
+pub(crate) struct Window {
     pub as_of: DateTime<Utc>,
     pub lookback_days: u32,
 }
 
 impl Window {
-    pub fn start(&self) -> DateTime<Utc> {
+    pub(crate) fn start(&self) -> DateTime<Utc> {
         self.as_of - chrono::Duration::days(i64::from(self.lookback_days))
     }
 }
@@ -182,7 +182,7 @@ fn describe(engine: &DuckDb, model: &str) -> Result<Columns> {
 
 /// Builds every mart of the pipeline over the staged models, in file order,
 /// handing over about `pass_rows` rows per pass ([`PASS_ROWS`]).
-pub fn build(
+pub(crate) fn build(
     engine: &DuckDb,
     pipeline: &Pipeline,
     as_of: DateTime<Utc>,
@@ -423,13 +423,13 @@ fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
 /// at 10M rows (`bench/run.sh`), 2M-row chunks took the marts from 11.7 s
 /// to 8.5 s for 133 MiB more peak RSS (1.75 GiB); 4M-row chunks took 7.2 s
 /// and 1.87 GiB even without the checks, too near the 2 GiB budget.
-pub const CHUNK_ROWS: usize = 1 << 21;
+pub(crate) const CHUNK_ROWS: usize = 1 << 21;
 
 /// Rows handed over per pass. Exact partial state (the groups of a mart, the
 /// distinct values of a `count_distinct`) can grow with the rows; above this,
 /// the handoff runs in passes over disjoint hash partitions of one column and
 /// each mart lets go of what that column makes final (see [`Streamed::end_pass`]).
-pub const PASS_ROWS: u64 = 1 << 24;
+pub(crate) const PASS_ROWS: u64 = 1 << 24;
 
 /// Passes a handoff may take, below `pass_rows`, so that each pass arrives
 /// as one chunk. A pass holds only its partition's values of the column, so
@@ -438,7 +438,7 @@ pub const PASS_ROWS: u64 = 1 << 24;
 /// 2.6–3.1 s to 2.5–2.9 s (three alternating runs each). Each pass scans
 /// the staged model again: at 100M rows, eight passes of several chunks
 /// each took 70–75 s against 69 s for six.
-pub const CHUNK_PASSES: u64 = 8;
+pub(crate) const CHUNK_PASSES: u64 = 8;
 
 /// The column a handoff is split on, and into how many passes.
 #[derive(Debug, Clone, PartialEq)]

@@ -16,10 +16,10 @@ use prometheus::{Encoder as _, Gauge, GaugeVec, Opts, Registry, TextEncoder};
 use crate::checks::engine::{Audit, Status};
 use crate::checks::spec::Kind;
 
-pub const LAST_SUCCESS: &str = "sluice_last_success_timestamp_seconds";
+pub(crate) const LAST_SUCCESS: &str = "sluice_last_success_timestamp_seconds";
 
 /// Every metric sluice exports.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     last_run: Gauge,
     last_success: Gauge,
@@ -40,7 +40,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Metrics {
+    pub(crate) fn new() -> Metrics {
         let registry = Registry::new();
         let gauge = |name: &str, help: &str| {
             let g = Gauge::new(name, help).expect("a valid metric name");
@@ -96,22 +96,22 @@ impl Metrics {
         }
     }
 
-    pub fn stage(&self, stage: &str, seconds: f64) {
+    pub(crate) fn stage(&self, stage: &str, seconds: f64) {
         self.stage_duration.with_label_values(&[stage]).set(seconds);
     }
 
-    pub fn rows(&self, layer: &str, table: &str, rows: u64) {
+    pub(crate) fn rows(&self, layer: &str, table: &str, rows: u64) {
         self.rows.with_label_values(&[layer, table]).set(rows as f64);
     }
 
-    pub fn quarantined(&self, table: &str, reason: &str, rows: u64) {
+    pub(crate) fn quarantined(&self, table: &str, reason: &str, rows: u64) {
         self.quarantined
             .with_label_values(&[table, reason])
             .set(rows as f64);
     }
 
     /// Status and observed value of every check; the freshness lag per table.
-    pub fn checks(&self, audit: &Audit) {
+    pub(crate) fn checks(&self, audit: &Audit) {
         for o in &audit.outcomes {
             let c = &o.check;
             // The label names the check's most severe tier, so a series keeps its identity across runs.
@@ -140,7 +140,7 @@ impl Metrics {
     }
 
     /// Ends the run: its status, duration and timestamps.
-    pub fn finish(&self, status: u8, ended: DateTime<Utc>, duration: Duration, published: bool) {
+    pub(crate) fn finish(&self, status: u8, ended: DateTime<Utc>, duration: Duration, published: bool) {
         let now = ended.timestamp_millis() as f64 / 1000.0;
         self.last_run.set(now);
         self.run_status.set(f64::from(status));
@@ -151,7 +151,7 @@ impl Metrics {
     }
 
     /// The text exposition format; without the last-success gauge for a failed run.
-    pub fn render(&self, with_last_success: bool) -> String {
+    pub(crate) fn render(&self, with_last_success: bool) -> String {
         let families: Vec<_> = self
             .registry
             .gather()
@@ -168,7 +168,7 @@ impl Metrics {
 
 /// Where and how to push.
 #[derive(Clone)]
-pub struct PushConfig {
+pub(crate) struct PushConfig {
     pub url: String,
     pub pipeline: String,
     pub timeout: Duration,
@@ -190,7 +190,7 @@ impl std::fmt::Debug for PushConfig {
 
 /// Pushes `body` to the group of the pipeline: PUT replaces the group, POST
 /// replaces only the metrics it carries.
-pub fn push(cfg: &PushConfig, body: String, replace: bool) -> Result<(), String> {
+pub(crate) fn push(cfg: &PushConfig, body: String, replace: bool) -> Result<(), String> {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .timeout_global(Some(cfg.timeout))
         .http_status_as_error(true)
@@ -227,7 +227,12 @@ fn redact(url: &str) -> String {
 
 /// Writes `<output_dir>/metrics.prom` and pushes when configured. Neither can
 /// fail the run: a problem is a warning line.
-pub fn export(metrics: &Metrics, output_dir: &std::path::Path, push_to: Option<&PushConfig>, success: bool) {
+pub(crate) fn export(
+    metrics: &Metrics,
+    output_dir: &std::path::Path,
+    push_to: Option<&PushConfig>,
+    success: bool,
+) {
     let path = output_dir.join("metrics.prom");
     let written =
         std::fs::create_dir_all(output_dir).and_then(|()| std::fs::write(&path, metrics.render(true)));

@@ -22,9 +22,7 @@ use crate::state::{RunRecord, RunState};
 
 /// What a run did, for the summary and the exit code.
 #[derive(Debug)]
-pub struct Outcome {
-    pub run_id: String,
-    pub pipeline: String,
+pub(crate) struct Outcome {
     pub window: Window,
     pub inputs: Vec<InputFile>,
     /// Per staging model, and their sum.
@@ -39,7 +37,7 @@ pub struct Outcome {
 }
 
 /// Runs `pipeline` with the given settings.
-pub fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
+pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
     let window = Window {
         as_of: settings.as_of,
@@ -235,8 +233,6 @@ pub fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics) -> Re
     audit::write_reports(&gate, out, &record.run_id, &as_of, publishing)?;
 
     Ok(Outcome {
-        run_id: record.run_id,
-        pipeline: name.into(),
         window,
         inputs,
         models,

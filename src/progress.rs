@@ -8,12 +8,12 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Whether to draw at all.
-pub fn enabled(no_progress: bool) -> bool {
+pub(crate) fn enabled(no_progress: bool) -> bool {
     !no_progress && std::io::stderr().is_terminal()
 }
 
 /// A byte bar over all input files.
-pub fn ingest(total_bytes: u64, enabled: bool) -> ProgressBar {
+pub(crate) fn ingest(total_bytes: u64, enabled: bool) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }
@@ -28,7 +28,7 @@ pub fn ingest(total_bytes: u64, enabled: bool) -> ProgressBar {
 }
 
 /// A spinner for a stage whose progress is not known.
-pub fn spinner(label: &'static str, enabled: bool) -> ProgressBar {
+pub(crate) fn spinner(label: &'static str, enabled: bool) -> ProgressBar {
     if !enabled {
         return ProgressBar::hidden();
     }

@@ -17,7 +17,7 @@ use crate::sql;
 use crate::state::{PublishedTable, RunState};
 
 /// What a re-audit found.
-pub struct Recheck {
+pub(crate) struct Recheck {
     pub gate: Gate,
     pub run_id: String,
     pub as_of: DateTime<Utc>,
@@ -25,7 +25,7 @@ pub struct Recheck {
     pub skipped: Vec<String>,
 }
 
-pub fn run(settings: &CheckSettings) -> Result<Recheck> {
+pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
     let pipeline = Pipeline::load(settings.places.config.as_deref())?;
     let all = audit::selected_checks(&settings.checks, &pipeline)?;
     if !settings.places.db.exists() {

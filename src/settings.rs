@@ -12,11 +12,11 @@ use crate::config::Pipeline;
 use crate::metrics::PushConfig;
 
 /// The window's length when neither a flag nor `sluice.yaml` gives one.
-pub const LOOKBACK_DAYS: u32 = 30;
+pub(crate) const LOOKBACK_DAYS: u32 = 30;
 
 /// The pipeline file and where a run's results live.
 #[derive(Debug, Clone)]
-pub struct Places {
+pub(crate) struct Places {
     /// `None`: `sluice.yaml` if it exists, else the built-in pipeline.
     pub config: Option<PathBuf>,
     pub db: PathBuf,
@@ -26,7 +26,7 @@ pub struct Places {
 
 /// Which checks gate a run.
 #[derive(Debug, Clone, Default)]
-pub struct CheckSelection {
+pub(crate) struct CheckSelection {
     /// `None`: as `sluice.yaml` says, else `checks/`, else the built-in checks.
     pub dir: Option<PathBuf>,
     /// Check names, tables or `tag:<tag>`; empty for all.
@@ -35,7 +35,7 @@ pub struct CheckSelection {
 
 /// What a run does with the gate's verdict.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct GatePolicy {
+pub(crate) struct GatePolicy {
     /// A warning fails the gate too.
     pub fail_on_warn: bool,
     /// Compute and audit only.
@@ -46,7 +46,7 @@ pub struct GatePolicy {
 
 /// One `sluice run`.
 #[derive(Debug, Clone)]
-pub struct RunSettings {
+pub(crate) struct RunSettings {
     pub places: Places,
     /// Files, directories or globs of the one source; empty: each source's `path`.
     pub inputs: Vec<String>,
@@ -68,7 +68,7 @@ pub struct RunSettings {
 
 /// One `sluice check` (a re-audit of what is published).
 #[derive(Debug, Clone)]
-pub struct CheckSettings {
+pub(crate) struct CheckSettings {
     pub places: Places,
     pub checks: CheckSelection,
     /// `None`: the last published run's.
@@ -94,7 +94,7 @@ impl RunSettings {
     /// the defaults. Pushgateway credentials come from the environment only
     /// (`SLUICE_PUSHGATEWAY_USERNAME`, `SLUICE_PUSHGATEWAY_PASSWORD`), so they
     /// are never on a command line.
-    pub fn new(args: &RunArgs, pipeline: &Pipeline) -> RunSettings {
+    pub(crate) fn new(args: &RunArgs, pipeline: &Pipeline) -> RunSettings {
         RunSettings {
             places: Places::from(&args.places),
             inputs: args.input.clone(),
@@ -131,7 +131,7 @@ impl RunSettings {
 }
 
 impl CheckSettings {
-    pub fn new(args: &CheckArgs) -> CheckSettings {
+    pub(crate) fn new(args: &CheckArgs) -> CheckSettings {
         CheckSettings {
             places: Places::from(&args.places),
             checks: CheckSelection {

@@ -4,22 +4,22 @@
 use std::path::Path;
 
 /// A quoted identifier: `"my ""odd"" column"`.
-pub fn ident(name: &str) -> String {
+pub(crate) fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// A quoted string literal: `'it''s'`.
-pub fn string(text: &str) -> String {
+pub(crate) fn string(text: &str) -> String {
     format!("'{}'", text.replace('\'', "''"))
 }
 
 /// A UTC instant as a DuckDB `TIMESTAMP` literal, to the microsecond.
-pub fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
+pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
 }
 
 /// A path as a quoted string literal.
-pub fn path(path: &Path) -> String {
+pub(crate) fn path(path: &Path) -> String {
     string(&path.display().to_string())
 }
 

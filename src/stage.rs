@@ -13,7 +13,7 @@ use crate::sql;
 
 /// Where every raw row went: raw = staged + quarantined + duplicates.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct StageCounts {
+pub(crate) struct StageCounts {
     pub raw: u64,
     /// Per reason: the known reasons first (with no rows too), then any other.
     pub quarantined: Vec<(String, u64)>,
@@ -23,12 +23,12 @@ pub struct StageCounts {
 }
 
 impl StageCounts {
-    pub fn quarantined_total(&self) -> u64 {
+    pub(crate) fn quarantined_total(&self) -> u64 {
         self.quarantined.iter().map(|(_, n)| n).sum()
     }
 
     /// The counts of several models as one.
-    pub fn sum<'a>(all: impl IntoIterator<Item = &'a StageCounts>) -> StageCounts {
+    pub(crate) fn sum<'a>(all: impl IntoIterator<Item = &'a StageCounts>) -> StageCounts {
         let mut total = StageCounts::default();
         for c in all {
             total.raw += c.raw;
@@ -46,7 +46,7 @@ impl StageCounts {
 }
 
 /// One staging model to run.
-pub struct Model<'a> {
+pub(crate) struct Model<'a> {
     pub name: &'a str,
     pub source: &'a str,
     /// The script, and the file it came from (for messages).
@@ -57,7 +57,7 @@ pub struct Model<'a> {
 }
 
 /// Runs one model's SQL and writes its silver layer and quarantine.
-pub fn stage(
+pub(crate) fn stage(
     engine: &DuckDb,
     model: &Model,
     staging_dir: &Path,

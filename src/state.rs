@@ -22,7 +22,7 @@ use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
 const MIGRATIONS: [&str; 4] = [
@@ -98,7 +98,7 @@ CREATE TABLE _sluice_run_exports (
 ];
 
 /// The run state of a database, opened and exclusively locked for the whole run.
-pub struct RunState {
+pub(crate) struct RunState {
     // Field order matters: the connection closes before the lock is released,
     // and closing the lock's descriptor last keeps SQLite's own locks intact.
     conn: Connection,
@@ -110,7 +110,7 @@ impl RunState {
     /// Opens (or creates) the database and takes the run lock. An empty file is
     /// a new database; a directory is the mistake Docker makes for a missing
     /// single-file mount.
-    pub fn open(path: &Path) -> Result<RunState> {
+    pub(crate) fn open(path: &Path) -> Result<RunState> {
         check_path(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
@@ -171,7 +171,7 @@ impl RunState {
     /// Records `run` and its `exports` in one transaction, into which
     /// `tables` first writes the marts of the SQLite sink: the marts and the
     /// record become visible together, or neither does.
-    pub fn commit_run(
+    pub(crate) fn commit_run(
         &mut self,
         run: &RunRecord,
         published: bool,
@@ -192,7 +192,7 @@ impl RunState {
 
     /// Each check's observed values before `as_of`, newest first, from runs
     /// whose gate passed (a failed run is no baseline).
-    pub fn history(&self, as_of: DateTime<Utc>) -> Result<History> {
+    pub(crate) fn history(&self, as_of: DateTime<Utc>) -> Result<History> {
         let err = |e| sqlite(&self.path, "reading the metrics history", e);
         let version: i64 = self
             .conn
@@ -222,7 +222,7 @@ impl RunState {
     }
 
     /// The newest run whose marts were published.
-    pub fn last_published(&self) -> Result<Option<LastRun>> {
+    pub(crate) fn last_published(&self) -> Result<Option<LastRun>> {
         let version: i64 = self
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
@@ -249,7 +249,7 @@ impl RunState {
     }
 
     /// Every published mart table with its declared column types and rows.
-    pub fn published_tables(&self) -> Result<Vec<PublishedTable>> {
+    pub(crate) fn published_tables(&self) -> Result<Vec<PublishedTable>> {
         let err = |e| sqlite(&self.path, "reading the published marts", e);
         let mut names = self
             .conn
@@ -286,7 +286,7 @@ impl RunState {
     }
 
     /// Notes that the file exports of `run_id` were renamed into place.
-    pub fn mark_files_published(&self, run_id: &str) -> Result<()> {
+    pub(crate) fn mark_files_published(&self, run_id: &str) -> Result<()> {
         self.conn
             .execute_batch(&format!(
                 "UPDATE _sluice_run_exports SET published = 1 WHERE run_id = {0} AND sink != 'sqlite'; \
@@ -297,7 +297,7 @@ impl RunState {
     }
 }
 /// Fails at once on a database path that is a directory, before any work.
-pub fn check_path(path: &Path) -> Result<()> {
+pub(crate) fn check_path(path: &Path) -> Result<()> {
     if path.is_dir() {
         return Err(Error::DbIsDirectory {
             path: path.to_path_buf(),
@@ -316,7 +316,7 @@ fn sqlite(path: &Path, context: &'static str, source: rusqlite::Error) -> Error 
 
 /// The newest published run: what `sluice check` re-audits against.
 #[derive(Debug, Clone)]
-pub struct LastRun {
+pub(crate) struct LastRun {
     pub run_id: String,
     pub as_of: DateTime<Utc>,
     pub lookback_days: u32,
@@ -324,7 +324,7 @@ pub struct LastRun {
 
 /// A published mart as SQLite holds it.
 #[derive(Debug, Clone)]
-pub struct PublishedTable {
+pub(crate) struct PublishedTable {
     pub name: String,
     /// Name and declared type of each column.
     pub columns: Vec<(String, String)>,
@@ -333,7 +333,7 @@ pub struct PublishedTable {
 
 /// The provenance of one run, as stored in `_sluice_runs`.
 #[derive(Debug, Clone)]
-pub struct RunRecord {
+pub(crate) struct RunRecord {
     pub run_id: String,
     pub pipeline: String,
     pub as_of: DateTime<Utc>,
@@ -349,7 +349,7 @@ pub struct RunRecord {
 
 /// One export of a run, as `_sluice_run_exports` holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ExportRecord {
+pub(crate) struct ExportRecord {
     pub mart: String,
     /// The sink kind: `sqlite`, `csv`, `parquet`.
     pub sink: &'static str,

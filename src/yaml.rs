@@ -11,14 +11,14 @@ use yaml_rust2::scanner::{Marker, TScalarStyle};
 
 /// A parsed document and the 1-based line of every node, by JSON Pointer.
 #[derive(Debug, Clone)]
-pub struct Document {
+pub(crate) struct Document {
     pub value: Value,
     lines: BTreeMap<String, usize>,
 }
 
 impl Document {
     /// The line of the node at `pointer`, or of its nearest ancestor.
-    pub fn line(&self, pointer: &str) -> usize {
+    pub(crate) fn line(&self, pointer: &str) -> usize {
         let mut p = pointer;
         loop {
             if let Some(line) = self.lines.get(p) {
@@ -34,12 +34,12 @@ impl Document {
 
 /// A YAML syntax error with its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SyntaxError {
+pub(crate) struct SyntaxError {
     pub line: usize,
     pub message: String,
 }
 
-pub fn parse(text: &str) -> Result<Document, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Document, SyntaxError> {
     let mut builder = Builder::default();
     Parser::new_from_str(text)
         .load(&mut builder, false)
@@ -77,7 +77,7 @@ impl fmt::Display for ConfigError {
 }
 
 /// `/checks/2/fail` → `checks[2].fail`.
-pub fn key_of(pointer: &str) -> String {
+pub(crate) fn key_of(pointer: &str) -> String {
     let mut key = String::new();
     for part in pointer.split('/').skip(1) {
         let part = part.replace("~1", "/").replace("~0", "~");
@@ -96,7 +96,7 @@ pub fn key_of(pointer: &str) -> String {
 /// Parses `text`, validates it against the schema of `T`, then deserialises
 /// it: every problem comes back at once, with its line and key.
 /// `describe_pattern` turns a schema regex into words ("a lower-case name").
-pub fn load<T: serde::de::DeserializeOwned>(
+pub(crate) fn load<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
     validator: &jsonschema::Validator,

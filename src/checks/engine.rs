@@ -17,7 +17,7 @@ use crate::sql;
 
 /// The one result of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
+pub(crate) enum Status {
     Pass,
     Warn,
     Fail,
@@ -26,7 +26,7 @@ pub enum Status {
 }
 
 impl Status {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Status::Pass => "pass",
             Status::Warn => "warn",
@@ -37,7 +37,7 @@ impl Status {
 }
 
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     pub check: Check,
     pub status: Status,
     /// In the check's own unit: rows, duplicates, failing rows, or seconds.
@@ -54,7 +54,7 @@ pub struct Outcome {
 
 impl Outcome {
     /// The tier that decided the status: `fail` or `warn`, else none.
-    pub fn severity(&self) -> Option<&'static str> {
+    pub(crate) fn severity(&self) -> Option<&'static str> {
         match self.status {
             Status::Fail | Status::Error => Some("fail"),
             Status::Warn => Some("warn"),
@@ -65,12 +65,12 @@ impl Outcome {
 
 /// Everything the audit found, and how many metric queries it took.
 #[derive(Debug, Clone, Default)]
-pub struct Audit {
+pub(crate) struct Audit {
     pub outcomes: Vec<Outcome>,
     pub queries: usize,
 }
 
-pub struct Context<'a> {
+pub(crate) struct Context<'a> {
     pub engine: &'a DuckDb,
     pub as_of: DateTime<Utc>,
     pub window_start: DateTime<Utc>,
@@ -81,7 +81,7 @@ pub struct Context<'a> {
 }
 
 /// `(check file, check name)` → earlier observed values, newest first.
-pub type History = std::collections::HashMap<(String, String), Vec<f64>>;
+pub(crate) type History = std::collections::HashMap<(String, String), Vec<f64>>;
 
 impl Context<'_> {
     /// The SQL context of one check.
@@ -158,7 +158,7 @@ impl Catalog<'_> {
 }
 
 /// Runs `checks` and returns one outcome per check, in the given order.
-pub fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
+pub(crate) fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     let mut audit = Audit::default();
     let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
     let mut decided: Vec<Option<Verdict>> = vec![None; checks.len()];

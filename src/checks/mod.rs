@@ -2,11 +2,11 @@
 //! data is read (every error in every file at once, with file, line and key),
 //! then run by [`engine`] over the candidate tables.
 
-pub mod engine;
-pub mod report;
-pub mod rules;
-pub mod spec;
-pub mod threshold;
+pub(crate) mod engine;
+pub(crate) mod report;
+pub(crate) mod rules;
+pub(crate) mod spec;
+pub(crate) mod threshold;
 
 use std::path::{Path, PathBuf};
 
@@ -15,12 +15,12 @@ use spec::{AnomalySpec, ChangeSpec, CheckSpec, ChecksFile, Kind};
 use threshold::{Threshold, Unit};
 
 use crate::yaml;
-pub use crate::yaml::ConfigError;
+pub(crate) use crate::yaml::ConfigError;
 use crate::yaml::key_of;
 
 /// A check ready to run: what every check has, and its [`Rule`].
 #[derive(Debug, Clone)]
-pub struct Check {
+pub(crate) struct Check {
     /// The file it came from, as given (`checks/events.yaml`).
     pub file: String,
     pub line: usize,
@@ -40,20 +40,20 @@ pub struct Check {
 }
 
 impl Check {
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.rule.kind()
     }
 }
 
 /// How a check's metric is judged against its history.
 #[derive(Debug, Clone)]
-pub enum HistoryRule {
+pub(crate) enum HistoryRule {
     Change(ChangeSpec),
     Anomaly(AnomalySpec),
 }
 
 /// The YAML files of a checks directory, sorted; `None` when it does not exist.
-pub fn files_in(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
+pub(crate) fn files_in(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
     if !dir.exists() {
         return Ok(None);
     }
@@ -66,7 +66,7 @@ pub fn files_in(dir: &Path) -> std::io::Result<Option<Vec<PathBuf>>> {
 }
 
 /// Parses and validates every file; returns all checks or all errors.
-pub fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> {
+pub(crate) fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigError>> {
     let schema = spec::schema();
     let validator = jsonschema::options()
         .build(&schema)
@@ -233,7 +233,7 @@ fn no_tiers(s: &CheckSpec, how: &str, problems: &mut Vec<Problem>) -> (Option<Th
 
 /// Keeps the checks `--select` names: a check name, `tag:<tag>`, or a table.
 /// A selector that matches nothing is an error, never a silently empty gate.
-pub fn select(checks: Vec<Check>, selectors: &[String]) -> Result<Vec<Check>, Vec<String>> {
+pub(crate) fn select(checks: Vec<Check>, selectors: &[String]) -> Result<Vec<Check>, Vec<String>> {
     if selectors.is_empty() {
         return Ok(checks);
     }

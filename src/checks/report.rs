@@ -6,7 +6,7 @@ use serde_json::json;
 use super::engine::{Audit, Outcome, Status};
 
 /// `12 (0.06%)`, `0 rows`, `3h 2m`: the observed value in the check's unit.
-pub fn observed(o: &Outcome) -> String {
+pub(crate) fn observed(o: &Outcome) -> String {
     match o.observed {
         Some(v) => o.check.rule.measure().reads(v, o.observed_pct),
         None => "-".into(),
@@ -14,7 +14,7 @@ pub fn observed(o: &Outcome) -> String {
 }
 
 /// Pass, warn, fail and error counts.
-pub fn counts(audit: &Audit) -> [usize; 4] {
+pub(crate) fn counts(audit: &Audit) -> [usize; 4] {
     let n = |s: Status| audit.outcomes.iter().filter(|o| o.status == s).count();
     [
         n(Status::Pass),
@@ -25,7 +25,7 @@ pub fn counts(audit: &Audit) -> [usize; 4] {
 }
 
 /// The compact table printed after a run.
-pub fn table(audit: &Audit) -> String {
+pub(crate) fn table(audit: &Audit) -> String {
     let [pass, warn, fail, error] = counts(audit);
     let mut s = format!(
         "checks: {} run, {pass} pass, {warn} warn, {fail} fail, {error} error\n",
@@ -91,7 +91,7 @@ fn outcome_json(o: &Outcome) -> serde_json::Value {
 }
 
 /// `output/check_results.json`.
-pub fn json(audit: &Audit, run_id: &str, as_of: &str, gate_passed: bool, published: bool) -> String {
+pub(crate) fn json(audit: &Audit, run_id: &str, as_of: &str, gate_passed: bool, published: bool) -> String {
     let [pass, warn, fail, error] = counts(audit);
     let doc = json!({
         "run_id": run_id,
@@ -110,7 +110,7 @@ fn md_escape(s: &str) -> String {
 }
 
 /// `output/summary.md`: the same results as Markdown, for a CI step summary.
-pub fn markdown(audit: &Audit, as_of: &str, gate_passed: bool, published: bool) -> String {
+pub(crate) fn markdown(audit: &Audit, as_of: &str, gate_passed: bool, published: bool) -> String {
     let [pass, warn, fail, error] = counts(audit);
     let verdict = match (gate_passed, published) {
         (true, true) => "passed, published",
@@ -170,7 +170,7 @@ fn verdict(o: &Outcome) -> String {
 /// `output/junit.xml`: a test suite per checks file, a test case per check. A
 /// warning passes with the warning in `system-out`; fail and error are
 /// `<failure>`s (of type `fail` or `error`).
-pub fn junit(audit: &Audit) -> String {
+pub(crate) fn junit(audit: &Audit) -> String {
     let [_, _, fail, error] = counts(audit);
     let mut files: Vec<&str> = Vec::new();
     for o in &audit.outcomes {
@@ -222,7 +222,7 @@ pub fn junit(audit: &Audit) -> String {
 
 /// GitHub Actions workflow commands: `::error` for fail and error, `::warning`
 /// for warn, each pointing at the check's YAML file and line.
-pub fn annotations(audit: &Audit) -> String {
+pub(crate) fn annotations(audit: &Audit) -> String {
     let data = |s: &str| s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
     let property = |s: &str| data(s).replace(':', "%3A").replace(',', "%2C");
     let mut s = String::new();

@@ -5,13 +5,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::threshold::Unit;
-pub use crate::ingest::NewColumns;
+pub(crate) use crate::ingest::NewColumns;
 
 const NAME: &str = r"^[a-z][a-z0-9_]*$";
 const TABLE: &str = r"^(raw|staging|marts)\.[a-z_][a-z0-9_]*$";
 
 /// The patterns of the schema in words, for error messages.
-pub fn describe(pattern: &str) -> Option<&'static str> {
+pub(crate) fn describe(pattern: &str) -> Option<&'static str> {
     Some(match pattern {
         NAME => "a lower-case name starting with a letter (letters, digits and `_`)",
         TABLE => "a table by layer: `raw.<source>`, `staging.<model>` or `marts.<mart>`",
@@ -22,7 +22,7 @@ pub fn describe(pattern: &str) -> Option<&'static str> {
 /// A file of checks. Each check's identity is its file plus its name.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ChecksFile {
+pub(crate) struct ChecksFile {
     /// The checks of this file, run in order.
     pub checks: Vec<CheckSpec>,
 }
@@ -42,7 +42,7 @@ pub struct ChecksFile {
 /// - `relationships`: non-null values of `column` missing from `to.column` of `to.table`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Kind {
+pub(crate) enum Kind {
     RowCount,
     Completeness,
     Uniqueness,
@@ -57,7 +57,7 @@ pub enum Kind {
 /// The other side of a reconciliation.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CompareTo {
+pub(crate) struct CompareTo {
     #[schemars(regex(pattern = TABLE))]
     pub table: String,
     /// An aggregate over that table, e.g. `sum(amount)`.
@@ -70,7 +70,7 @@ pub struct CompareTo {
 /// The other side of a relationships check: where the values must exist.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct References {
+pub(crate) struct References {
     #[schemars(regex(pattern = TABLE))]
     pub table: String,
     /// The referenced column, e.g. a primary key.
@@ -83,7 +83,7 @@ pub struct References {
 /// Which earlier value a change check compares with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Baseline {
+pub(crate) enum Baseline {
     /// The last run whose gate passed.
     #[default]
     Last,
@@ -94,7 +94,7 @@ pub enum Baseline {
 /// Tiers compare the change against earlier runs: `> 50%` (relative) or `> 100` (absolute).
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct ChangeSpec {
+pub(crate) struct ChangeSpec {
     #[serde(default)]
     pub baseline: Baseline,
     /// Runs in the mean (default 7).
@@ -110,7 +110,7 @@ fn default_change_runs() -> u32 {
 /// Which way an anomaly counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Direction {
+pub(crate) enum Direction {
     Spike,
     Drop,
     #[default]
@@ -120,7 +120,7 @@ pub enum Direction {
 /// Tiers compare the z-score of the metric over earlier runs: `fail: "> 3"`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct AnomalySpec {
+pub(crate) struct AnomalySpec {
     /// Runs in the baseline (default 10).
     #[serde(default = "default_anomaly_runs")]
     #[schemars(range(min = 2))]
@@ -142,7 +142,7 @@ fn default_min_history() -> u32 {
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::RowCount => "row_count",
             Kind::Completeness => "completeness",
@@ -157,7 +157,7 @@ impl Kind {
     }
 
     /// The kind-specific fields of [`CheckSpec`] this kind takes.
-    pub fn fields(self) -> &'static [&'static str] {
+    pub(crate) fn fields(self) -> &'static [&'static str] {
         match self {
             Kind::RowCount => &[],
             Kind::Completeness => &["column", "blank_is_missing"],
@@ -173,7 +173,7 @@ impl Kind {
 
     /// The units its tiers may use and how to say so, or, for a kind that
     /// decides its result itself (no tiers, no history), how it decides.
-    pub fn tiers(self) -> Result<(&'static [Unit], &'static str), &'static str> {
+    pub(crate) fn tiers(self) -> Result<(&'static [Unit], &'static str), &'static str> {
         const SHARE: (&[Unit], &str) = (
             &[Unit::Count, Unit::Percent],
             "a count (`> 0`) or a percent (`> 1%`)",
@@ -192,7 +192,7 @@ impl Kind {
     }
 
     /// Every kind, in the order of the schema.
-    pub fn all() -> impl Iterator<Item = Kind> {
+    pub(crate) fn all() -> impl Iterator<Item = Kind> {
         [
             Kind::RowCount,
             Kind::Completeness,
@@ -211,7 +211,7 @@ impl Kind {
 impl CheckSpec {
     /// The kind-specific fields this spec gives, by their YAML names. The
     /// whole spec is destructured, so a new field must be placed here.
-    pub fn given_fields(&self) -> Vec<&'static str> {
+    pub(crate) fn given_fields(&self) -> Vec<&'static str> {
         let CheckSpec {
             name: _,
             table: _,
@@ -268,7 +268,7 @@ impl CheckSpec {
 /// One check. Give `warn`, `fail` or both; the more severe result wins.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CheckSpec {
+pub(crate) struct CheckSpec {
     /// Unique within the file: lower case, digits and `_`.
     #[schemars(regex(pattern = NAME))]
     pub name: String,
@@ -356,6 +356,6 @@ pub struct CheckSpec {
 }
 
 /// The JSON Schema of a checks file.
-pub fn schema() -> serde_json::Value {
+pub(crate) fn schema() -> serde_json::Value {
     serde_json::to_value(schemars::schema_for!(ChecksFile)).expect("a schema is JSON")
 }

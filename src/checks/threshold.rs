@@ -4,7 +4,7 @@
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Op {
+pub(crate) enum Op {
     Gt,
     Ge,
     Lt,
@@ -15,7 +15,7 @@ pub enum Op {
 
 /// What the number of a tier is compared with.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Unit {
+pub(crate) enum Unit {
     /// A count (or a plain value).
     Count,
     /// A share of the rows, in percent.
@@ -25,7 +25,7 @@ pub enum Unit {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct Threshold {
+pub(crate) struct Threshold {
     pub op: Op,
     pub value: f64,
     pub unit: Unit,
@@ -39,7 +39,7 @@ impl fmt::Display for Threshold {
 }
 
 impl Threshold {
-    pub fn parse(text: &str) -> Result<Threshold, String> {
+    pub(crate) fn parse(text: &str) -> Result<Threshold, String> {
         let t = text.trim();
         let (op, rest) = [
             (">=", Op::Ge),
@@ -74,7 +74,7 @@ impl Threshold {
     }
 
     /// Whether `observed` (in this threshold's unit) breaches the tier.
-    pub fn breached(&self, observed: f64) -> bool {
+    pub(crate) fn breached(&self, observed: f64) -> bool {
         let v = self.value;
         match self.op {
             Op::Gt => observed > v,

@@ -7,7 +7,7 @@ use crate::format::iso_seconds;
 use crate::recheck::{self, Recheck};
 use crate::settings::CheckSettings;
 
-pub fn run(args: &CheckArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &CheckArgs) -> Result<ExitStatus> {
     let recheck = recheck::run(&CheckSettings::new(args))?;
     print!("{}", summary(&recheck));
     Ok(if recheck.gate.passed() {

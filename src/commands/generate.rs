@@ -6,7 +6,7 @@ use crate::cli::GenerateArgs;
 use crate::error::{ExitStatus, Result};
 use crate::generate::{self, Planted};
 
-pub fn run(args: &GenerateArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &GenerateArgs) -> Result<ExitStatus> {
     print!("{}", generate_file(args)?.summary());
     Ok(ExitStatus::Success)
 }

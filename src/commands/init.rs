@@ -3,7 +3,7 @@
 use crate::cli::InitArgs;
 use crate::error::{ExitStatus, Result};
 
-pub fn run(args: &InitArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &InitArgs) -> Result<ExitStatus> {
     for path in crate::config::init(&args.dir)? {
         println!("wrote {}", path.display());
     }

@@ -19,7 +19,7 @@ use crate::settings::RunSettings;
 
 /// One run of the job. Its metrics are exported whatever the outcome, a
 /// failed gate or an error included.
-pub fn run(args: &RunArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &RunArgs) -> Result<ExitStatus> {
     let pipeline = Pipeline::load(args.places.config.as_deref())?;
     let settings = RunSettings::new(args, &pipeline);
     let metrics = Metrics::new();
@@ -47,7 +47,7 @@ pub fn run(args: &RunArgs) -> Result<ExitStatus> {
 const DEMO_DEFECTS: &str = "null_event_id=0.001,bad_time=0.002,null_user=0.001,bad_amount=0.002,malformed=0.001,dup_event=0.005,conflict_event=0.002";
 
 /// Generates demo events ending now into the input the run reads, then runs.
-pub fn demo(args: &DemoArgs) -> Result<ExitStatus> {
+pub(super) fn demo(args: &DemoArgs) -> Result<ExitStatus> {
     crate::state::check_path(&args.run.places.db)?;
     // The demo writes into the input directory (or the input file) the run reads.
     let input = PathBuf::from(args.run.input.first().map_or("input", String::as_str));

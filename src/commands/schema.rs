@@ -3,7 +3,7 @@
 use crate::cli::{SchemaArgs, SchemaKind};
 use crate::error::{ExitStatus, Result};
 
-pub fn run(args: &SchemaArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &SchemaArgs) -> Result<ExitStatus> {
     let schema = match args.what {
         SchemaKind::Config => crate::config::schema(),
         SchemaKind::Checks => crate::checks::spec::schema(),

@@ -7,7 +7,7 @@ use crate::cli::ValidateArgs;
 use crate::config::Pipeline;
 use crate::error::{ExitStatus, Result};
 
-pub fn run(args: &ValidateArgs) -> Result<ExitStatus> {
+pub(super) fn run(args: &ValidateArgs) -> Result<ExitStatus> {
     let pipeline = Pipeline::load(args.config.as_deref())?;
     let checks = crate::audit::load_checks(args.checks_dir.as_deref(), &pipeline)?;
     let files: BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();

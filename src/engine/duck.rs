@@ -6,14 +6,14 @@ use std::path::Path;
 use duckdb::Connection;
 use duckdb::types::Value as DuckValue;
 
-pub use duckdb::arrow;
+pub(crate) use duckdb::arrow;
 
 use super::{Columns, EngineError, FileFormat, Value};
 use crate::error::{Error, Result};
 use crate::sql;
 
 /// The DuckDB engine of one run.
-pub struct DuckDb {
+pub(crate) struct DuckDb {
     conn: Connection,
 }
 
@@ -24,7 +24,7 @@ fn failed(e: duckdb::Error) -> EngineError {
 impl DuckDb {
     /// An in-memory database. With `memory_limit` (`1500MB`), DuckDB spills
     /// to `spill_dir` beyond it instead of failing.
-    pub fn open(memory_limit: Option<&str>, spill_dir: Option<&Path>) -> Result<DuckDb, EngineError> {
+    pub(crate) fn open(memory_limit: Option<&str>, spill_dir: Option<&Path>) -> Result<DuckDb, EngineError> {
         let conn = Connection::open_in_memory().map_err(failed)?;
         let engine = DuckDb { conn };
         let mut settings = vec!["SET preserve_insertion_order = false;".to_string()];
@@ -39,17 +39,17 @@ impl DuckDb {
     }
 
     /// Runs one or more statements.
-    pub fn execute(&self, sql: &str) -> Result<(), EngineError> {
+    pub(crate) fn execute(&self, sql: &str) -> Result<(), EngineError> {
         self.conn.execute_batch(sql).map_err(failed)
     }
 
     /// Runs one statement and returns how many rows it changed.
-    pub fn execute_counting(&self, sql: &str) -> Result<u64, EngineError> {
+    pub(crate) fn execute_counting(&self, sql: &str) -> Result<u64, EngineError> {
         self.conn.execute(sql, []).map(|n| n as u64).map_err(failed)
     }
 
     /// The first column of the first row, as a count.
-    pub fn count(&self, sql: &str) -> Result<u64, EngineError> {
+    pub(crate) fn count(&self, sql: &str) -> Result<u64, EngineError> {
         self.conn
             .query_row(sql, [], |row| row.get::<_, i64>(0))
             .map(|n| n.max(0) as u64)
@@ -59,7 +59,7 @@ impl DuckDb {
     /// The first `n` columns of the first row, as numbers (`NULL` is `None`).
     /// Cast each to a type: duckdb-rs panics on a column of Arrow type
     /// `Null` (an uncast `SELECT NULL`), and every query here casts.
-    pub fn doubles(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, EngineError> {
+    pub(crate) fn doubles(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, EngineError> {
         self.conn
             .query_row(sql, [], |row| {
                 (0..n).map(|i| row.get::<_, Option<f64>>(i)).collect()
@@ -68,7 +68,7 @@ impl DuckDb {
     }
 
     /// Every row of a small result.
-    pub fn rows(&self, sql: &str) -> Result<Vec<Vec<Value>>, EngineError> {
+    pub(crate) fn rows(&self, sql: &str) -> Result<Vec<Vec<Value>>, EngineError> {
         let mut stmt = self.conn.prepare(sql).map_err(failed)?;
         let width = stmt.column_count();
         let rows = stmt
@@ -83,7 +83,7 @@ impl DuckDb {
 
     /// The columns and types of a table (`staging.events`) or of a query's
     /// result (`SELECT * FROM read_parquet(...)`), in order.
-    pub fn describe(&self, relation: &str) -> Result<Columns, EngineError> {
+    pub(crate) fn describe(&self, relation: &str) -> Result<Columns, EngineError> {
         let rows = self.rows(&format!(
             "SELECT column_name, column_type FROM (DESCRIBE {relation})"
         ))?;
@@ -100,7 +100,7 @@ impl DuckDb {
     }
 
     /// Every table and view, as `schema.name`.
-    pub fn tables(&self) -> Result<Vec<String>, EngineError> {
+    pub(crate) fn tables(&self) -> Result<Vec<String>, EngineError> {
         let rows = self.rows(
             "SELECT schema_name || '.' || table_name FROM duckdb_tables() \
              UNION ALL SELECT schema_name || '.' || view_name FROM duckdb_views() WHERE NOT internal",
@@ -115,7 +115,7 @@ impl DuckDb {
     }
 
     /// Whether table `schema.name` exists.
-    pub fn has_table(&self, schema: &str, name: &str) -> Result<bool, EngineError> {
+    pub(crate) fn has_table(&self, schema: &str, name: &str) -> Result<bool, EngineError> {
         let n = self.count(&format!(
             "SELECT count(*) FROM duckdb_tables() WHERE schema_name = {} AND table_name = {}",
             sql::string(schema),
@@ -126,7 +126,7 @@ impl DuckDb {
 
     /// Writes the result of `query` to `target` through a temp file in the
     /// same directory and a rename, so a reader never sees half a file.
-    pub fn copy_to(&self, query: &str, target: &Path, format: FileFormat) -> Result<()> {
+    pub(crate) fn copy_to(&self, query: &str, target: &Path, format: FileFormat) -> Result<()> {
         let tmp = target.with_extension(format!(
             "{}.tmp{}",
             target.extension().and_then(|e| e.to_str()).unwrap_or(""),
@@ -144,7 +144,7 @@ impl DuckDb {
 
     /// Writes the result of `query` to `path` as it goes (see [`Self::copy_to`]
     /// for a reader-safe copy).
-    pub fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<()> {
+    pub(crate) fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<()> {
         let options = match format {
             FileFormat::Parquet => "FORMAT parquet",
             FileFormat::Csv => "FORMAT csv, HEADER true",
@@ -155,7 +155,7 @@ impl DuckDb {
 
     /// Appends rows of values to `schema.table` (`table` alone finds a
     /// temporary table too).
-    pub fn append_rows(
+    pub(crate) fn append_rows(
         &self,
         schema: Option<&str>,
         table: &str,
@@ -185,7 +185,7 @@ impl DuckDb {
     /// An appender of Arrow batches to `schema.table` (`table` alone finds a
     /// temporary table too), filling only `columns` when any are named (the
     /// others take their defaults).
-    pub fn batch_appender(
+    pub(crate) fn batch_appender(
         &self,
         schema: Option<&str>,
         table: &str,
@@ -209,16 +209,16 @@ impl DuckDb {
 }
 
 /// Appends Arrow batches to one table.
-pub struct BatchAppender<'a> {
+pub(crate) struct BatchAppender<'a> {
     appender: duckdb::Appender<'a>,
 }
 
 impl BatchAppender<'_> {
-    pub fn append(&mut self, batch: arrow::record_batch::RecordBatch) -> Result<(), EngineError> {
+    pub(crate) fn append(&mut self, batch: arrow::record_batch::RecordBatch) -> Result<(), EngineError> {
         self.appender.append_record_batch(batch).map_err(failed)
     }
 
-    pub fn flush(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn flush(&mut self) -> Result<(), EngineError> {
         self.appender.flush().map_err(failed)
     }
 }

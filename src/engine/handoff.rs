@@ -13,7 +13,7 @@ use super::{DuckDb, EngineError};
 use crate::error::{Error, Result};
 
 /// Runs `sql` in DuckDB and returns its result as a Polars DataFrame.
-pub fn query_polars(engine: &DuckDb, sql: &str) -> Result<DataFrame> {
+pub(crate) fn query_polars(engine: &DuckDb, sql: &str) -> Result<DataFrame> {
     let mut whole = None;
     query_polars_chunks(engine, sql, usize::MAX, &mut |frame| {
         whole = Some(frame);
@@ -26,7 +26,7 @@ pub fn query_polars(engine: &DuckDb, sql: &str) -> Result<DataFrame> {
 /// least `chunk_rows` rows (the last one smaller; one empty frame with the
 /// result's columns when there are no rows), so a consumer that aggregates
 /// as it goes holds one chunk at a time, not the whole result.
-pub fn query_polars_chunks(
+pub(crate) fn query_polars_chunks(
     engine: &DuckDb,
     sql: &str,
     chunk_rows: usize,
@@ -109,7 +109,7 @@ fn export_import(
 /// C Data Interface the other way, then DuckDB's appender), so checks query
 /// mart candidates with the same SQL as every other layer. `money` columns
 /// (integer minor units, with their scale) become DECIMAL amounts, as they are published.
-pub fn register_frame(
+pub(crate) fn register_frame(
     engine: &DuckDb,
     schema: &str,
     name: &str,

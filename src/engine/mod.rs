@@ -6,16 +6,16 @@
 //! through the Arrow C Data Interface ([`handoff`]).
 
 mod duck;
-pub mod handoff;
+pub(crate) mod handoff;
 
-pub use duck::{BatchAppender, DuckDb, arrow};
+pub(crate) use duck::{DuckDb, arrow};
 
 /// A table's columns and their engine types, in table order.
-pub type Columns = Vec<(String, String)>;
+pub(crate) type Columns = Vec<(String, String)>;
 
 /// One value of a small result (counts, names, published rows).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Value {
+pub(crate) enum Value {
     Null,
     Bool(bool),
     Int(i64),
@@ -26,7 +26,7 @@ pub enum Value {
 
 /// The file formats a query's result can be copied to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FileFormat {
+pub(crate) enum FileFormat {
     Parquet,
     /// With a header line.
     Csv,
@@ -80,7 +80,7 @@ impl EngineError {
 /// DuckDB starts a message with its error type (`Parser Error: ...`,
 /// `Out of Range Error: ...`); duckdb-rs reports most errors with no other
 /// code, so the type in the message is what there is to go by.
-pub fn classify(message: &str) -> ErrorClass {
+pub(crate) fn classify(message: &str) -> ErrorClass {
     let first = message.lines().next().unwrap_or_default();
     let Some((kind, _)) = first.split_once(" Error:") else {
         return ErrorClass::Other;

@@ -27,7 +27,7 @@ use crate::state::{ExportRecord, RunRecord, RunState};
 
 /// Where a mart is published.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Sink {
+pub(crate) enum Sink {
     /// A table of the SQLite database, replaced in the run's transaction.
     Sqlite { table: String },
     /// A CSV file; money with exactly its decimals.
@@ -38,7 +38,7 @@ pub enum Sink {
 
 impl Sink {
     /// The kind, as `_sluice_run_exports` records it.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Sink::Sqlite { .. } => "sqlite",
             Sink::Csv { .. } => "csv",
@@ -47,7 +47,7 @@ impl Sink {
     }
 
     /// The table name or the path.
-    pub fn target(&self) -> String {
+    pub(crate) fn target(&self) -> String {
         match self {
             Sink::Sqlite { table } => table.clone(),
             Sink::Csv { path } | Sink::Parquet { path } => path.display().to_string(),
@@ -57,14 +57,14 @@ impl Sink {
 
 /// One mart to one sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Export {
+pub(crate) struct Export {
     /// The index of the mart in the run's marts.
     pub mart: usize,
     pub sink: Sink,
 }
 
 /// Publishes every export of `marts` and records `run` with them.
-pub fn publish(
+pub(crate) fn publish(
     state: &mut RunState,
     engine: &DuckDb,
     marts: &[Mart],
@@ -107,12 +107,12 @@ pub fn publish(
 }
 
 /// Records a run that publishes nothing; the marts stay as they were.
-pub fn record_unpublished(state: &mut RunState, run: &RunRecord) -> Result<()> {
+pub(crate) fn record_unpublished(state: &mut RunState, run: &RunRecord) -> Result<()> {
     state.commit_run(run, false, &[], &|_| Ok(()))
 }
 
 /// Writes the candidates of a run that did not publish, for inspection.
-pub fn write_unpublished(marts: &[Mart], dir: &Path) -> Result<()> {
+pub(crate) fn write_unpublished(marts: &[Mart], dir: &Path) -> Result<()> {
     for mart in marts {
         let path = dir.join(format!("{}.csv", mart.name));
         let staged = csv::stage(mart, &path)?;

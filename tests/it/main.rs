@@ -1,6 +1,9 @@
 //! The one integration-test binary: runs the real `sluice` binary on real
 //! files in temp directories.
 
+// A test that unwraps fails with the panic; its helpers may unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod bad_input;
 mod checks;
 mod config;

@@ -8,7 +8,7 @@ use std::path::Path;
 use chrono::{DateTime, NaiveDate, NaiveDateTime};
 
 #[derive(Debug, Clone)]
-pub struct Event {
+pub(crate) struct Event {
     pub event_id: String,
     pub user_id: i64,
     pub time_us: i64,
@@ -19,14 +19,14 @@ pub struct Event {
 }
 
 #[derive(Debug, Default)]
-pub struct Expected {
+pub(crate) struct Expected {
     pub raw: u64,
     pub quarantined: BTreeMap<String, u64>,
     pub duplicates: u64,
     pub staged: Vec<Event>,
 }
 
-pub fn parse_time(s: &str) -> Option<i64> {
+pub(crate) fn parse_time(s: &str) -> Option<i64> {
     let s = s.trim_matches(' ');
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
@@ -77,7 +77,7 @@ pub fn parse_time(s: &str) -> Option<i64> {
     Some(local.and_utc().timestamp_micros() + micros - offset_minutes * 60_000_000)
 }
 
-pub fn parse_user(s: &str) -> Option<i64> {
+pub(crate) fn parse_user(s: &str) -> Option<i64> {
     let s = s.trim_matches(' ');
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|c| c.is_ascii_digit()) {
@@ -86,7 +86,7 @@ pub fn parse_user(s: &str) -> Option<i64> {
     s.parse().ok()
 }
 
-pub fn parse_cents(s: &str) -> Option<i64> {
+pub(crate) fn parse_cents(s: &str) -> Option<i64> {
     let s = s.trim_matches(' ');
     let (neg, body) = match s.strip_prefix('-') {
         Some(b) => (true, b),
@@ -120,7 +120,7 @@ fn blank(v: Option<&str>) -> bool {
 }
 
 /// Reads the files (in the order given) and applies staging exactly as specified.
-pub fn stage(files: &[&Path]) -> Expected {
+pub(crate) fn stage(files: &[&Path]) -> Expected {
     let cols = ["event_id", "user_id", "event_time", "region", "sku", "amount"];
     let mut exp = Expected::default();
     let mut valid = Vec::new();
@@ -232,7 +232,7 @@ fn in_window(e: &Event, as_of_us: i64, days: i64) -> bool {
 }
 
 /// `top_users.csv` as the spec defines it, header included.
-pub fn top_users_csv(staged: &[Event], as_of_us: i64, days: i64) -> String {
+pub(crate) fn top_users_csv(staged: &[Event], as_of_us: i64, days: i64) -> String {
     let mut per_user: BTreeMap<i64, (i64, u64, i64, i64)> = BTreeMap::new();
     for e in staged.iter().filter(|e| in_window(e, as_of_us, days)) {
         let s = per_user.entry(e.user_id).or_insert((0, 0, i64::MAX, i64::MIN));
@@ -257,7 +257,7 @@ pub fn top_users_csv(staged: &[Event], as_of_us: i64, days: i64) -> String {
 }
 
 /// `daily_region_revenue` rows as `day|region|revenue|events|unique_users`.
-pub fn daily_region_revenue(staged: &[Event], as_of_us: i64, days: i64) -> Vec<String> {
+pub(crate) fn daily_region_revenue(staged: &[Event], as_of_us: i64, days: i64) -> Vec<String> {
     // (day, region is null, region) -> (revenue, events, users); the flag sorts nulls last.
     type Key = (i64, bool, Option<String>);
     let mut groups: BTreeMap<Key, (i64, u64, BTreeSet<i64>)> = BTreeMap::new();

@@ -5,26 +5,26 @@ use std::path::{Path, PathBuf};
 use assert_cmd::Command;
 
 /// A temp directory that is the working directory of every command run in it.
-pub struct Workspace {
+pub(crate) struct Workspace {
     pub dir: tempfile::TempDir,
 }
 
 /// The `--as-of` and `--end` every deterministic test uses.
-pub const AS_OF: &str = "2026-11-20T12:00:00Z";
+pub(crate) const AS_OF: &str = "2026-11-20T12:00:00Z";
 
 impl Workspace {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Workspace {
             dir: tempfile::tempdir().expect("temp dir"),
         }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// `sluice <args>` in the workspace, with no SLUICE_* variables leaking in.
-    pub fn sluice(&self, args: &[&str]) -> Command {
+    pub(crate) fn sluice(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("sluice").expect("the sluice binary is built");
         cmd.current_dir(self.dir.path()).args(args);
         for (key, _) in std::env::vars() {
@@ -35,7 +35,7 @@ impl Workspace {
         cmd
     }
 
-    pub fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
+    pub(crate) fn write(&self, rel: &str, contents: impl AsRef<[u8]>) -> PathBuf {
         let path = self.path(rel);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).expect("create dir");
@@ -45,12 +45,12 @@ impl Workspace {
     }
 
     /// `sluice generate` into `rel` with the fixed end timestamp and seed 7.
-    pub fn generate(&self, rel: &str, rows: u64, defects: &str) -> String {
+    pub(crate) fn generate(&self, rel: &str, rows: u64, defects: &str) -> String {
         self.generate_seeded(rel, rows, defects, 7)
     }
 
     /// As [`Workspace::generate`], with a seed of its own (event ids differ between seeds).
-    pub fn generate_seeded(&self, rel: &str, rows: u64, defects: &str, seed: u64) -> String {
+    pub(crate) fn generate_seeded(&self, rel: &str, rows: u64, defects: &str, seed: u64) -> String {
         let (rows, seed) = (rows.to_string(), seed.to_string());
         let args = [
             "generate",
@@ -70,7 +70,7 @@ impl Workspace {
     }
 
     /// Runs the pipeline with the fixed `--as-of`; returns (exit code, stdout, stderr).
-    pub fn run(&self, extra: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, extra: &[&str]) -> (i32, String, String) {
         let mut args = vec!["run", "--as-of", AS_OF];
         args.extend_from_slice(extra);
         let out = self.sluice(&args).output().expect("run sluice");
@@ -82,7 +82,7 @@ impl Workspace {
     }
 
     /// [`Workspace::run`] with no checks at all, for tests about something else.
-    pub fn run_unchecked(&self, extra: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run_unchecked(&self, extra: &[&str]) -> (i32, String, String) {
         std::fs::create_dir_all(self.path("no-checks")).expect("create dir");
         let mut args = vec!["--checks-dir", "no-checks"];
         args.extend_from_slice(extra);
@@ -90,7 +90,7 @@ impl Workspace {
     }
 
     /// Rows of a SQLite query as text, one `|`-joined string per row.
-    pub fn query(&self, db: &str, sql: &str) -> Vec<String> {
+    pub(crate) fn query(&self, db: &str, sql: &str) -> Vec<String> {
         let conn = rusqlite::Connection::open(self.path(db)).expect("open db");
         let mut stmt = conn.prepare(sql).expect("prepare");
         let n = stmt.column_count();
@@ -111,19 +111,19 @@ impl Workspace {
         .collect()
     }
 
-    pub fn read(&self, rel: &str) -> String {
+    pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
 }
 
 /// Bytes of a file, for "unchanged" assertions.
-pub fn bytes(path: &Path) -> Vec<u8> {
+pub(crate) fn bytes(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap_or_default()
 }
 
 /// A workspace with one published run on clean generated data (as of
 /// [`AS_OF`]), and the bytes of the published CSV.
-pub fn published() -> (Workspace, Vec<u8>) {
+pub(crate) fn published() -> (Workspace, Vec<u8>) {
     let ws = Workspace::new();
     ws.generate("input/events.csv", 2_000, "");
     let (code, stdout, stderr) = ws.run(&[]);
@@ -133,7 +133,7 @@ pub fn published() -> (Workspace, Vec<u8>) {
 }
 
 /// Every row of the published marts, for "unchanged" assertions.
-pub fn marts(ws: &Workspace) -> Vec<String> {
+pub(crate) fn marts(ws: &Workspace) -> Vec<String> {
     let mut rows = ws.query("agg_result.db", "SELECT * FROM top_users ORDER BY rank");
     rows.extend(ws.query(
         "agg_result.db",
@@ -143,7 +143,7 @@ pub fn marts(ws: &Workspace) -> Vec<String> {
 }
 
 /// Copies `tests/fixtures/<name>` into the workspace under `to`.
-pub fn fixture(ws: &Workspace, name: &str, to: &str) {
+pub(crate) fn fixture(ws: &Workspace, name: &str, to: &str) {
     fn copy(from: &Path, to: &Path) {
         std::fs::create_dir_all(to).unwrap();
         for entry in std::fs::read_dir(from).unwrap() {

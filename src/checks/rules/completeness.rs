@@ -6,7 +6,7 @@ use crate::checks::spec::CheckSpec;
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub struct Completeness {
+pub(crate) struct Completeness {
     pub column: String,
     /// Blank text (only Unicode space separators) is missing too.
     pub blank_is_missing: bool,

@@ -8,14 +8,14 @@ use crate::checks::spec::{CheckSpec, CompareTo};
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub struct Reconcile {
+pub(crate) struct Reconcile {
     /// An aggregate over the checked table, e.g. `sum(revenue)`.
     pub expression: String,
     pub compare_to: CompareTo,
 }
 
 #[derive(Debug, Clone)]
-pub struct DayOverDay {
+pub(crate) struct DayOverDay {
     /// An aggregate per day, e.g. `sum(revenue)`.
     pub expression: String,
     pub day_column: String,

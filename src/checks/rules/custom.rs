@@ -5,7 +5,7 @@ use super::{Columns, Failing, Measure, Plan, Problem, Sql};
 use crate::checks::spec::CheckSpec;
 
 #[derive(Debug, Clone)]
-pub struct Custom {
+pub(crate) struct Custom {
     /// The query, with `{as_of}` and `{window_start}` still to expand.
     pub sql: String,
 }

@@ -7,7 +7,7 @@ use crate::checks::spec::CheckSpec;
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub struct Freshness {
+pub(crate) struct Freshness {
     pub column: String,
 }
 

@@ -22,15 +22,15 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-pub use completeness::Completeness;
-pub use consistency::{DayOverDay, Reconcile};
-pub use custom::Custom;
-pub use freshness::Freshness;
-pub use relationships::Relationships;
-pub use row_count::RowCount;
-pub use schema::Schema;
-pub use uniqueness::Uniqueness;
-pub use validity::{ColumnTest, Validity};
+pub(crate) use completeness::Completeness;
+pub(crate) use consistency::{DayOverDay, Reconcile};
+pub(crate) use custom::Custom;
+pub(crate) use freshness::Freshness;
+pub(crate) use relationships::Relationships;
+pub(crate) use row_count::RowCount;
+pub(crate) use schema::Schema;
+pub(crate) use uniqueness::Uniqueness;
+pub(crate) use validity::Validity;
 
 use super::engine::Status;
 use super::spec::{CheckSpec, Kind};
@@ -38,7 +38,7 @@ use crate::sql;
 
 /// What one check measures, with its own fields only.
 #[derive(Debug, Clone)]
-pub enum Rule {
+pub(crate) enum Rule {
     RowCount(RowCount),
     Completeness(Completeness),
     Uniqueness(Uniqueness),
@@ -54,7 +54,7 @@ pub enum Rule {
 }
 
 /// What the engine asks of every rule. No method has a default.
-pub trait Measure {
+pub(crate) trait Measure {
     /// Columns of the checked table the rule names (checked before any query).
     fn columns(&self) -> Vec<&str>;
     /// Other tables the rule reads, with the columns of each it names.
@@ -70,11 +70,11 @@ pub trait Measure {
 }
 
 /// Column name → DuckDB type, of one table.
-pub type Columns = BTreeMap<String, String>;
+pub(crate) type Columns = BTreeMap<String, String>;
 
 /// How a rule's observed value is computed.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Plan {
+pub(crate) enum Plan {
     /// Aggregates over the checked table (`DOUBLE` each), fused into one
     /// query with the other checks on that table: the observed value, then
     /// optionally the total it is a share of.
@@ -88,7 +88,7 @@ pub enum Plan {
 
 /// A result decided by the rule itself rather than by tiers.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub status: Status,
     pub observed: f64,
     pub threshold: String,
@@ -97,7 +97,7 @@ pub struct Verdict {
 
 /// Which rows a failing-row sample shows.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Failing {
+pub(crate) enum Failing {
     /// None: the value is about the table as a whole.
     Nothing,
     /// Rows of the checked table, within the check's filter, meeting
@@ -113,7 +113,7 @@ pub enum Failing {
 /// The SQL context of one check: the run's timestamps, the checked table
 /// and the check's filter. Rules write DuckDB SQL through it.
 #[derive(Debug, Clone)]
-pub struct Sql {
+pub(crate) struct Sql {
     pub as_of: DateTime<Utc>,
     pub window_start: DateTime<Utc>,
     /// The checked table, quoted: `"staging"."events"`.
@@ -123,7 +123,12 @@ pub struct Sql {
 }
 
 impl Sql {
-    pub fn new(as_of: DateTime<Utc>, window_start: DateTime<Utc>, table: &str, filter: Option<&str>) -> Sql {
+    pub(crate) fn new(
+        as_of: DateTime<Utc>,
+        window_start: DateTime<Utc>,
+        table: &str,
+        filter: Option<&str>,
+    ) -> Sql {
         let mut sql = Sql {
             as_of,
             window_start,
@@ -135,18 +140,18 @@ impl Sql {
     }
 
     /// `{as_of}` and `{window_start}` replaced by the run's timestamps.
-    pub fn expand(&self, text: &str) -> String {
+    pub(crate) fn expand(&self, text: &str) -> String {
         text.replace("{as_of}", &sql::timestamp(self.as_of))
             .replace("{window_start}", &sql::timestamp(self.window_start))
     }
 
     /// A filter as a condition, `TRUE` when there is none.
-    pub fn condition(&self, filter: Option<&str>) -> String {
+    pub(crate) fn condition(&self, filter: Option<&str>) -> String {
         filter.map_or("TRUE".into(), |f| format!("({})", self.expand(f)))
     }
 
     /// The rows in scope meeting `condition`, counted as a `DOUBLE`.
-    pub fn count_where(&self, condition: &str) -> String {
+    pub(crate) fn count_where(&self, condition: &str) -> String {
         format!(
             "CAST(count(*) FILTER (WHERE {} AND {condition}) AS DOUBLE)",
             self.scope
@@ -155,7 +160,7 @@ impl Sql {
 }
 
 /// `staging.events` → `"staging"."events"`.
-pub fn table_ref(table: &str) -> String {
+pub(crate) fn table_ref(table: &str) -> String {
     table.split('.').map(sql::ident).collect::<Vec<_>>().join(".")
 }
 
@@ -181,7 +186,7 @@ fn count_with_share(observed: f64, pct: Option<f64>) -> String {
 
 impl Rule {
     /// The kind as written in `checks/*.yaml` and in reports.
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         match self {
             Rule::RowCount(_) => Kind::RowCount,
             Rule::Completeness(_) => Kind::Completeness,
@@ -196,7 +201,7 @@ impl Rule {
     }
 
     /// The rule's behaviour, one arm per variant.
-    pub fn measure(&self) -> &dyn Measure {
+    pub(crate) fn measure(&self) -> &dyn Measure {
         match self {
             Rule::RowCount(r) => r,
             Rule::Completeness(r) => r,
@@ -213,10 +218,10 @@ impl Rule {
 }
 
 /// A problem with one field of a check spec: `(field, message)`.
-pub type Problem = (&'static str, String);
+pub(crate) type Problem = (&'static str, String);
 
 /// The rule of a spec whose kind-specific fields all belong to its kind.
-pub fn build(s: &CheckSpec) -> Result<Rule, Vec<Problem>> {
+pub(crate) fn build(s: &CheckSpec) -> Result<Rule, Vec<Problem>> {
     match s.kind {
         Kind::RowCount => Ok(Rule::RowCount(RowCount)),
         Kind::Completeness => completeness::build(s).map(Rule::Completeness),
@@ -245,14 +250,14 @@ pub(crate) mod test_support {
     use crate::checks::spec::CheckSpec;
 
     /// A check spec from YAML flow text, e.g. `{kind: row_count, fail: "< 1"}`.
-    pub fn spec(fields: &str) -> CheckSpec {
+    pub(crate) fn spec(fields: &str) -> CheckSpec {
         let text = format!("{{name: t, table: staging.events, {fields}}}");
         let doc = crate::yaml::parse(&text).expect("test YAML parses");
         serde_json::from_value(doc.value).expect("a test spec deserialises")
     }
 
     /// The SQL context of a check on `staging.events` as of 2026-11-20T12:00:00Z, 30 days back.
-    pub fn sql(filter: Option<&str>) -> Sql {
+    pub(crate) fn sql(filter: Option<&str>) -> Sql {
         let as_of = Utc.with_ymd_and_hms(2026, 11, 20, 12, 0, 0).unwrap();
         Sql::new(
             as_of,

@@ -8,7 +8,7 @@ use crate::checks::spec::{CheckSpec, References};
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub struct Relationships {
+pub(crate) struct Relationships {
     /// The referencing column of the checked table.
     pub column: String,
     /// Where its values must exist.

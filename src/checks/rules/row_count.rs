@@ -3,7 +3,7 @@
 use super::{Columns, Failing, Measure, Plan, Sql};
 
 #[derive(Debug, Clone)]
-pub struct RowCount;
+pub(crate) struct RowCount;
 
 impl Measure for RowCount {
     fn columns(&self) -> Vec<&str> {

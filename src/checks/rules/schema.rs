@@ -7,7 +7,7 @@ use crate::checks::engine::Status;
 use crate::checks::spec::{CheckSpec, NewColumns};
 
 #[derive(Debug, Clone)]
-pub struct Schema {
+pub(crate) struct Schema {
     /// Column → DuckDB type, or `any`.
     pub required: Vec<(String, String)>,
     pub new_columns: NewColumns,

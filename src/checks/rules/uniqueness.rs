@@ -6,7 +6,7 @@ use crate::checks::spec::CheckSpec;
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub struct Uniqueness {
+pub(crate) struct Uniqueness {
     /// The key: one column or several.
     pub key: Vec<String>,
 }

@@ -7,7 +7,7 @@ use crate::checks::spec::CheckSpec;
 use crate::sql;
 
 #[derive(Debug, Clone)]
-pub enum Validity {
+pub(crate) enum Validity {
     /// Non-null values of `column` pass every test and the predicate.
     Column {
         column: String,
@@ -20,7 +20,7 @@ pub enum Validity {
 
 /// A test of one column's value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ColumnTest {
+pub(crate) enum ColumnTest {
     /// One of these, compared as text.
     AcceptedValues(Vec<String>),
     /// A regular expression the whole value matches.
