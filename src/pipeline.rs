@@ -56,10 +56,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let checks = audit::selected_checks(&settings.checks, pipeline)?;
     let mut files = Vec::new();
     for (source, spec) in sources.iter().zip(&pipeline.spec.sources) {
-        files.push(ingest::resolve_inputs(
-            &pipeline.inputs(spec, &settings.inputs),
-            source,
-        )?);
+        files.push(ingest::resolve(&pipeline.inputs(spec, &settings.inputs), source)?);
     }
     let mut state = RunState::open(&settings.places.db)?;
     for dir in [&settings.places.output_dir, &settings.places.data_dir] {
@@ -71,12 +68,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         DuckDb::open(Some(&settings.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
 
     let show = settings.progress;
-    let total_bytes = files
-        .iter()
-        .flatten()
-        .filter_map(|f| std::fs::metadata(f).ok())
-        .map(|m| m.len())
-        .sum();
+    let total_bytes = files.iter().flatten().filter_map(|input| input.size()).sum();
     let bar = crate::progress::ingest(total_bytes, show);
     let step = Stage::start("ingest", metrics);
     let mut inputs = Vec::new();

@@ -9,7 +9,6 @@
 //! parses (a `TIMESTAMP` as RFC 3339 UTC), so their values are taken as they are.
 
 use std::collections::BTreeSet;
-use std::fs::File;
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,6 +22,10 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::sql;
+
+mod input;
+
+pub(crate) use input::{Input, resolve};
 
 const BATCH_ROWS: usize = 64 * 1024;
 
@@ -170,69 +173,6 @@ pub(crate) struct Ingested {
     pub warnings: Vec<String>,
 }
 
-/// Expands each `--input` value (file, directory or glob) into a sorted,
-/// de-duplicated list of the files `source` reads. A file named explicitly
-/// must be readable by it; directories and globs skip other files.
-pub(crate) fn resolve_inputs(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
-    let supported = |p: &Path| source.format_of(p).is_some();
-    let mut files = Vec::new();
-    for input in inputs {
-        if input.contains(['*', '?', '[']) {
-            // As in a shell, `*` does not match hidden files.
-            let options = glob::MatchOptions {
-                require_literal_leading_dot: true,
-                ..glob::MatchOptions::new()
-            };
-            let paths = glob::glob_with(input, options).map_err(|e| Error::BadGlob {
-                pattern: input.clone(),
-                message: e.to_string(),
-            })?;
-            let mut matched = 0;
-            for path in paths.flatten() {
-                if path.is_file() && supported(&path) {
-                    files.push(path);
-                    matched += 1;
-                }
-            }
-            if matched == 0 {
-                return Err(Error::InputNotFound { path: input.into() });
-            }
-            continue;
-        }
-        let path = PathBuf::from(input);
-        let meta = std::fs::metadata(&path).map_err(|_| Error::InputNotFound { path: path.clone() })?;
-        if meta.is_dir() {
-            walk(&path, &supported, &mut files)?;
-        } else if supported(&path) {
-            files.push(path);
-        } else {
-            return Err(Error::UnsupportedInput { path });
-        }
-    }
-    files.sort();
-    files.dedup();
-    Ok(files)
-}
-
-/// Every supported file under `dir`, recursively (partitioned layouts such as
-/// `input/2026/11/*.csv` are common); hidden files are skipped.
-fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
-    for entry in entries {
-        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
-        let path = entry.path();
-        if entry.file_name().to_string_lossy().starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            walk(&path, supported, files)?;
-        } else if supported(&path) {
-            files.push(path);
-        }
-    }
-    Ok(())
-}
-
 /// The Arrow schema of the rows a text file lands in `raw.<source>`: the
 /// required columns as text, then the row's line and, for a malformed row,
 /// what is wrong with it. The table's `_source_file` is not among them: it
@@ -252,7 +192,7 @@ fn raw_schema(source: &Source) -> SchemaRef {
 pub(crate) fn land(
     engine: &DuckDb,
     source: &Source,
-    files: &[PathBuf],
+    inputs: &[Input],
     raw_dir: &Path,
     ingested_at: &str,
     progress: &indicatif::ProgressBar,
@@ -271,16 +211,19 @@ pub(crate) fn land(
         .map_err(Error::engine(format!("creating {table}")))?;
 
     let mut out = Ingested::default();
-    for path in files {
+    for input in inputs {
+        let path = input.name();
         let Some((format, compression)) = source.format_of(path) else {
-            return Err(Error::UnsupportedInput { path: path.clone() });
+            return Err(Error::UnsupportedInput {
+                path: path.to_path_buf(),
+            });
         };
         let (bytes_before, rows_before) = (progress.position(), out.rows);
         let file = if format == Format::Parquet {
-            land_parquet(engine, source, path, &mut out.warnings)?
+            land_parquet(engine, source, input, &mut out.warnings)?
         } else {
-            let input = open(path, compression)?;
-            land_text(engine, source, path, format, input, &mut |bytes, rows| {
+            let stream = open(input, compression)?;
+            land_text(engine, source, path, format, stream, &mut |bytes, rows| {
                 progress.set_position(bytes_before + bytes);
                 progress.set_message(format!("{} rows", rows_before + rows));
             })
@@ -419,11 +362,15 @@ fn missing_column(source: &Source, path: &Path, column: &str, found: &[String]) 
 fn land_parquet(
     engine: &DuckDb,
     source: &Source,
-    path: &Path,
+    input: &Input,
     warnings: &mut Vec<String>,
 ) -> Result<InputFile> {
-    let (size, sha256) = hash_file(path)?;
-    let scan = format!("read_parquet({}, file_row_number = true)", sql::path(path));
+    let path = input.name();
+    let (size, sha256) = hash_input(input)?;
+    let scan = format!(
+        "read_parquet({}, file_row_number = true)",
+        sql::path(input.local_file())
+    );
     let unreadable = |e: EngineError| Error::ReadInput {
         path: path.to_path_buf(),
         source: Box::new(e),
@@ -477,19 +424,18 @@ fn as_text(column: &str, ty: ColumnType, duck_type: &str) -> String {
     }
 }
 
-/// Size and SHA-256 of a file read whole (Parquet: DuckDB does the reading).
-fn hash_file(path: &Path) -> Result<(u64, String)> {
-    let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
-    let mut hashing = HashingReader::new(file);
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read input file", path, e))?;
+/// Size and SHA-256 of an input read whole (Parquet: DuckDB does the reading).
+fn hash_input(input: &Input) -> Result<(u64, String)> {
+    let mut hashing = HashingReader::new(input.open()?);
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read input file", input.name(), e))?;
     Ok((hashing.bytes, hex(&hashing.hasher.finalize())))
 }
 
 /// Opens a text input for reading, decompressed, through a [`HashingReader`]
-/// of the bytes on disk (provenance is the file as stored).
-fn open(path: &Path, compression: Compression) -> Result<TextInput> {
-    let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
-    let hashing = HashingReader::new(io::BufReader::with_capacity(1 << 20, file));
+/// of the bytes as stored (provenance is the input as stored).
+fn open(input: &Input, compression: Compression) -> Result<TextInput> {
+    let path = input.name();
+    let hashing = HashingReader::new(input.open()?);
     Ok(match compression {
         Compression::None => TextInput::Plain(hashing),
         Compression::Gzip => TextInput::Gzip(flate2::read::MultiGzDecoder::new(hashing)),
@@ -499,7 +445,8 @@ fn open(path: &Path, compression: Compression) -> Result<TextInput> {
     })
 }
 
-type Buffered = io::BufReader<File>;
+/// An input's bytes as stored.
+type Buffered = Box<dyn Read + Send>;
 
 /// A decompressed input stream that still knows the bytes read from disk.
 enum TextInput {
@@ -874,24 +821,25 @@ mod tests {
             std::fs::write(root.join(f), "x").unwrap();
         }
         let s = |p: &Path| p.display().to_string();
-        let all = resolve_inputs(&[s(root)], &source).unwrap();
+        let names = |inputs: Vec<Input>| inputs.iter().map(|i| i.name().to_path_buf()).collect::<Vec<_>>();
+        let all = resolve(&[s(root)], &source).unwrap();
+        assert!(all.iter().all(|i| i.size() == Some(1)));
         assert_eq!(
-            all,
+            names(all),
             ["2026/11/c.csv.gz", "a.csv", "b.CSV", "d.jsonl", "e.parquet"].map(|f| root.join(f))
         );
-        let globbed =
-            resolve_inputs(&[format!("{}/*.csv", s(root)), s(&root.join("a.csv"))], &source).unwrap();
-        assert_eq!(globbed, vec![root.join("a.csv")]);
+        let globbed = resolve(&[format!("{}/*.csv", s(root)), s(&root.join("a.csv"))], &source).unwrap();
+        assert_eq!(names(globbed), vec![root.join("a.csv")]);
         assert!(matches!(
-            resolve_inputs(&[s(&root.join("nope"))], &source),
+            resolve(&[s(&root.join("nope"))], &source),
             Err(Error::InputNotFound { .. })
         ));
         assert!(matches!(
-            resolve_inputs(&[s(&root.join("notes.txt"))], &source),
+            resolve(&[s(&root.join("notes.txt"))], &source),
             Err(Error::UnsupportedInput { .. })
         ));
         assert!(matches!(
-            resolve_inputs(&[format!("{}/*.zst", s(root))], &source),
+            resolve(&[format!("{}/*.zst", s(root))], &source),
             Err(Error::InputNotFound { .. })
         ));
     }

@@ -1,0 +1,134 @@
+//! Where a source's bytes come from: the seam between sources and landing.
+//! A kind of input (local files today; HTTP and object storage next)
+//! resolves what a source names into [`Input`]s, each with a name, a size
+//! when known, and a way to open it as a stream of its bytes as stored.
+//! Landing hashes the stream as it reads it and does not care where the
+//! bytes came from; only a Parquet file, which DuckDB reads itself, needs a
+//! local file ([`Input::local_file`]).
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::Source;
+use crate::error::{Error, Result};
+
+/// One input of a source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Input {
+    /// A local file, and its size when it was listed.
+    File { path: PathBuf, size: u64 },
+}
+
+impl Input {
+    /// What names the input in messages and in the run record (a path; a
+    /// URL for a remote kind).
+    pub(crate) fn name(&self) -> &Path {
+        match self {
+            Input::File { path, .. } => path,
+        }
+    }
+
+    /// Its size in bytes as stored, when known before reading it.
+    pub(crate) fn size(&self) -> Option<u64> {
+        match self {
+            Input::File { size, .. } => Some(*size),
+        }
+    }
+
+    /// Its bytes as stored (compressed, if it is), from the start.
+    pub(crate) fn open(&self) -> Result<Box<dyn Read + Send>> {
+        match self {
+            Input::File { path, .. } => {
+                let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
+                Ok(Box::new(io::BufReader::with_capacity(1 << 20, file)))
+            }
+        }
+    }
+
+    /// A local file with its bytes, for readers that need a path (DuckDB's
+    /// Parquet reader): the file itself here; a downloaded copy for a remote kind.
+    pub(crate) fn local_file(&self) -> &Path {
+        match self {
+            Input::File { path, .. } => path,
+        }
+    }
+}
+
+/// The inputs `source` reads, from the values of `--input` or the source's
+/// `path`: sorted and de-duplicated.
+pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> {
+    let files = resolve_files(inputs, source)?;
+    files
+        .into_iter()
+        .map(|path| {
+            let size = std::fs::metadata(&path)
+                .map_err(|e| Error::io("read input file", &path, e))?
+                .len();
+            Ok(Input::File { path, size })
+        })
+        .collect()
+}
+
+/// Local files: expands each `--input` value (file, directory or glob) into a
+/// sorted, de-duplicated list of the files `source` reads. A file named
+/// explicitly must be readable by it; directories and globs skip other files.
+fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
+    let supported = |p: &Path| source.format_of(p).is_some();
+    let mut files = Vec::new();
+    for input in inputs {
+        if input.contains(['*', '?', '[']) {
+            // As in a shell, `*` does not match hidden files.
+            let options = glob::MatchOptions {
+                require_literal_leading_dot: true,
+                ..glob::MatchOptions::new()
+            };
+            let paths = glob::glob_with(input, options).map_err(|e| Error::BadGlob {
+                pattern: input.clone(),
+                message: e.to_string(),
+            })?;
+            let mut matched = 0;
+            for path in paths.flatten() {
+                if path.is_file() && supported(&path) {
+                    files.push(path);
+                    matched += 1;
+                }
+            }
+            if matched == 0 {
+                return Err(Error::InputNotFound { path: input.into() });
+            }
+            continue;
+        }
+        let path = PathBuf::from(input);
+        let meta = std::fs::metadata(&path).map_err(|_| Error::InputNotFound { path: path.clone() })?;
+        if meta.is_dir() {
+            walk(&path, &supported, &mut files)?;
+        } else if supported(&path) {
+            files.push(path);
+        } else {
+            return Err(Error::UnsupportedInput { path });
+        }
+    }
+    files.sort();
+    files.dedup();
+    Ok(files)
+}
+
+/// Every supported file under `dir`, recursively (partitioned layouts such as
+/// `input/2026/11/*.csv` are common); hidden files are skipped.
+fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
+    let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
+        let path = entry.path();
+        if entry.file_name().to_string_lossy().starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            walk(&path, supported, files)?;
+        } else if supported(&path) {
+            files.push(path);
+        }
+    }
+    Ok(())
+}
