@@ -18,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ingest::{ColumnType, Format, NewColumns, Source};
+use crate::marts::MartPlan;
 use crate::yaml::{self, ConfigError, Document, key_of};
 
 /// The default pipeline's files, as `sluice init` writes them.
@@ -309,6 +310,8 @@ pub(crate) struct Pipeline {
     pub dir: Option<PathBuf>,
     /// The text of each staging model's SQL, in `spec.staging` order.
     pub staging_sql: Vec<String>,
+    /// Each mart, parsed, in `spec.marts` order.
+    pub marts: Vec<MartPlan>,
     /// Identifies the logic: this file and the SQL it names.
     pub hash: String,
     doc: Document,
@@ -348,6 +351,7 @@ impl Pipeline {
             file: file.to_string(),
             dir,
             staging_sql: Vec::new(),
+            marts: Vec::new(),
             hash: String::new(),
             doc,
         };
@@ -361,6 +365,16 @@ impl Pipeline {
                     pipeline.staging_sql.push(sql);
                 }
                 Err(message) => errors.push(pipeline.error(&format!("/staging/{i}/sql"), message)),
+            }
+        }
+        for (i, mart) in pipeline.spec.marts.iter().enumerate() {
+            match crate::marts::plan(mart) {
+                Ok(plan) => pipeline.marts.push(plan),
+                Err(problems) => errors.extend(
+                    problems
+                        .into_iter()
+                        .map(|(at, message)| pipeline.error(&format!("/marts/{i}/{at}"), message)),
+                ),
             }
         }
         pipeline.hash = crate::format::hex(&hash.finalize());

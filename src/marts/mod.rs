@@ -11,7 +11,13 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use polars::prelude::*;
 
-use crate::config::{GroupBy, Lookback, MartSpec, Pipeline};
+mod plan;
+
+pub(crate) use plan::{MartPlan, plan};
+
+use plan::{Aggregate, Body, Bucket};
+
+use crate::config::Pipeline;
 use crate::engine::{Columns, DuckDb, handoff};
 use crate::error::{Error, Result};
 use crate::sql;
@@ -43,44 +49,6 @@ impl Window {
     pub(crate) fn start(&self) -> DateTime<Utc> {
         self.as_of - chrono::Duration::days(i64::from(self.lookback_days))
     }
-}
-
-/// A column expression in a mart's keys or aggregates: `column`, `fn(column)`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Call<'a> {
-    function: Option<&'a str>,
-    column: Option<&'a str>,
-}
-
-/// Parses `day(event_time)`, `count()`, `count(*)` or a bare column (the
-/// schema has already checked the shape).
-fn call(text: &str) -> Call<'_> {
-    let text = text.trim();
-    match text.split_once('(') {
-        Some((function, rest)) => {
-            let column = rest.trim_end_matches(')').trim();
-            Call {
-                function: Some(function.trim()),
-                column: Some(column).filter(|c| !c.is_empty() && *c != "*"),
-            }
-        }
-        None => Call {
-            function: None,
-            column: Some(text),
-        },
-    }
-}
-
-/// A sort key: column, descending, nulls last.
-fn sort_key(text: &str) -> (String, bool, bool) {
-    let words: Vec<String> = text.split_whitespace().map(str::to_ascii_lowercase).collect();
-    let descending = words.get(1).is_some_and(|w| w == "desc");
-    let nulls_first = words.windows(2).any(|w| w[0] == "nulls" && w[1] == "first");
-    (
-        words.first().cloned().unwrap_or_default(),
-        descending,
-        !nulls_first,
-    )
 }
 
 /// What crosses from DuckDB for one group of marts: the same model, window
@@ -150,20 +118,23 @@ fn polars_message(e: &PolarsError) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
-/// What an expression needs of its column's DuckDB type, when `ty` is not it.
-fn expected_type(expr: &str, ty: &str) -> Option<&'static str> {
-    let time = ty.starts_with("TIMESTAMP") || ty == "DATE";
-    let number = decimal_scale(ty).is_some()
-        || [
-            "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
-        ]
-        .iter()
-        .any(|n| ty.ends_with(n));
-    match call(expr).function {
-        _ if expr == "lookback" => (!time).then_some("a TIMESTAMP or DATE column"),
-        Some("day" | "hour" | "month" | "year") => (!time).then_some("a TIMESTAMP or DATE column"),
-        Some("sum" | "mean") => (!number).then_some("a number column"),
-        _ => None,
+/// What a column read as time needs to be.
+const TIME: &str = "a TIMESTAMP or DATE column";
+/// What a summed or averaged column needs to be.
+const NUMBER: &str = "a number column";
+
+/// Whether a column of DuckDB type `ty` is what `needs` says ([`TIME`] or [`NUMBER`]).
+fn is_a(needs: &str, ty: &str) -> bool {
+    match needs {
+        TIME => ty.starts_with("TIMESTAMP") || ty == "DATE",
+        _ => {
+            decimal_scale(ty).is_some()
+                || [
+                    "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "FLOAT", "DOUBLE",
+                ]
+                .iter()
+                .any(|n| ty.ends_with(n))
+        }
     }
 }
 
@@ -190,122 +161,14 @@ pub(crate) fn build(
     pass_rows: u64,
 ) -> Result<Vec<Mart>> {
     let mut models: BTreeMap<&str, Columns> = BTreeMap::new();
-    for mart in &pipeline.spec.marts {
+    for mart in &pipeline.marts {
         if !models.contains_key(mart.from.as_str()) {
             models.insert(&mart.from, describe(engine, &mart.from)?);
         }
     }
 
-    // Check every column a mart names before any data moves.
-    let mut errors = Vec::new();
-    let mut handoffs: Vec<Handoff> = Vec::new();
-    let mut plan = Vec::new();
-    for (i, mart) in pipeline.spec.marts.iter().enumerate() {
-        let model = &models[mart.from.as_str()];
-        let window = mart.lookback.as_ref().map(|l| match l {
-            Lookback::Column(c) => (c.clone(), Window { as_of, lookback_days }),
-            Lookback::Window { column, days } => (
-                column.clone(),
-                Window {
-                    as_of,
-                    lookback_days: *days,
-                },
-            ),
-        });
-        let mut used = Vec::new();
-        // Each column a key names must exist, and be of a type its function takes.
-        let mut need = |pointer: String, expr: &str, column: &str| {
-            let Some((_, ty)) = model.iter().find(|(c, _)| c == column) else {
-                let names: Vec<&str> = model.iter().map(|(c, _)| c.as_str()).collect();
-                errors.push(pipeline.error(
-                    &pointer,
-                    format!(
-                        "no column `{column}` in staging.{} (its columns: {})",
-                        mart.from,
-                        names.join(", ")
-                    ),
-                ));
-                return;
-            };
-            if let Some(takes) = expected_type(expr, ty) {
-                errors.push(pipeline.error(&pointer, format!("`{expr}` takes {takes}; `{column}` is {ty}")));
-            }
-            if !used.iter().any(|u| u == column) {
-                used.push(column.to_string());
-            }
-        };
-        if let Some((column, _)) = &window {
-            need(format!("/marts/{i}/lookback"), "lookback", column);
-        }
-        for (_, expr, step) in group_keys(mart) {
-            if let Some(column) = call(&expr).column {
-                need(format!("/marts/{i}/group_by/{step}"), &expr, column);
-            }
-        }
-        for (name, agg) in mart.aggregate.iter().flat_map(|a| &a.0) {
-            if let Some(column) = call(&agg.0).column {
-                need(format!("/marts/{i}/aggregate/{name}"), agg.0.trim(), column);
-            }
-        }
-        if mart.sql.is_some() {
-            // Polars SQL may use any column.
-            used = model.iter().map(|(c, _)| c.clone()).collect();
-        }
-        let outputs: Vec<String> = group_keys(mart)
-            .into_iter()
-            .map(|(k, ..)| k)
-            .chain(
-                mart.aggregate
-                    .iter()
-                    .flat_map(|a| a.0.iter().map(|(n, _)| n.clone())),
-            )
-            .collect();
-        if mart.sql.is_none() {
-            for (k, key) in mart.sort.iter().enumerate() {
-                let (column, ..) = sort_key(&key.0);
-                if !outputs.contains(&column) {
-                    errors.push(pipeline.error(
-                        &format!("/marts/{i}/sort/{k}"),
-                        format!(
-                            "`{column}` is not a column of the mart (its columns: {})",
-                            outputs.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        let found = handoffs.iter().position(|h| {
-            h.from == mart.from
-                && h.filter == mart.filter
-                && h.decimals_as_float == mart.sql.is_some()
-                && h.window.as_ref().map(|(c, w)| (c, w.lookback_days))
-                    == window.as_ref().map(|(c, w)| (c, w.lookback_days))
-        });
-        let index = match found {
-            Some(h) => h,
-            None => {
-                handoffs.push(Handoff {
-                    from: mart.from.clone(),
-                    window,
-                    filter: mart.filter.clone(),
-                    decimals_as_float: mart.sql.is_some(),
-                    columns: Vec::new(),
-                });
-                handoffs.len() - 1
-            }
-        };
-        for column in used {
-            if !handoffs[index].columns.contains(&column) {
-                handoffs[index].columns.push(column);
-            }
-        }
-        plan.push(index);
-    }
-    if !errors.is_empty() {
-        return Err(Error::Config { errors });
-    }
-
-    let mut marts: Vec<Option<Mart>> = pipeline.spec.marts.iter().map(|_| None).collect();
+    let (handoffs, plan) = handoffs(pipeline, &models, as_of, lookback_days)?;
+    let mut marts: Vec<Option<Mart>> = pipeline.marts.iter().map(|_| None).collect();
     for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
         let query = h.query(model, None);
@@ -324,9 +187,10 @@ pub(crate) fn build(
             // Polars SQL sees the whole model at once.
             let frame = handoff::query_polars(engine, &query).map_err(bad_filter)?;
             for &i in &served {
-                let mart = &pipeline.spec.marts[i];
-                let query = mart.sql.as_deref().unwrap_or_default();
-                marts[i] = Some(sql_mart(pipeline, i, mart, query, frame.clone().lazy())?);
+                let mart = &pipeline.marts[i];
+                if let Body::Sql(query) = &mart.body {
+                    marts[i] = Some(sql_mart(pipeline, i, mart, query, frame.clone().lazy())?);
+                }
             }
             continue;
         }
@@ -337,7 +201,7 @@ pub(crate) fn build(
             .collect();
         let mut streamed: Vec<Streamed> = served
             .iter()
-            .map(|&i| Streamed::new(&pipeline.spec.marts[i], &money))
+            .map(|&i| Streamed::new(&pipeline.marts[i], &money))
             .collect();
         let passes = plan_passes(engine, h, model, &streamed, pass_rows).map_err(bad_filter)?;
         for p in 0..passes.count {
@@ -349,7 +213,7 @@ pub(crate) fn build(
                     if let Err(e) = s.feed(chunk.clone()) {
                         failed = Some(i);
                         return Err(Error::Polars {
-                            context: format!("computing mart `{}`", pipeline.spec.marts[i].name),
+                            context: format!("computing mart `{}`", pipeline.marts[i].name),
                             source: e,
                         });
                     }
@@ -367,13 +231,13 @@ pub(crate) fn build(
                 for (s, &i) in streamed.iter_mut().zip(&served) {
                     s.end_pass(column).map_err(Error::polars(format!(
                         "computing mart `{}`",
-                        pipeline.spec.marts[i].name
+                        pipeline.marts[i].name
                     )))?;
                 }
             }
         }
         for (s, &i) in streamed.into_iter().zip(&served) {
-            let mart = &pipeline.spec.marts[i];
+            let mart = &pipeline.marts[i];
             let money = s.money.clone();
             let merged = s
                 .finish()
@@ -382,6 +246,136 @@ pub(crate) fn build(
         }
     }
     Ok(marts.into_iter().flatten().collect())
+}
+
+/// The handoffs the marts need (marts over the same model, window and filter
+/// share one) and which one serves each mart, after checking every column a
+/// mart names against its model: nothing moves before the plan holds.
+fn handoffs(
+    pipeline: &Pipeline,
+    models: &BTreeMap<&str, Columns>,
+    as_of: DateTime<Utc>,
+    lookback_days: u32,
+) -> Result<(Vec<Handoff>, Vec<usize>)> {
+    let mut errors = Vec::new();
+    let mut handoffs: Vec<Handoff> = Vec::new();
+    let mut plan = Vec::new();
+    for (i, mart) in pipeline.marts.iter().enumerate() {
+        let model = &models[mart.from.as_str()];
+        let window = mart.lookback.as_ref().map(|(column, days)| {
+            (
+                column.clone(),
+                Window {
+                    as_of,
+                    lookback_days: days.unwrap_or(lookback_days),
+                },
+            )
+        });
+        let mut used = Vec::new();
+        // Each column the plan names must exist, and be of a type its use takes.
+        let mut need = |pointer: String, what: String, column: &str, takes: Option<&str>| {
+            let Some((_, ty)) = model.iter().find(|(c, _)| c == column) else {
+                let names: Vec<&str> = model.iter().map(|(c, _)| c.as_str()).collect();
+                errors.push(pipeline.error(
+                    &pointer,
+                    format!(
+                        "no column `{column}` in staging.{} (its columns: {})",
+                        mart.from,
+                        names.join(", ")
+                    ),
+                ));
+                return;
+            };
+            if let Some(takes) = takes.filter(|t| !is_a(t, ty)) {
+                errors.push(pipeline.error(&pointer, format!("`{what}` takes {takes}; `{column}` is {ty}")));
+            }
+            if !used.iter().any(|u| u == column) {
+                used.push(column.to_string());
+            }
+        };
+        if let Some((column, _)) = &window {
+            need(
+                format!("/marts/{i}/lookback"),
+                "lookback".into(),
+                column,
+                Some(TIME),
+            );
+        }
+        match &mart.body {
+            Body::Declarative { keys, aggregates } => {
+                for key in keys {
+                    let takes = key.bucket.map(|_| TIME);
+                    need(
+                        format!("/marts/{i}/{}", key.pointer),
+                        key.to_string(),
+                        &key.column,
+                        takes,
+                    );
+                }
+                for (name, agg) in aggregates {
+                    let takes = matches!(agg, Aggregate::Sum(_) | Aggregate::Mean(_)).then_some(NUMBER);
+                    if let Some(column) = agg.column() {
+                        need(
+                            format!("/marts/{i}/aggregate/{name}"),
+                            agg.to_string(),
+                            column,
+                            takes,
+                        );
+                    }
+                }
+                let outputs: Vec<&str> = keys
+                    .iter()
+                    .map(|k| k.name.as_str())
+                    .chain(aggregates.iter().map(|(n, _)| n.as_str()))
+                    .collect();
+                for (k, key) in mart.sort.iter().enumerate() {
+                    if !outputs.contains(&key.column.as_str()) {
+                        errors.push(pipeline.error(
+                            &format!("/marts/{i}/sort/{k}"),
+                            format!(
+                                "`{}` is not a column of the mart (its columns: {})",
+                                key.column,
+                                outputs.join(", ")
+                            ),
+                        ));
+                    }
+                }
+            }
+            // Polars SQL may use any column.
+            Body::Sql(_) => used = model.iter().map(|(c, _)| c.clone()).collect(),
+        }
+        let sql = matches!(mart.body, Body::Sql(_));
+        let found = handoffs.iter().position(|h| {
+            h.from == mart.from
+                && h.filter == mart.filter
+                && h.decimals_as_float == sql
+                && h.window.as_ref().map(|(c, w)| (c, w.lookback_days))
+                    == window.as_ref().map(|(c, w)| (c, w.lookback_days))
+        });
+        let index = match found {
+            Some(h) => h,
+            None => {
+                handoffs.push(Handoff {
+                    from: mart.from.clone(),
+                    window,
+                    filter: mart.filter.clone(),
+                    decimals_as_float: sql,
+                    columns: Vec::new(),
+                });
+                handoffs.len() - 1
+            }
+        };
+        for column in used {
+            if !handoffs[index].columns.contains(&column) {
+                handoffs[index].columns.push(column);
+            }
+        }
+        plan.push(index);
+    }
+    if !errors.is_empty() {
+        return Err(Error::Config { errors });
+    }
+    Ok((handoffs, plan))
 }
 
 /// A Polars plan mart `i` cannot resolve: its definition is at fault (exit 2, at its line).
@@ -397,23 +391,6 @@ fn is_plan_error(e: &PolarsError) -> bool {
         e,
         PolarsError::ColumnNotFound(_) | PolarsError::SchemaMismatch(_) | PolarsError::InvalidOperation(_)
     )
-}
-
-/// The group keys of a mart as (output name, expression, JSON Pointer step).
-fn group_keys(mart: &MartSpec) -> Vec<(String, String, String)> {
-    match &mart.group_by {
-        None => Vec::new(),
-        Some(GroupBy::Columns(columns)) => columns
-            .iter()
-            .enumerate()
-            .map(|(i, c)| (c.0.clone(), c.0.clone(), i.to_string()))
-            .collect(),
-        Some(GroupBy::Named(named)) => named
-            .0
-            .iter()
-            .map(|(k, e)| (k.clone(), e.0.clone(), k.clone()))
-            .collect(),
-    }
 }
 
 /// Rows of the staged model aggregated at a time: the handoff streams chunks
@@ -537,7 +514,7 @@ fn pass_count(rows: u64, values: u64, pass_rows: u64) -> u64 {
 /// partial aggregates per group, merged into the running partials; the final
 /// columns are derived from those at the end.
 struct Streamed {
-    spec: MartSpec,
+    spec: MartPlan,
     keys: Vec<Expr>,
     key_names: Vec<String>,
     /// Plain columns among the keys: partitioned on one, a pass's groups are final.
@@ -562,7 +539,7 @@ struct Streamed {
 }
 
 impl Streamed {
-    fn new(mart: &MartSpec, money_in: &[(String, u32)]) -> Self {
+    fn new(mart: &MartPlan, money_in: &[(String, u32)]) -> Self {
         let scale_of =
             |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
         let mut s = Streamed {
@@ -581,46 +558,47 @@ impl Streamed {
             min_merge: 1 << 16,
             done: Vec::new(),
         };
-        for (name, expr, _) in group_keys(mart) {
-            let Call { function, column } = call(&expr);
-            let c = col(column.unwrap_or_default());
+        let (keys, aggregates) = match &mart.body {
+            Body::Declarative { keys, aggregates } => (keys.as_slice(), aggregates.as_slice()),
+            Body::Sql(_) => (&[][..], &[][..]),
+        };
+        for key in keys {
+            let c = col(key.column.as_str());
             let as_time = || c.clone().cast(DataType::Datetime(TimeUnit::Microseconds, None));
-            let key = match function {
+            let expr = match key.bucket {
                 None => {
-                    if let Some(scale) = scale_of(column) {
-                        s.money.push((name.clone(), scale));
+                    if let Some(scale) = scale_of(Some(&key.column)) {
+                        s.money.push((key.name.clone(), scale));
                     }
-                    s.key_columns.extend(column.map(str::to_string));
+                    s.key_columns.push(key.column.clone());
                     c
                 }
-                Some("day") => as_time().dt().date(),
-                Some("hour") => as_time().dt().truncate(lit("1h")),
-                Some("month") => as_time().dt().truncate(lit("1mo")).dt().date(),
-                Some(_) => as_time().dt().truncate(lit("1y")).dt().date(),
+                Some(Bucket::Day) => as_time().dt().date(),
+                Some(Bucket::Hour) => as_time().dt().truncate(lit("1h")),
+                Some(Bucket::Month) => as_time().dt().truncate(lit("1mo")).dt().date(),
+                Some(Bucket::Year) => as_time().dt().truncate(lit("1y")).dt().date(),
             };
-            s.keys.push(key.alias(name.as_str()));
-            s.finish.push(col(name.as_str()));
-            s.key_names.push(name);
+            s.keys.push(expr.alias(key.name.as_str()));
+            s.finish.push(col(key.name.as_str()));
+            s.key_names.push(key.name.clone());
         }
         let explode = ExplodeOptions {
             empty_as_null: false,
             keep_nulls: false,
         };
-        for (name, agg) in mart.aggregate.iter().flat_map(|a| &a.0) {
-            let Call { function, column } = call(&agg.0);
+        for (name, agg) in aggregates {
+            let column = agg.column();
             let c = col(column.unwrap_or_default());
             let scale = scale_of(column);
             let (a, b) = (format!("__{name}_a"), format!("__{name}_b"));
             let (pa, pb) = (col(a.as_str()), col(b.as_str()));
-            let function = function.unwrap_or_default();
-            let (partial, merge, finish): (Vec<Expr>, Vec<Expr>, Expr) = match (function, column) {
-                ("count", None) => (vec![len().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
-                ("count", Some(_)) => (vec![c.count().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
+            let (partial, merge, finish): (Vec<Expr>, Vec<Expr>, Expr) = match agg {
+                Aggregate::CountRows => (vec![len().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
+                Aggregate::Count(_) => (vec![c.count().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
                 // The distinct values themselves, as a list per group, and
                 // how many earlier passes counted (see `end_pass`).
-                ("count_distinct", _) => {
-                    s.distinct
-                        .push((column.unwrap_or_default().to_string(), a.clone(), b.clone()));
+                Aggregate::CountDistinct(column) => {
+                    s.distinct.push((column.clone(), a.clone(), b.clone()));
                     (
                         vec![
                             c.drop_nulls().unique().implode(false),
@@ -633,20 +611,20 @@ impl Streamed {
                         pa.list().len().cast(DataType::Int64) + pb,
                     )
                 }
-                ("mean", _) => (
+                Aggregate::Mean(_) => (
                     vec![c.clone().sum(), c.count().cast(DataType::Int64)],
                     vec![pa.clone().sum(), pb.clone().sum()],
                     pa.cast(DataType::Float64)
                         / pb.cast(DataType::Float64)
                         / lit(10f64.powi(scale.unwrap_or(0) as i32)),
                 ),
-                (function, _) => {
+                Aggregate::Sum(_) | Aggregate::Min(_) | Aggregate::Max(_) => {
                     if let Some(scale) = scale {
                         s.money.push((name.clone(), scale));
                     }
-                    let combine = |e: Expr| match function {
-                        "sum" => e.sum(),
-                        "min" => e.min(),
+                    let combine = |e: Expr| match agg {
+                        Aggregate::Sum(_) => e.sum(),
+                        Aggregate::Min(_) => e.min(),
                         _ => e.max(),
                     };
                     (vec![combine(c)], vec![combine(pa.clone())], pa)
@@ -742,7 +720,7 @@ impl Streamed {
 }
 
 /// Sort, limit and rank: the same for declarative and SQL marts.
-fn order(mart: &MartSpec, lf: LazyFrame) -> LazyFrame {
+fn order(mart: &MartPlan, lf: LazyFrame) -> LazyFrame {
     let lf = sort_and_limit(mart, lf);
     match &mart.rank {
         Some(rank) => lf
@@ -753,14 +731,14 @@ fn order(mart: &MartSpec, lf: LazyFrame) -> LazyFrame {
 }
 
 /// A mart's `sort` and `limit`: also what a pass keeps of its final groups.
-fn sort_and_limit(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
+fn sort_and_limit(mart: &MartPlan, mut lf: LazyFrame) -> LazyFrame {
     if !mart.sort.is_empty() {
-        let keys: Vec<(String, bool, bool)> = mart.sort.iter().map(|k| sort_key(&k.0)).collect();
+        let keys = &mart.sort;
         lf = lf.sort_by_exprs(
-            keys.iter().map(|(c, ..)| col(c.as_str())).collect::<Vec<_>>(),
+            keys.iter().map(|k| col(k.column.as_str())).collect::<Vec<_>>(),
             SortMultipleOptions::new()
-                .with_order_descending_multi(keys.iter().map(|k| k.1))
-                .with_nulls_last_multi(keys.iter().map(|k| k.2))
+                .with_order_descending_multi(keys.iter().map(|k| k.descending))
+                .with_nulls_last_multi(keys.iter().map(|k| k.nulls_last))
                 .with_maintain_order(true),
         );
     }
@@ -775,7 +753,7 @@ fn sort_and_limit(mart: &MartSpec, mut lf: LazyFrame) -> LazyFrame {
 fn collect(
     pipeline: &Pipeline,
     i: usize,
-    mart: &MartSpec,
+    mart: &MartPlan,
     lf: LazyFrame,
     money: Vec<(String, u32)>,
 ) -> Result<Mart> {
@@ -793,7 +771,7 @@ fn collect(
 }
 
 /// A Polars SQL mart over the whole (windowed, filtered) model.
-fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartSpec, query: &str, rows: LazyFrame) -> Result<Mart> {
+fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartPlan, query: &str, rows: LazyFrame) -> Result<Mart> {
     let mut ctx = polars::sql::SQLContext::new();
     ctx.register(&mart.from, rows);
     let lf = ctx.execute(query).map_err(|e| Error::Config {
@@ -809,10 +787,15 @@ fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartSpec, query: &str, rows: L
 mod tests {
     use super::*;
 
+    /// A mart of `sluice.yaml`, as JSON, parsed into its plan.
+    fn mart_plan(spec: serde_json::Value) -> MartPlan {
+        plan(&serde_json::from_value(spec).unwrap()).unwrap()
+    }
+
     /// A mart fed in many chunks equals the mart fed in one, for every aggregate.
     #[test]
     fn chunks_give_the_same_mart_as_one_frame() {
-        let spec: MartSpec = serde_json::from_value(serde_json::json!({
+        let spec = mart_plan(serde_json::json!({
             "name": "m", "from": "t",
             "group_by": {"day": "day(t)", "k": "k"},
             "aggregate": {
@@ -820,8 +803,7 @@ mod tests {
                 "avg": "mean(v)", "users": "count_distinct(u)"
             },
             "sort": ["day", "k"]
-        }))
-        .unwrap();
+        }));
         let n = 10_000usize;
         let frame = df!(
             "t" => (0..n).map(|i| ((i * 7919) % 5) as i64 * 86_400_000_000 + i as i64).collect::<Vec<_>>(),
@@ -882,7 +864,7 @@ mod tests {
     }
 
     /// Feeds `frame` in passes, one per partition of `column` (`value % passes`).
-    fn in_passes(spec: &MartSpec, frame: &DataFrame, column: &str, passes: i64) -> DataFrame {
+    fn in_passes(spec: &MartPlan, frame: &DataFrame, column: &str, passes: i64) -> DataFrame {
         let mut s = Streamed::new(spec, &[("v".into(), 2)]);
         s.min_merge = 1;
         for p in 0..passes {
@@ -904,15 +886,14 @@ mod tests {
     /// limited and kept; the mart is the same as in one pass.
     #[test]
     fn passes_over_a_group_key_give_the_same_mart() {
-        let spec: MartSpec = serde_json::from_value(serde_json::json!({
+        let spec = mart_plan(serde_json::json!({
             "name": "m", "from": "t",
             "group_by": ["u"],
             "aggregate": {"n": "count()", "s": "sum(v)", "avg": "mean(v)", "ks": "count_distinct(k)"},
             "sort": ["s desc", "u"],
             "limit": 25,
             "rank": "rank"
-        }))
-        .unwrap();
+        }));
         let n = 20_000usize;
         let frame = df!(
             "u" => (0..n).map(|i| ((i * i) % 5003) as i64).collect::<Vec<_>>(),
@@ -941,7 +922,7 @@ mod tests {
 
     #[test]
     fn the_partition_column_is_the_one_most_marts_gain_from() {
-        let marts: Vec<MartSpec> = serde_json::from_value(serde_json::json!([
+        let marts: Vec<crate::config::MartSpec> = serde_json::from_value(serde_json::json!([
             {"name": "a", "from": "t", "group_by": ["region"], "aggregate": {"n": "count()"}},
             {"name": "b", "from": "t", "group_by": ["user_id"], "aggregate": {"n": "count()"}},
             {"name": "c", "from": "t", "group_by": {"day": "day(t)"},
@@ -949,7 +930,10 @@ mod tests {
             {"name": "d", "from": "t", "aggregate": {"n": "count()"}}
         ]))
         .unwrap();
-        let marts: Vec<Streamed> = marts.iter().map(|m| Streamed::new(m, &[])).collect();
+        let marts: Vec<Streamed> = marts
+            .iter()
+            .map(|m| Streamed::new(&plan(m).unwrap(), &[]))
+            .collect();
         assert_eq!(partition_column(&marts), Some("user_id".into()));
         assert_eq!(partition_column(&marts[..1]), Some("region".into()));
         assert_eq!(partition_column(&marts[3..]), None);
@@ -987,12 +971,7 @@ mod tests {
             columns: vec!["user_id".into()],
         };
         let model = describe(&engine, "events").unwrap();
-        let streamed: Vec<Streamed> = pipeline
-            .spec
-            .marts
-            .iter()
-            .map(|m| Streamed::new(m, &[]))
-            .collect();
+        let streamed: Vec<Streamed> = pipeline.marts.iter().map(|m| Streamed::new(m, &[])).collect();
         let passes = plan_passes(&engine, &h, &model, &streamed, 40_000).unwrap();
         // 225,000 rows in the window.
         assert_eq!(
@@ -1040,47 +1019,12 @@ mod tests {
     }
 
     #[test]
-    fn calls_and_sort_keys_parse() {
-        assert_eq!(
-            call(" day( event_time )"),
-            Call {
-                function: Some("day"),
-                column: Some("event_time")
-            }
-        );
-        assert_eq!(
-            call("count()"),
-            Call {
-                function: Some("count"),
-                column: None
-            }
-        );
-        assert_eq!(
-            call("count(*)"),
-            Call {
-                function: Some("count"),
-                column: None
-            }
-        );
-        assert_eq!(
-            call("region"),
-            Call {
-                function: None,
-                column: Some("region")
-            }
-        );
-        assert_eq!(sort_key("total_amount DESC"), ("total_amount".into(), true, true));
-        assert_eq!(sort_key("region nulls first"), ("region".into(), false, false));
+    fn types_fit_their_use() {
         assert_eq!(decimal_scale("DECIMAL(18,2)"), Some(2));
         assert_eq!(decimal_scale("BIGINT"), None);
-        assert_eq!(expected_type("sum(x)", "DECIMAL(18,2)"), None);
-        assert_eq!(expected_type("sum(x)", "UBIGINT"), None);
-        assert_eq!(expected_type("mean(x)", "VARCHAR"), Some("a number column"));
-        assert_eq!(expected_type("day(x)", "TIMESTAMP_NS"), None);
-        assert_eq!(
-            expected_type("lookback", "VARCHAR"),
-            Some("a TIMESTAMP or DATE column")
-        );
-        assert_eq!(expected_type("max(x)", "VARCHAR"), None);
+        assert!(is_a(NUMBER, "DECIMAL(18,2)") && is_a(NUMBER, "UBIGINT") && is_a(NUMBER, "DOUBLE"));
+        assert!(!is_a(NUMBER, "VARCHAR"));
+        assert!(is_a(TIME, "TIMESTAMP_NS") && is_a(TIME, "DATE"));
+        assert!(!is_a(TIME, "VARCHAR"));
     }
 }
