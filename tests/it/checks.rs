@@ -165,29 +165,7 @@ fn the_terminal_table_snapshot() {
         .take_while(|l| !l.starts_with("top users"))
         .map(|l| format!("{l}\n"))
         .collect();
-    assert_eq!(
-        table,
-        "checks: 16 run, 5 pass, 6 warn, 5 fail, 0 error
-  status check               table           observed    threshold
-  WARN   staging_schema      staging.events  3 problems  new columns: warn  new column `_source_file`; new column `amount_cents`; new column `sku`
-  FAIL   fresh_strict        staging.events  2h          fail: > 1h
-  pass   fresh_loose         staging.events  2h          fail: > 3h
-  pass   no_huge_amounts     staging.events  0 rows      fail: > 0
-  pass   rows_present        staging.events  9 rows      fail: < 1
-  FAIL   rows_many           staging.events  9 rows      fail: < 100
-  WARN   region_complete     staging.events  1 (11.11%)  warn: > 0
-  FAIL   sku_complete        staging.events  1 (11.11%)  fail: > 10%
-  WARN   user_region_unique  staging.events  1 (11.11%)  warn: > 0
-  FAIL   region_valid        staging.events  1 (12.50%)  fail: > 0
-  WARN   amount_positive     staging.events  1 (11.11%)  warn: > 0
-  pass   sku_letter          staging.events  1 (11.11%)  fail: > 1
-  pass   amount_small        staging.events  0 (0.00%)   fail: > 0
-  WARN   recent_events       staging.events  1 (12.50%)  warn: > 0
-  WARN   fresh               staging.events  2h          warn: > 1h
-  FAIL   big_amounts         staging.events  1 rows      fail: > 0
-gate: FAILED (5 fail, 0 error)
-"
-    );
+    insta::assert_snapshot!(table);
 }
 
 #[test]
@@ -226,18 +204,7 @@ fn config_errors_are_all_reported_with_file_line_and_key() {
     let out = ws.sluice(&["validate", "--checks-dir", &dir]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&format!("{dir}/"), "broken/");
-    assert_eq!(
-        stderr,
-        "error: 6 problems in the checks:
-  broken/a.yaml:8: `checks[1].kind`: \"completness\" is not one of \"row_count\", \"completeness\", \"uniqueness\", \"validity\", \"freshness\", \"custom\", \"consistency\", \"schema\" or \"relationships\"
-  broken/a.yaml:11: `checks[2].name`: \"Bad-Name\" is not a lower-case name starting with a letter (letters, digits and `_`)
-  broken/a.yaml:11: `checks[2]`: Additional properties are not allowed ('colour' was unexpected)
-  broken/a.yaml:12: `checks[2].table`: \"warehouse.events\" is not a table by layer: `raw.<source>`, `staging.<model>` or `marts.<mart>`
-  broken/b.yaml:6: `checks[0].fail`: a freshness check takes a duration such as `24h`, not `> 5%`
-  broken/b.yaml:7: `checks[1].fail`: give `warn`, `fail` or both
-hint: fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file
-"
-    );
+    insta::assert_snapshot!(stderr);
     // The same errors stop a run before any data is read (here there is none).
     let run = ws
         .sluice(&["run", "--checks-dir", &dir, "--input", "nope"])

@@ -308,43 +308,7 @@ fn summary_snapshot() {
     );
     let (code, stdout, _) = ws.run(&[]);
     assert_eq!(code, 1);
-    assert_eq!(
-        stdout,
-        "sluice: 8 rows from 1 file; window 2026-10-21T12:00:00Z .. 2026-11-20T12:00:00Z (30 days)
-  raw                   8
-  quarantined           4  (missing_event_id 1, bad_event_time 1, bad_user_id 1, malformed_row 1) -> `output/quarantine/events.csv`
-  duplicates            1
-  staged                3  -> `data/staging/events.parquet`
-checks: 20 run, 13 pass, 1 warn, 6 fail, 0 error
-  status check                       table                       observed        threshold
-  FAIL   raw_event_id_present        raw.events                  1 (12.50%)      fail: > 1%
-  pass   raw_event_time_present      raw.events                  0 (0.00%)       warn: > 0, fail: > 1%
-  pass   raw_user_id_present         raw.events                  0 (0.00%)       warn: > 0, fail: > 1%
-  pass   raw_amount_present          raw.events                  0 (0.00%)       warn: > 0, fail: > 1%
-  FAIL   raw_event_time_parses       raw.events                  1 (12.50%)      fail: > 1%
-  FAIL   raw_user_id_parses          raw.events                  1 (12.50%)      fail: > 1%
-  pass   raw_amount_parses           raw.events                  0 (0.00%)       warn: > 0, fail: > 1%
-  FAIL   raw_rows_well_formed        raw.events                  1 (12.50%)      fail: > 1%
-  FAIL   raw_event_id_unique         raw.events                  1 (14.29%)      fail: > 1%
-  pass   events_not_empty            staging.events              3 rows          fail: < 1
-  pass   event_id_unique             staging.events              0 (0.00%)       fail: > 0
-  pass   amount_not_negative         staging.events              0 (0.00%)       warn: > 0, fail: > 1%
-  pass   region_accepted             staging.events              0 (0.00%)       warn: > 0, fail: > 1%
-  pass   events_not_stale            staging.events              0 (0.00%)       warn: > 0.5%, fail: > 2%
-  FAIL   events_fresh                staging.events              1day 2h         fail: > 24h
-  pass   top_users_rank_unique       marts.top_users             0 (0.00%)       fail: > 0
-  pass   daily_revenue_not_empty     marts.daily_region_revenue  3 rows          fail: < 1
-  pass   revenue_reconciles          marts.daily_region_revenue  0.00 (0.00%)    fail: > 0.01
-  WARN   daily_revenue_day_over_day  marts.daily_region_revenue  7.00 (200.00%)  warn: > 50%
-  pass   staging_events_schema       staging.events              0 problems      new columns: warn
-gate: FAILED (6 fail, 0 error)
-top users (2 of 2):
-  rank     user_id   total_amount   events
-     1           7          11.50        2
-     2           8           2.50        1
-not published: the marts in `agg_result.db` and `output/top_users.csv` are unchanged; candidates (top_users 2 rows, daily_region_revenue 3 rows) in `output/unpublished`
-"
-    );
+    insta::assert_snapshot!(stdout);
 }
 
 #[test]
