@@ -47,6 +47,8 @@ pub enum Error {
     #[error("cannot read input file `{}`: {source}", path.display())]
     ReadInput {
         path: PathBuf,
+        /// What the file was read as (`CSV`, `NDJSON`, `Parquet`).
+        format: &'static str,
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -113,7 +115,7 @@ pub enum Error {
 
     #[error("{} problem{} in the checks:\n{}", errors.len(), if errors.len() == 1 { "" } else { "s" },
         errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
-    Checks { errors: Vec<crate::checks::ConfigError> },
+    Checks { errors: Vec<crate::yaml::ConfigError> },
 
     #[error("{} problem{} in the pipeline:\n{}", errors.len(), if errors.len() == 1 { "" } else { "s" },
         errors.iter().map(|e| format!("  {e}")).collect::<Vec<_>>().join("\n"))]
@@ -143,8 +145,12 @@ pub enum Error {
     #[error("checks directory `{}` does not exist", path.display())]
     ChecksDirNotFound { path: PathBuf },
 
-    #[error("bad --defects value `{0}`")]
-    BadDefects(String),
+    #[error("bad --defects value `{value}`")]
+    BadDefects {
+        value: String,
+        /// The defects `generate` knows.
+        kinds: &'static [&'static str],
+    },
 }
 
 impl Error {
@@ -174,7 +180,7 @@ impl Error {
             | Error::UnsupportedInput { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
-            | Error::BadDefects(_)
+            | Error::BadDefects { .. }
             | Error::Checks { .. }
             | Error::Config { .. }
             | Error::ConfigNotFound { .. }
@@ -214,13 +220,9 @@ impl Error {
                 m.source_name,
                 m.required.join(", ")
             ),
-            Error::ReadInput { path, .. } => match crate::ingest::detect(path) {
-                Some((format, _)) => format!(
-                    "check that the file is complete and really {}; move it out of the input to run without it",
-                    format.name()
-                ),
-                None => "check that the file is complete and readable".into(),
-            },
+            Error::ReadInput { format, .. } => format!(
+                "check that the file is complete and really {format}; move it out of the input to run without it"
+            ),
             Error::NewColumns { source_name, .. } => format!(
                 "declare the columns in source `{source_name}` of sluice.yaml, or set its `new_columns` to `warn` or `ignore`"
             ),
@@ -264,9 +266,9 @@ impl Error {
             Error::ChecksDirNotFound { .. } => {
                 "pass an existing directory with --checks-dir (or SLUICE_CHECKS_DIR), or leave it out for the built-in checks".into()
             }
-            Error::BadDefects(_) => format!(
+            Error::BadDefects { kinds, .. } => format!(
                 "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",
-                crate::generate::Defect::NAMES.join(", ")
+                kinds.join(", ")
             ),
             Error::Engine { .. } | Error::Polars { .. } | Error::Sqlite { .. } => return None,
         })

@@ -101,7 +101,10 @@ impl Defect {
 pub(crate) fn parse_defects(spec: &str) -> Result<Vec<(Defect, f64)>> {
     let mut rates = vec![0.0; Defect::ALL.len()];
     for part in spec.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        let bad = || Error::BadDefects(part.to_string());
+        let bad = || Error::BadDefects {
+            value: part.to_string(),
+            kinds: &Defect::NAMES,
+        };
         let (name, rate) = part.split_once('=').ok_or_else(bad)?;
         let rate: f64 = rate.trim().parse().map_err(|_| bad())?;
         if !(0.0..=1.0).contains(&rate) {
@@ -116,7 +119,10 @@ pub(crate) fn parse_defects(spec: &str) -> Result<Vec<(Defect, f64)>> {
         }
     }
     if rates.iter().sum::<f64>() > 1.0 {
-        return Err(Error::BadDefects(format!("{spec} (rates add up to more than 1)")));
+        return Err(Error::BadDefects {
+            value: format!("{spec} (rates add up to more than 1)"),
+            kinds: &Defect::NAMES,
+        });
     }
     Ok(Defect::ALL
         .into_iter()

@@ -373,6 +373,7 @@ fn land_parquet(
     );
     let unreadable = |e: EngineError| Error::ReadInput {
         path: path.to_path_buf(),
+        format: Format::Parquet.name(),
         source: Box::new(e),
     };
     let described = engine
@@ -551,6 +552,7 @@ fn read_csv(
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let read_err = |e: csv::Error| Error::ReadInput {
         path: path.to_path_buf(),
+        format: Format::Csv.name(),
         source: Box::new(e),
     };
 
@@ -651,6 +653,7 @@ fn read_ndjson(
             .read_until(b'\n', &mut line)
             .map_err(|e| Error::ReadInput {
                 path: path.to_path_buf(),
+                format: Format::Ndjson.name(),
                 source: Box::new(e),
             })?;
         if n == 0 {
