@@ -29,6 +29,17 @@ fn results(ws: &Workspace) -> Value {
     serde_json::from_str(&ws.read("output/check_results.json")).unwrap()
 }
 
+/// The `message` of check `name` in `check_results.json`.
+fn message_of(results: &Value, name: &str) -> Value {
+    results["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()["message"]
+        .clone()
+}
+
 /// `name -> (status, observed, observed_pct rounded to 2 places, failed_rows)`.
 fn by_name(results: &Value) -> std::collections::BTreeMap<String, (String, Value, Value, Value)> {
     results["checks"]
@@ -101,15 +112,7 @@ fn every_kind_reports_its_exact_observed_value() {
     expect("staging_schema", "warn", json!(3.0), Value::Null, Value::Null);
     expect("top_users_schema", "fail", json!(1.0), Value::Null, Value::Null);
     let r = results(&ws);
-    let message = |name: &str| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["message"]
-            .clone()
-    };
+    let message = |name: &str| message_of(&r, name);
     assert_eq!(
         message("staging_schema"),
         "new column `_source_file`; new column `amount_cents`; new column `sku`"
@@ -642,17 +645,7 @@ fn relationships_count_and_sample_the_orphans() {
     assert_eq!(got["no_such_table"].0, "error");
     assert_eq!(got["no_such_column"].0, "error");
     let r = results(&ws);
-    let message = |name: &str| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["message"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let message = |name: &str| message_of(&r, name).as_str().unwrap_or_default().to_string();
     assert_eq!(message("no_such_table"), "unknown table `staging.users`");
     assert!(
         message("no_such_column").starts_with("unknown column `customer` in `marts.top_users` (columns: "),
