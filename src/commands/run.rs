@@ -11,10 +11,11 @@ use crate::checks::report;
 use crate::cli::{DemoArgs, GenerateArgs, RunArgs};
 use crate::config::Pipeline;
 use crate::error::{ExitStatus, Result};
-use crate::format::{format_cents, iso_seconds};
+use crate::format::iso_seconds;
 use crate::marts::Mart;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, Outcome};
+use crate::publish;
 use crate::settings::RunSettings;
 
 /// One run of the job. Its metrics are exported whatever the outcome, a
@@ -113,8 +114,8 @@ fn summary(o: &Outcome) -> String {
         };
     }
 
-    if let Some(top) = o.marts.iter().find(|m| m.name == "top_users") {
-        s += &top_five(top);
+    if let Some(first) = o.marts.first() {
+        s += &preview(first);
     }
     let sizes: Vec<String> = o
         .marts
@@ -153,38 +154,31 @@ fn show(path: &Path) -> String {
     format!("`{}`", path.display())
 }
 
-/// The first five rows of `top_users` as a small table.
-fn top_five(top: &Mart) -> String {
-    if top.scale("total_amount") != Some(2) {
-        return String::new();
-    }
-    let f = &top.frame;
-    let get = |name: &str| {
-        f.column(name)
-            .and_then(|c| c.cast(&polars::prelude::DataType::Int64))
-    };
-    let (Ok(rank), Ok(user), Ok(total), Ok(events)) =
-        (get("rank"), get("user_id"), get("total_amount"), get("events"))
-    else {
+/// The first rows of a mart as its CSV writes them, at most five rows and
+/// four columns, each right-aligned under its name.
+fn preview(mart: &Mart) -> String {
+    let Ok((names, rows)) = publish::text_rows(mart, 5) else {
         return String::new();
     };
-    let (Ok(rank), Ok(user), Ok(total), Ok(events)) = (rank.i64(), user.i64(), total.i64(), events.i64())
-    else {
-        return String::new();
+    let shown = names.len().min(4);
+    let widths: Vec<usize> = (0..shown)
+        .map(|c| rows.iter().map(|r| r[c].len()).fold(names[c].len(), usize::max))
+        .collect();
+    let line = |cells: &[String]| {
+        let cells: Vec<String> = (0..shown)
+            .map(|c| format!("{:>w$}", cells[c], w = widths[c]))
+            .collect();
+        format!("  {}\n", cells.join("   "))
     };
     let mut s = format!(
-        "top users ({} of {}):\n  rank     user_id   total_amount   events\n",
-        f.height().min(5),
-        f.height()
+        "{} ({} of {}):\n",
+        mart.name.replace('_', " "),
+        rows.len(),
+        mart.frame.height()
     );
-    for i in 0..f.height().min(5) {
-        s += &format!(
-            "  {:>4}  {:>10}  {:>13}  {:>7}\n",
-            rank.get(i).unwrap_or_default(),
-            user.get(i).map_or_else(|| "null".into(), |u| u.to_string()),
-            total.get(i).map_or_else(String::new, format_cents),
-            events.get(i).unwrap_or_default()
-        );
+    s += &line(&names);
+    for row in &rows {
+        s += &line(row);
     }
     s
 }

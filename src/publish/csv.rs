@@ -9,6 +9,18 @@ use crate::error::{Error, Result};
 use crate::format::format_decimal;
 use crate::marts::Mart;
 
+/// A value as the CSV writes it (`None` for null): money with exactly its
+/// decimals, times as ISO 8601 UTC.
+pub(super) fn cell(value: &Value, scale: Option<u32>) -> Option<String> {
+    Some(match (value, scale) {
+        (Value::Null | Value::Blob(_), _) => return None,
+        (Value::Integer(v), _) => v.to_string(),
+        (Value::Real(v), Some(scale)) => format_decimal((v * 10f64.powi(scale as i32)).round() as i64, scale),
+        (Value::Real(v), None) => v.to_string(),
+        (Value::Text(s), _) => s.clone(),
+    })
+}
+
 /// Writes a mart as CSV to a synced temp file beside `path`, to be renamed
 /// over it. Money columns have exactly their decimals.
 pub(super) fn stage(mart: &Mart, path: &Path) -> Result<tempfile::TempPath> {
@@ -26,18 +38,7 @@ pub(super) fn stage(mart: &Mart, path: &Path) -> Result<tempfile::TempPath> {
         for row in 0..mart.frame.height() {
             record.clear();
             for c in &columns {
-                let scale = mart.scale(&c.name);
-                record.push(match &c.values[row] {
-                    Value::Null => String::new(),
-                    Value::Integer(v) => v.to_string(),
-                    Value::Real(v) if scale.is_some() => {
-                        let scale = scale.unwrap_or_default();
-                        format_decimal((v * 10f64.powi(scale as i32)).round() as i64, scale)
-                    }
-                    Value::Real(v) => v.to_string(),
-                    Value::Text(s) => s.clone(),
-                    Value::Blob(_) => String::new(),
-                });
+                record.push(cell(&c.values[row], mart.scale(&c.name)).unwrap_or_default());
             }
             w.write_record(&record).map_err(csv_err)?;
         }

@@ -123,6 +123,25 @@ pub(crate) fn write_unpublished(marts: &[Mart], dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The first `rows` rows of a mart as its CSV writes them (`null` for a null),
+/// with the column names: what a person is shown of a mart.
+pub(crate) fn text_rows(mart: &Mart, rows: usize) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    let head = Mart {
+        frame: mart.frame.head(Some(rows)),
+        ..mart.clone()
+    };
+    let columns = published_columns(&head).map_err(Error::polars(format!("showing {}", mart.name)))?;
+    let cells = (0..head.frame.height())
+        .map(|row| {
+            columns
+                .iter()
+                .map(|c| csv::cell(&c.values[row], head.scale(&c.name)).unwrap_or_else(|| "null".into()))
+                .collect()
+        })
+        .collect();
+    Ok((columns.into_iter().map(|c| c.name).collect(), cells))
+}
+
 /// A temp file in the directory of `path` (created when missing), readable
 /// as the user's umask says (tempfile's default is 0600).
 fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {

@@ -375,8 +375,8 @@ fn sluice_check_reaudits_what_is_published() {
     assert!(!fresh.path("agg_result.db").exists());
 }
 
-/// Reads a JUnit file with a real JUnit parser (PyPI's `junitparser`, installed
-/// when missing) and lists `suite tests failures` and `classname name result system-out`.
+/// Reads a JUnit file with a real JUnit parser (PyPI's `junitparser`, which
+/// `ci/test.sh` installs) and lists `suite tests failures` and `classname name result system-out`.
 fn parse_junit(path: &Path) -> String {
     let script = r#"
 import sys, junitparser
@@ -392,14 +392,10 @@ for suite in junitparser.JUnitXml.fromfile(sys.argv[1]):
             .output()
             .expect("python3")
     };
-    if !python(&["-c", "import junitparser"]).status.success() {
-        let pip = python(&["-m", "pip", "install", "--quiet", "junitparser"]);
-        assert!(
-            pip.status.success(),
-            "pip install junitparser: {}",
-            String::from_utf8_lossy(&pip.stderr)
-        );
-    }
+    assert!(
+        python(&["-c", "import junitparser"]).status.success(),
+        "PyPI's junitparser is not installed: `bash ci/test.sh` installs it, or `pip install junitparser`"
+    );
     let out = python(&["-c", script, &path.display().to_string()]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8_lossy(&out.stdout).into_owned()

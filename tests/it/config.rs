@@ -31,6 +31,13 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
     let (code, stdout, stderr) = ws.run(&["--config", "pv/sluice.yaml"]);
     assert_eq!(code, 0, "stdout:\n{stdout}\nstderr:\n{stderr}");
     assert!(stdout.contains("few_quarantined"), "{stdout}");
+    // The summary previews the pipeline's first mart as its CSV writes it.
+    assert!(
+        stdout.contains(
+            "top pages (2 of 2):\n  rank     url   views   sessions\n     1   /home       3          3\n     2   /docs       2          2\n"
+        ),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
         "{stdout}"

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test suite, with what it needs installed first: Debian's
+# prometheus-pushgateway (the metrics tests start one on 127.0.0.1) and
+# PyPI's junitparser (a test reads the JUnit report with it). This is the
+# README's test command; .ci/run calls it. Extra arguments go to `cargo test`
+# (e.g. `bash ci/test.sh -- checks::`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# shellcheck source=ci/install.sh
+. ci/install.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
+apt_install prometheus-pushgateway
+python3 -c 'import junitparser' 2> /dev/null || pip_install junitparser
+cargo test --release --locked "$@"
