@@ -35,8 +35,9 @@ impl Gate {
 /// Reads the checks: `dir` when given (it must exist); else the directory
 /// sluice.yaml names (it must exist); else `checks/` beside sluice.yaml (or,
 /// for the built-in pipeline, in the working directory) when it exists; else,
-/// for the built-in pipeline only, the checks built into the binary.
-pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec<Check>> {
+/// for the built-in pipeline only, the checks built into the binary. Returns
+/// them with the directory they were looked for in.
+pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<(Vec<Check>, PathBuf)> {
     let required = dir
         .map(Path::to_path_buf)
         .or_else(|| pipeline.spec.checks.as_ref().and(pipeline.checks_dir()));
@@ -56,15 +57,10 @@ pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<Vec
             .collect::<Result<_>>()?,
         (None, Some(dir)) => return Err(Error::ChecksDirNotFound { path: dir }),
         (None, None) if pipeline.is_built_in() => crate::config::built_in_checks(),
-        (None, None) => {
-            tracing::warn!(
-                "no checks in `{}`: nothing gates publishing; `sluice init` writes an example",
-                chosen.display()
-            );
-            Vec::new()
-        }
+        (None, None) => Vec::new(),
     };
-    checks::load(&texts).map_err(|errors: Vec<ConfigError>| Error::Checks { errors })
+    let checks = checks::load(&texts).map_err(|errors: Vec<ConfigError>| Error::Checks { errors })?;
+    Ok((checks, chosen))
 }
 
 /// Hands the mart candidates to DuckDB and runs the checks.
@@ -128,11 +124,19 @@ pub(crate) fn write_reports(
     Ok(())
 }
 
-/// The checks a run uses: loaded, validated and narrowed by `--select`.
+/// The checks a run uses: loaded, validated and narrowed by `--select`. No
+/// checks at all (an empty or missing directory: Docker makes an empty one
+/// for a missing host folder) is an error unless an ungated run was asked for.
 pub(crate) fn selected_checks(selection: &CheckSelection, pipeline: &Pipeline) -> Result<Vec<Check>> {
-    checks::select(
-        load_checks(selection.dir.as_deref(), pipeline)?,
-        &selection.select,
-    )
-    .map_err(|selectors| Error::UnknownSelector { selectors })
+    let (all, dir) = load_checks(selection.dir.as_deref(), pipeline)?;
+    if all.is_empty() {
+        if !selection.allow_ungated {
+            return Err(Error::NoChecks { path: dir });
+        }
+        tracing::warn!(
+            "no checks in `{}`: nothing gates publishing (--allow-ungated)",
+            dir.display()
+        );
+    }
+    checks::select(all, &selection.select).map_err(|selectors| Error::UnknownSelector { selectors })
 }

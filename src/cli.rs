@@ -172,6 +172,11 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_PUBLISH_ON_FAILURE", conflicts_with = "no_publish")]
     pub publish_on_failure: bool,
 
+    /// Run, and publish, with no checks at all. Without it, an empty or
+    /// missing checks directory is an error (exit 2), never a silent ungated publish.
+    #[arg(long, env = "SLUICE_ALLOW_UNGATED")]
+    pub allow_ungated: bool,
+
     /// Memory DuckDB may use before it spills to `<data-dir>/.duckdb_tmp` (`512MB`, `2GB`, `4GiB`).
     /// The default keeps a 10M-row run under 2 GiB in all (bench/run.sh).
     #[arg(long, env = "SLUICE_MEMORY_LIMIT", default_value = "1500MB", value_parser = parse_memory, value_name = "SIZE")]

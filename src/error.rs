@@ -145,6 +145,9 @@ pub enum Error {
     #[error("checks directory `{}` does not exist", path.display())]
     ChecksDirNotFound { path: PathBuf },
 
+    #[error("no checks in `{}`: nothing would gate publishing", path.display())]
+    NoChecks { path: PathBuf },
+
     #[error("bad --defects value `{value}`")]
     BadDefects {
         value: String,
@@ -189,6 +192,7 @@ impl Error {
             | Error::InputForManySources { .. }
             | Error::WouldOverwrite { .. }
             | Error::ChecksDirNotFound { .. }
+            | Error::NoChecks { .. }
             | Error::NothingPublished { .. }
             | Error::UnknownSelector { .. } => ExitStatus::Usage,
             Error::MissingColumn(_)
@@ -266,6 +270,10 @@ impl Error {
             Error::ChecksDirNotFound { .. } => {
                 "pass an existing directory with --checks-dir (or SLUICE_CHECKS_DIR), or leave it out for the built-in checks".into()
             }
+            Error::NoChecks { path } => format!(
+                "add checks to `{}` (`sluice init` writes the default ones), name another directory with --checks-dir, or pass --allow-ungated (SLUICE_ALLOW_UNGATED=true) to publish without a gate",
+                path.display()
+            ),
             Error::BadDefects { kinds, .. } => format!(
                 "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",
                 kinds.join(", ")

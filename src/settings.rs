@@ -31,6 +31,8 @@ pub(crate) struct CheckSelection {
     pub dir: Option<PathBuf>,
     /// Check names, tables or `tag:<tag>`; empty for all.
     pub select: Vec<String>,
+    /// No checks at all is allowed (an ungated publish), not an error.
+    pub allow_ungated: bool,
 }
 
 /// What a run does with the gate's verdict.
@@ -106,6 +108,7 @@ impl RunSettings {
             checks: CheckSelection {
                 dir: args.checks_dir.clone(),
                 select: args.select.clone(),
+                allow_ungated: args.allow_ungated,
             },
             gate: GatePolicy {
                 fail_on_warn: args.fail_on_warn,
@@ -137,6 +140,8 @@ impl CheckSettings {
             checks: CheckSelection {
                 dir: args.checks_dir.clone(),
                 select: args.select.clone(),
+                // A re-audit publishes nothing: with no checks it has nothing to say.
+                allow_ungated: true,
             },
             as_of: args.as_of,
             lookback_days: args.lookback_days,

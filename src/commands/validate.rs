@@ -9,7 +9,7 @@ use crate::error::{ExitStatus, Result};
 
 pub(super) fn run(args: &ValidateArgs) -> Result<ExitStatus> {
     let pipeline = Pipeline::load(args.config.as_deref())?;
-    let checks = crate::audit::load_checks(args.checks_dir.as_deref(), &pipeline)?;
+    let (checks, _) = crate::audit::load_checks(args.checks_dir.as_deref(), &pipeline)?;
     let files: BTreeSet<&str> = checks.iter().map(|c| c.file.as_str()).collect();
     let spec = &pipeline.spec;
     let count = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });

@@ -274,3 +274,36 @@ fn no_publish_audits_but_leaves_the_published_results_alone() {
             .starts_with("rank,user_id,")
     );
 }
+
+/// Docker makes an empty directory for a missing host folder: an empty or
+/// missing checks directory must not publish ungated unless asked to.
+#[test]
+fn no_checks_is_an_error_unless_an_ungated_run_is_asked_for() {
+    let (ws, csv) = published();
+    // An empty input would replace good marts with empty ones.
+    ws.write(
+        "empty/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n",
+    );
+    std::fs::create_dir_all(ws.path("ec")).unwrap();
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "empty", "--checks-dir", "ec"], 2);
+    assert_eq!(
+        stderr,
+        "error: no checks in `ec`: nothing would gate publishing\n\
+         hint: add checks to `ec` (`sluice init` writes the default ones), name another directory with --checks-dir, \
+         or pass --allow-ungated (SLUICE_ALLOW_UNGATED=true) to publish without a gate\n"
+    );
+    // A pipeline of its own with no checks directory at all: the same.
+    ws.sluice(&["init", "own"]).assert().success();
+    std::fs::remove_dir_all(ws.path("own/checks")).unwrap();
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--config", "own/sluice.yaml", "--input", "empty"], 2);
+    assert!(stderr.starts_with("error: no checks in `own/checks`"), "{stderr}");
+    // Asked for, it runs and says so.
+    let (code, _, stderr) = ws.run(&["--input", "empty", "--checks-dir", "ec", "--allow-ungated"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("nothing gates publishing (--allow-ungated)"),
+        "{stderr}"
+    );
+    assert_eq!(ws.query("agg_result.db", "SELECT count(*) FROM top_users"), ["0"]);
+}

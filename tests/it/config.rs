@@ -318,8 +318,11 @@ fn references_between_parts_are_checked_before_any_data_is_read() {
 /// and `sql` as its staging script.
 fn small_pipeline(ws: &Workspace, sql: &str, mart: &str) -> (i32, String) {
     ws.write("input/v.csv", "id,n\na,1\nb,2\n");
-    // An empty checks directory: no warning that nothing gates publishing.
-    std::fs::create_dir_all(ws.path("checks")).unwrap();
+    // One check that always passes: a pipeline needs checks to run.
+    ws.write(
+        "checks/c.yaml",
+        "checks:\n  - {name: any_rows, table: staging.v, kind: row_count, fail: \"< 0\"}\n",
+    );
     ws.write("v.sql", sql);
     config_error(
         ws,

@@ -252,6 +252,7 @@ fn environment_variables_configure_the_run_and_flags_win() {
         .env("SLUICE_AS_OF", AS_OF)
         .env("SLUICE_LOOKBACK_DAYS", "7")
         .env("SLUICE_CHECKS_DIR", "my-checks")
+        .env("SLUICE_ALLOW_UNGATED", "true")
         .output()
         .unwrap();
     assert_eq!(
