@@ -38,6 +38,12 @@ pub enum Error {
     #[error("input `{}` is not a supported file type", path.display())]
     UnsupportedInput { path: PathBuf },
 
+    #[error("input `{}` is not a regular file", path.display())]
+    NotAFile { path: PathBuf },
+
+    #[error("input file `{}` has the column `{column}` more than once", path.display())]
+    DuplicateColumn { path: PathBuf, column: String },
+
     #[error("invalid input glob `{pattern}`: {message}")]
     BadGlob { pattern: String, message: String },
 
@@ -181,6 +187,7 @@ impl Error {
         match self {
             Error::InputNotFound { .. }
             | Error::UnsupportedInput { .. }
+            | Error::NotAFile { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
             | Error::BadDefects { .. }
@@ -196,6 +203,7 @@ impl Error {
             | Error::NothingPublished { .. }
             | Error::UnknownSelector { .. } => ExitStatus::Usage,
             Error::MissingColumn(_)
+            | Error::DuplicateColumn { .. }
             | Error::NewColumns { .. }
             | Error::ReadInput { .. }
             | Error::Locked { .. }
@@ -219,6 +227,12 @@ impl Error {
                 "sluice reads `.csv`, `.csv.gz`, `.csv.zst`, `.ndjson`, `.jsonl` (also compressed) and `.parquet` files; set the source's `format` in sluice.yaml for other names".into()
             }
             Error::BadGlob { .. } => "quote the glob and check its brackets".into(),
+            Error::NotAFile { .. } => {
+                "sluice reads regular files (a FIFO or a device could block the run): write the data to a file first".into()
+            }
+            Error::DuplicateColumn { column, .. } => format!(
+                "rename or remove one of the `{column}` columns in the file's header (which one is meant is ambiguous), or move the file out of the input"
+            ),
             Error::MissingColumn(m) => format!(
                 "source `{}` needs the columns {}; fix the file's header or move the file out of the input",
                 m.source_name,

@@ -64,6 +64,12 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     }
 
     let spill = settings.places.data_dir.join(".duckdb_tmp");
+    // Under the lock, no other run's temp files are in flight.
+    let removed =
+        publish::remove_leftovers(&[&settings.places.output_dir, &settings.places.data_dir], &spill);
+    if removed > 0 {
+        tracing::info!(files = removed, "removed temp files an interrupted run left");
+    }
     let engine =
         DuckDb::open(Some(&settings.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
 

@@ -103,6 +103,9 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
         let meta = std::fs::metadata(&path).map_err(|_| Error::InputNotFound { path: path.clone() })?;
         if meta.is_dir() {
             walk(&path, &supported, &mut files)?;
+        } else if !meta.is_file() {
+            // A FIFO or a device could block the run forever, holding the lock.
+            return Err(Error::NotAFile { path });
         } else if supported(&path) {
             files.push(path);
         } else {
@@ -115,7 +118,8 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
 }
 
 /// Every supported file under `dir`, recursively (partitioned layouts such as
-/// `input/2026/11/*.csv` are common); hidden files are skipped.
+/// `input/2026/11/*.csv` are common); hidden files are skipped, and so is
+/// what is not a regular file (a FIFO would block the run), with a warning.
 fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
     for entry in entries {
@@ -126,6 +130,8 @@ fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>)
         }
         if path.is_dir() {
             walk(&path, supported, files)?;
+        } else if !path.is_file() {
+            tracing::warn!("`{}` is not a regular file: skipped", path.display());
         } else if supported(&path) {
             files.push(path);
         }

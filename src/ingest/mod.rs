@@ -569,8 +569,17 @@ fn read_csv(
         .collect();
     let mut index = Vec::with_capacity(source.columns.len());
     for column in source.names() {
-        let position = header.iter().position(|h| h == column);
-        index.push(position.ok_or_else(|| missing_column(source, path, column, &header))?);
+        let mut positions = header.iter().enumerate().filter(|(_, h)| *h == column);
+        let (position, _) = positions
+            .next()
+            .ok_or_else(|| missing_column(source, path, column, &header))?;
+        if positions.next().is_some() {
+            return Err(Error::DuplicateColumn {
+                path: path.to_path_buf(),
+                column: column.to_string(),
+            });
+        }
+        index.push(position);
     }
     new_columns(source, path, &header, warnings)?;
 

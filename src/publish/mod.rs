@@ -142,6 +142,51 @@ pub(crate) fn text_rows(mart: &Mart, rows: usize) -> Result<(Vec<String>, Vec<Ve
     Ok((columns.into_iter().map(|c| c.name).collect(), cells))
 }
 
+/// Whether a file name is one of sluice's own temp files: a sink's
+/// `.sluice-*.tmp` ([`temp_beside`]) or the engine's `<file>.tmp<pid>`
+/// (`DuckDb::copy_to`). A run killed before its rename leaves them behind.
+fn is_leftover(name: &str) -> bool {
+    let engine_copy = name.rsplit_once(".tmp").is_some_and(|(stem, pid)| {
+        !stem.is_empty() && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit())
+    });
+    (name.starts_with(".sluice-") && name.ends_with(".tmp")) || engine_copy
+}
+
+/// Removes the temp files an interrupted run left under `dirs`, and
+/// `spill_dir` (the engine's spill files), before a run writes anything.
+/// Only a run that holds the database lock may call it: another run's temp
+/// files are then not in flight. Returns how many files went.
+pub(crate) fn remove_leftovers(dirs: &[&Path], spill_dir: &Path) -> usize {
+    fn walk(dir: &Path, removed: &mut usize) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                walk(&entry.path(), removed);
+            } else if kind.is_file()
+                && is_leftover(&entry.file_name().to_string_lossy())
+                && std::fs::remove_file(entry.path()).is_ok()
+            {
+                *removed += 1;
+            }
+        }
+    }
+    let mut removed = 0;
+    for dir in dirs {
+        walk(dir, &mut removed);
+    }
+    if let Ok(entries) = std::fs::read_dir(spill_dir) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|k| k.is_file()) && std::fs::remove_file(entry.path()).is_ok() {
+                removed += 1;
+            }
+        }
+    }
+    removed
+}
+
 /// A temp file in the directory of `path` (created when missing), readable
 /// as the user's umask says (tempfile's default is 0600).
 fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
@@ -253,4 +298,26 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
         });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_leftover;
+
+    #[test]
+    fn only_sluices_own_temp_files_are_leftovers() {
+        for ours in [".sluice-AbC123.csv.tmp", "events.parquet.tmp4242", "x.csv.tmp1"] {
+            assert!(is_leftover(ours), "{ours}");
+        }
+        for theirs in [
+            "notes.tmp",
+            "events.parquet",
+            "a.tmp7x",
+            ".tmp12",
+            "report.tmp.csv",
+            ".sluice-x.csv",
+        ] {
+            assert!(!is_leftover(theirs), "{theirs}");
+        }
+    }
 }

@@ -307,3 +307,70 @@ fn no_checks_is_an_error_unless_an_ungated_run_is_asked_for() {
     );
     assert_eq!(ws.query("agg_result.db", "SELECT count(*) FROM top_users"), ["0"]);
 }
+
+/// A FIFO among the inputs would block the run forever while it holds the
+/// database lock: a directory's non-regular files are skipped with a
+/// warning, and one named explicitly is refused.
+#[test]
+fn only_regular_files_are_inputs() {
+    let (ws, csv) = published();
+    let fifo = ws.path("input/pipe.csv");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "input/pipe.csv"], 2);
+    assert_eq!(
+        stderr,
+        "error: input `input/pipe.csv` is not a regular file\n\
+         hint: sluice reads regular files (a FIFO or a device could block the run): write the data to a file first\n"
+    );
+    let (code, stdout, stderr) = ws.run(&["--input", "input"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("`input/pipe.csv` is not a regular file: skipped"),
+        "{stderr}"
+    );
+    assert!(stdout.contains("2000 rows from 1 file"), "{stdout}");
+}
+
+/// Which of two same-named columns is meant is ambiguous: an error naming
+/// the column and the file, not the first one silently.
+#[test]
+fn a_required_column_twice_in_a_header_is_an_error() {
+    let (ws, csv) = published();
+    ws.write(
+        "twice/events.csv",
+        "event_id,user_id,event_time,region,sku,amount,amount\ne1,1,2026-11-19T10:00:00Z,eu,a,1.00,2.00\n",
+    );
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "twice"], 3);
+    assert_eq!(
+        stderr,
+        "error: input file `twice/events.csv` has the column `amount` more than once\n\
+         hint: rename or remove one of the `amount` columns in the file's header (which one is meant is ambiguous), or move the file out of the input\n"
+    );
+}
+
+/// A run killed before its renames leaves temp files; the next run removes
+/// its own kind of temp files and nothing else.
+#[test]
+fn temp_files_of_an_interrupted_run_are_removed_at_the_next_start() {
+    let (ws, _) = published();
+    let ours = [
+        "output/.sluice-Ab12Cd.csv.tmp",
+        "output/quarantine/events.csv.tmp4242",
+        "data/staging/events.parquet.tmp17",
+        "data/raw/events/events.parquet.tmp99",
+        "data/.duckdb_tmp/duckdb_temp_storage_S32K-0.tmp",
+    ];
+    let theirs = ["output/notes.tmp", "output/a.tmp7x", "data/keep.parquet"];
+    for file in ours.iter().chain(&theirs) {
+        ws.write(file, "left behind");
+    }
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    for file in ours {
+        assert!(!ws.path(file).exists(), "{file} is still there");
+    }
+    for file in theirs {
+        assert!(ws.path(file).exists(), "{file} was removed");
+    }
+}
