@@ -130,6 +130,22 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     for source in &sources {
         ingest::serve_from_lake(&engine, source, &settings.places.data_dir.join("raw"))?;
     }
+    // Staging SQL is trusted like sluice.yaml; what runs from here on (mart
+    // filters, checks) may touch only the lake and the outputs.
+    let parquet_dirs: Vec<std::path::PathBuf> = pipeline
+        .marts
+        .iter()
+        .flat_map(|m| pipeline.exports_of(&m.name).parquet)
+        .filter_map(|f| settings.places.output_dir.join(f).parent().map(Into::into))
+        .collect();
+    let mut allowed = vec![
+        settings.places.data_dir.as_path(),
+        settings.places.output_dir.as_path(),
+    ];
+    allowed.extend(parquet_dirs.iter().map(std::path::PathBuf::as_path));
+    engine
+        .restrict_files(&allowed)
+        .map_err(Error::engine("restricting file access"))?;
     let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
     spinner.finish_and_clear();
     tracing::info!(

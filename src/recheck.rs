@@ -53,6 +53,10 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
         &settings.places.data_dir,
         &settings.places.output_dir,
     )?;
+    // The checks' SQL may touch only the lake and the outputs.
+    engine
+        .restrict_files(&[&settings.places.data_dir, &settings.places.output_dir])
+        .map_err(Error::engine("restricting file access"))?;
 
     let available = engine.tables().map_err(Error::engine("listing tables"))?;
     let (runnable, skipped): (Vec<_>, Vec<_>) = all.into_iter().partition(|c| {

@@ -114,6 +114,26 @@ impl DuckDb {
             .collect())
     }
 
+    /// From here on, SQL may read and write files only under `dirs` and
+    /// nowhere else (no `/etc/passwd`, no `/proc/self/environ`), and the
+    /// settings are locked so that no later statement can lift it. The data
+    /// is loaded by then; what runs after (a mart's filter, a check's SQL)
+    /// comes from files a pull request may change.
+    pub(crate) fn restrict_files(&self, dirs: &[&Path]) -> Result<(), EngineError> {
+        let mut allowed = Vec::new();
+        for dir in dirs {
+            // As the queries name them, and as the file system resolves them.
+            allowed.push(sql::path(dir));
+            if let Ok(absolute) = std::path::absolute(dir) {
+                allowed.push(sql::path(&absolute));
+            }
+        }
+        self.execute(&format!(
+            "SET allowed_directories = [{}]; SET enable_external_access = false; SET lock_configuration = true;",
+            allowed.join(", ")
+        ))
+    }
+
     /// Whether table `schema.name` exists.
     pub(crate) fn has_table(&self, schema: &str, name: &str) -> Result<bool, EngineError> {
         let n = self.count(&format!(

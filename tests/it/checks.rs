@@ -658,3 +658,46 @@ fn relationships_count_and_sample_the_orphans() {
         "{stdout}"
     );
 }
+
+/// Checks come from files a pull request may change, and their samples are
+/// uploaded as CI artifacts: their SQL may read the lake and the outputs,
+/// never another file or the environment (`/proc/self/environ`).
+#[test]
+fn check_sql_cannot_read_files_outside_the_lake() {
+    let ws = fixture_ws();
+    ws.write(
+        "checks/c.yaml",
+        "checks:\n  - {name: rows, table: raw.events, kind: row_count, fail: \"< 1\"}\n  - {name: passwd, table: staging.events, kind: custom, sql: \"SELECT content FROM read_text('/etc/passwd')\", fail: \"> 0\"}\n  - {name: environ, table: staging.events, kind: validity, predicate: \"(SELECT count(*) FROM read_text('/proc/self/environ')) = 0\", fail: \"> 0\"}\n",
+    );
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    let got = by_name(&results(&ws));
+    // The raw layer is read from the lake's Parquet: still allowed.
+    assert_eq!(got["rows"].0, "pass");
+    for name in ["passwd", "environ"] {
+        assert_eq!(got[name].0, "error", "{name}");
+        let message = message_of(&results(&ws), name);
+        assert!(
+            message
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("Permission Error: "),
+            "{name}: {message}"
+        );
+        assert!(!ws.path(&format!("output/failed_rows/{name}.csv")).exists());
+    }
+    // A re-audit of what is published is held to the same.
+    ws.write(
+        "checks/c.yaml",
+        "checks:\n  - {name: rows, table: raw.events, kind: row_count, fail: \"< 1\"}\n",
+    );
+    assert_eq!(ws.run(&[]).0, 0);
+    ws.write(
+        "checks/c.yaml",
+        "checks:\n  - {name: passwd, table: marts.top_users, kind: custom, sql: \"SELECT content FROM read_text('/etc/passwd')\", fail: \"> 0\"}\n",
+    );
+    let out = ws.sluice(&["check"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("Permission Error: "), "{stdout}");
+}
