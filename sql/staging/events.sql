@@ -86,7 +86,8 @@ WITH valid AS NOT MATERIALIZED (
         p_region AS region,
         sku,
         p_amount AS amount,
-        CAST(p_amount * 100 AS BIGINT) AS amount_cents,
+        -- Widened first: DECIMAL(18, 2) * 100 overflows above 1e14.
+        CAST(CAST(p_amount AS DECIMAL(38, 2)) * 100 AS BIGINT) AS amount_cents,
         _source_file,
         _line
     FROM stg_events_parsed

@@ -175,8 +175,10 @@ pub(crate) fn register_frame(
     let replace: Vec<String> = money
         .iter()
         .map(|(m, scale)| {
+            // Exact: a decimal product, where `/` would go through DOUBLE
+            // and lose cents above 2^53 minor units.
             format!(
-                "CAST({0} / {1} AS DECIMAL(18, {scale})) AS {0}",
+                "CAST(CAST({0} AS DECIMAL(38, 0)) * CAST(1 / {1} AS DECIMAL(38, {scale})) AS DECIMAL(18, {scale})) AS {0}",
                 crate::sql::ident(m),
                 10i64.pow(*scale)
             )

@@ -74,7 +74,11 @@ impl Handoff {
                 let id = sql::ident(c);
                 match decimal_scale(ty) {
                     Some(_) if self.decimals_as_float => format!("CAST({id} AS DOUBLE) AS {id}"),
-                    Some(scale) => format!("CAST({id} * {} AS BIGINT) AS {id}", 10i64.pow(scale)),
+                    // Widened first: DECIMAL(18, s) * 10^s overflows above 10^(18-2s).
+                    Some(scale) => format!(
+                        "CAST(CAST({id} AS DECIMAL(38, {scale})) * {} AS BIGINT) AS {id}",
+                        10i64.pow(scale)
+                    ),
                     None => id,
                 }
             })

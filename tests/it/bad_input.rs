@@ -374,3 +374,30 @@ fn temp_files_of_an_interrupted_run_are_removed_at_the_next_start() {
         assert!(ws.path(file).exists(), "{file} was removed");
     }
 }
+
+/// An amount that fits DECIMAL(18,2) stages, however large; one that does
+/// not is quarantined as bad_amount. Neither aborts the run.
+#[test]
+fn large_amounts_stage_or_are_quarantined_never_abort_the_run() {
+    let ws = Workspace::new();
+    ws.write(
+        "input/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n\
+         x1,1,2026-11-19T10:00:00Z,eu,a,100000000000000.00\n\
+         x2,2,2026-11-19T10:00:00Z,us,a,7.25\n\
+         x3,3,2026-11-19T10:00:00Z,eu,a,12345678901234567890.00\n",
+    );
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        ws.read("output/top_users.csv"),
+        "rank,user_id,total_amount,events,first_seen,last_seen\n\
+         1,1,100000000000000.00,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n\
+         2,2,7.25,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n"
+    );
+    let quarantine = ws.read("output/quarantine/events.csv");
+    assert!(
+        quarantine.contains("x3,") && quarantine.contains("bad_amount"),
+        "{quarantine}"
+    );
+}
