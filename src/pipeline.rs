@@ -32,8 +32,8 @@ pub(crate) struct Outcome {
     pub gate: Gate,
     pub published: bool,
     pub places: Places,
-    /// The CSV exports, relative to the output directory.
-    pub csv_exports: Vec<String>,
+    /// Where each mart is published (or would have been).
+    pub exports: Vec<Export>,
 }
 
 /// Runs `pipeline` with the given settings.
@@ -131,18 +131,17 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         ingest::serve_from_lake(&engine, source, &settings.places.data_dir.join("raw"))?;
     }
     // Staging SQL is trusted like sluice.yaml; what runs from here on (mart
-    // filters, checks) may touch only the lake and the outputs.
-    let parquet_dirs: Vec<std::path::PathBuf> = pipeline
-        .marts
-        .iter()
-        .flat_map(|m| pipeline.exports_of(&m.name).parquet)
-        .filter_map(|f| settings.places.output_dir.join(f).parent().map(Into::into))
-        .collect();
+    // filters, checks) may touch only the lake, the outputs and the
+    // directories the engine writes Parquet exports to.
+    let exports = exports(pipeline, &settings.places.output_dir);
     let mut allowed = vec![
         settings.places.data_dir.as_path(),
         settings.places.output_dir.as_path(),
     ];
-    allowed.extend(parquet_dirs.iter().map(std::path::PathBuf::as_path));
+    allowed.extend(exports.iter().filter_map(|e| match &e.sink {
+        Sink::Parquet { path } => path.parent(),
+        Sink::Sqlite { .. } | Sink::Csv { .. } => None,
+    }));
     engine
         .restrict_files(&allowed)
         .map_err(Error::engine("restricting file access"))?;
@@ -214,21 +213,6 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let out = &settings.places.output_dir;
     let unpublished = out.join("unpublished");
     let publishing = !settings.gate.no_publish && (gate.passed() || settings.gate.publish_on_failure);
-    let mut exports = Vec::new();
-    let mut csv_exports = Vec::new();
-    for (i, mart) in marts.iter().enumerate() {
-        let e = pipeline.exports_of(&mart.name);
-        let sinks = e.sqlite.into_iter().map(|table| Sink::Sqlite { table });
-        let csv = e.csv.iter().map(|f| Sink::Csv { path: out.join(f) });
-        let parquet = e.parquet.iter().map(|f| Sink::Parquet { path: out.join(f) });
-        exports.extend(
-            sinks
-                .chain(csv)
-                .chain(parquet)
-                .map(|sink| Export { mart: i, sink }),
-        );
-        csv_exports.extend(e.csv);
-    }
     if publishing {
         publish::publish(&mut state, &engine, &marts, &exports, &record)?;
         // Candidates of an earlier failed run are no longer news.
@@ -255,8 +239,31 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         marts,
         gate,
         places: settings.places.clone(),
-        csv_exports,
+        exports,
     })
+}
+
+/// Every sink of every mart, by the mart's index in file order (the order
+/// `marts::build` returns them in); files under `output_dir`.
+fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<Export> {
+    let mut exports = Vec::new();
+    for (i, mart) in pipeline.marts.iter().enumerate() {
+        let e = pipeline.exports_of(&mart.name);
+        let tables = e.sqlite.into_iter().map(|table| Sink::Sqlite { table });
+        let csv = e.csv.iter().map(|f| Sink::Csv {
+            path: output_dir.join(f),
+        });
+        let parquet = e.parquet.iter().map(|f| Sink::Parquet {
+            path: output_dir.join(f),
+        });
+        exports.extend(
+            tables
+                .chain(csv)
+                .chain(parquet)
+                .map(|sink| Export { mart: i, sink }),
+        );
+    }
+    exports
 }
 
 /// One stage of a run: an OpenTelemetry span (child of the run) while it

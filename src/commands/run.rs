@@ -15,7 +15,7 @@ use crate::format::iso_seconds;
 use crate::marts::Mart;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, Outcome};
-use crate::publish;
+use crate::publish::{self, Sink};
 use crate::settings::RunSettings;
 
 /// One run of the job. Its metrics are exported whatever the outcome, a
@@ -123,7 +123,10 @@ fn summary(o: &Outcome) -> String {
         .map(|m| format!("{} {} rows", m.name, m.frame.height()))
         .collect();
     let mut targets = vec![show(&o.places.db)];
-    targets.extend(o.csv_exports.iter().map(|f| show(&o.places.output_dir.join(f))));
+    targets.extend(o.exports.iter().filter_map(|e| match &e.sink {
+        Sink::Csv { path } => Some(show(path)),
+        Sink::Sqlite { .. } | Sink::Parquet { .. } => None,
+    }));
     if o.published {
         s += &format!(
             "published: {} ({}), {}\n",

@@ -152,25 +152,19 @@ impl DuckDb {
             target.extension().and_then(|e| e.to_str()).unwrap_or(""),
             std::process::id()
         ));
-        self.write_file(query, &tmp, format).map_err(|e| match e {
-            Error::Engine { source, .. } => Error::Engine {
-                context: format!("writing `{}`", target.display()),
-                source,
-            },
-            other => other,
-        })?;
+        self.write_file(query, &tmp, format)
+            .map_err(Error::engine(format!("writing `{}`", target.display())))?;
         std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
     }
 
     /// Writes the result of `query` to `path` as it goes (see [`Self::copy_to`]
     /// for a reader-safe copy).
-    pub(crate) fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<()> {
+    pub(crate) fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<(), EngineError> {
         let options = match format {
             FileFormat::Parquet => "FORMAT parquet",
             FileFormat::Csv => "FORMAT csv, HEADER true",
         };
         self.execute(&format!("COPY ({query}) TO {} ({options})", sql::path(path)))
-            .map_err(Error::engine(format!("writing `{}`", path.display())))
     }
 
     /// Appends rows of values to `schema.table` (`table` alone finds a

@@ -175,12 +175,14 @@ pub(crate) fn build(
         }
     }
 
-    let (handoffs, plan) = handoffs(pipeline, &models, as_of, lookback_days)?;
+    let (handoffs, handoff_of) = handoffs(pipeline, &models, as_of, lookback_days)?;
     let mut marts: Vec<Option<Mart>> = pipeline.marts.iter().map(|_| None).collect();
     for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
         let query = h.query(model, None);
-        let served: Vec<usize> = (0..plan.len()).filter(|m| plan[*m] == index).collect();
+        let served: Vec<usize> = (0..handoff_of.len())
+            .filter(|m| handoff_of[*m] == index)
+            .collect();
         // A filter is the user's SQL: a bad one is theirs to fix, at a mart that has it.
         let bad_filter = |e: Error| match e {
             Error::Engine { source, .. } if h.filter.is_some() => Error::Config {
@@ -267,7 +269,7 @@ fn handoffs(
 ) -> Result<(Vec<Handoff>, Vec<usize>)> {
     let mut errors = Vec::new();
     let mut handoffs: Vec<Handoff> = Vec::new();
-    let mut plan = Vec::new();
+    let mut handoff_of = Vec::new();
     for (i, mart) in pipeline.marts.iter().enumerate() {
         let model = &models[mart.from.as_str()];
         let window = mart.lookback.as_ref().map(|(column, days)| {
@@ -378,12 +380,12 @@ fn handoffs(
                 handoffs[index].columns.push(column);
             }
         }
-        plan.push(index);
+        handoff_of.push(index);
     }
     if !errors.is_empty() {
         return Err(Error::Config { errors });
     }
-    Ok((handoffs, plan))
+    Ok((handoffs, handoff_of))
 }
 
 /// A Polars plan mart `i` cannot resolve: its definition is at fault (exit 2, at its line).

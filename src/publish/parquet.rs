@@ -13,11 +13,13 @@ use crate::sql;
 /// renamed over it.
 pub(super) fn stage(engine: &DuckDb, mart: &Mart, path: &Path) -> Result<tempfile::TempPath> {
     let tmp = temp_beside(path, ".parquet.tmp")?.into_temp_path();
-    engine.write_file(
-        &format!("SELECT * FROM marts.{}", sql::ident(&mart.name)),
-        &tmp,
-        FileFormat::Parquet,
-    )?;
+    engine
+        .write_file(
+            &format!("SELECT * FROM marts.{}", sql::ident(&mart.name)),
+            &tmp,
+            FileFormat::Parquet,
+        )
+        .map_err(Error::engine(format!("writing `{}`", path.display())))?;
     std::fs::File::open(&tmp)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io("write", path, e))?;
