@@ -2,7 +2,7 @@
 //! paths and flags, the input data, or the run-time environment) so that the
 //! process exit code and the hint printed to the user are decided in one place.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// The exit codes of docs/contract.md ("Exit codes").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +69,9 @@ pub enum Error {
     #[error("database path `{}` is a directory, not a file", path.display())]
     DbIsDirectory { path: PathBuf },
 
+    #[error("database path `{}` is not a regular file", path.display())]
+    DbNotAFile { path: PathBuf },
+
     #[error("database `{}` is locked by another sluice run", path.display())]
     Locked { path: PathBuf },
 
@@ -110,6 +113,23 @@ pub enum Error {
         context: &'static str,
         #[source]
         source: rusqlite::Error,
+    },
+
+    #[error("the publish of run {run_id} stopped after its commit: cannot {action} `{}`: {source}", path.display())]
+    PublishInterrupted {
+        run_id: String,
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("mart `{mart}`: a sum of `{column}` is beyond ±{limit}, the largest total sluice keeps exact")]
+    SumOverflow {
+        mart: String,
+        column: String,
+        /// The largest total, with the column's decimals.
+        limit: String,
     },
 
     #[error("cannot write CSV `{}`: {source}", path.display())]
@@ -190,6 +210,7 @@ impl Error {
             | Error::NotAFile { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
+            | Error::DbNotAFile { .. }
             | Error::BadDefects { .. }
             | Error::Checks { .. }
             | Error::Config { .. }
@@ -213,13 +234,15 @@ impl Error {
             | Error::Engine { .. }
             | Error::Polars { .. }
             | Error::Sqlite { .. }
+            | Error::PublishInterrupted { .. }
+            | Error::SumOverflow { .. }
             | Error::WriteCsv { .. } => ExitStatus::Runtime,
         }
     }
 
-    /// The fix, in one line, where sluice knows it.
-    pub fn hint(&self) -> Option<String> {
-        Some(match self {
+    /// The fix, in one line: every error has one.
+    pub fn hint(&self) -> String {
+        match self {
             Error::InputNotFound { .. } => {
                 "pass an existing file, directory or glob with --input (or SLUICE_INPUT); `sluice generate` writes sample data".into()
             }
@@ -248,6 +271,9 @@ impl Error {
                 "Docker creates a directory when the host file is missing: remove it and run `touch {}` on the host before `docker run`, or mount a directory and set SLUICE_DB",
                 path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
             ),
+            Error::DbNotAFile { .. } => {
+                "point --db (SLUICE_DB) at a regular file, or at a new path for sluice to create: SQLite cannot keep a database in a FIFO or a device".into()
+            }
             Error::Locked { .. } => {
                 "wait for the other run to finish; sluice runs one at a time against a database".into()
             }
@@ -255,9 +281,18 @@ impl Error {
                 "point --db (SLUICE_DB) at a sluice database, or at a new path to start one".into()
             }
             Error::DbTooNew { .. } => "upgrade sluice, or point --db (SLUICE_DB) at another database".into(),
-            Error::Io { .. } | Error::WriteCsv { .. } => {
-                "check that the path is writable and the disk is not full".into()
-            }
+            Error::Io { action, path, source } => io_hint(action, path, source),
+            Error::WriteCsv { path, source } => match source.kind() {
+                csv::ErrorKind::Io(e) => io_hint("write", path, e),
+                _ => "check that the path is writable and the disk is not full".into(),
+            },
+            Error::PublishInterrupted { path, .. } => format!(
+                "the database holds the new run and its files wait beside their targets; make `{}` writable (and the disk not full), then run again: the next run puts them in place first",
+                path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).display()
+            ),
+            Error::SumOverflow { mart, .. } => format!(
+                "a money total is a DECIMAL(18, s) like the amounts (an integer sum at most 2^63-1): look for amounts far out of range in the input, or group `{mart}` more finely so that no group's total is this large"
+            ),
             Error::Checks { .. } => {
                 "fix the keys named above; `sluice schema checks` prints the JSON Schema of a checks file".into()
             }
@@ -292,7 +327,184 @@ impl Error {
                 "use kind=rate pairs such as `null_user=0.01,dup_event=0.005`; kinds: all, {}",
                 kinds.join(", ")
             ),
-            Error::Engine { .. } | Error::Polars { .. } | Error::Sqlite { .. } => return None,
-        })
+            Error::Sqlite { path, source, .. } => sqlite_hint(path, source),
+            Error::Engine { source, .. } => engine_hint(source),
+            Error::Polars { .. } => {
+                "Polars' message above names the cause; if the mart's definition and its input look right, report it with both".into()
+            }
+        }
+    }
+}
+
+/// Whether an [`Error::Io`] action reads (the rest write).
+fn reads(action: &str) -> bool {
+    matches!(
+        action,
+        "open input file" | "read input file" | "read" | "list directory"
+    )
+}
+
+/// The directory a path is in, for "the disk holding ..." hints.
+fn dir_of(path: &Path) -> String {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+        .display()
+        .to_string()
+}
+
+/// Linux's "too many levels of symbolic links".
+const ELOOP: i32 = 40;
+
+/// The fix for an I/O error on `path`, by what the system said.
+fn io_hint(action: &str, path: &Path, source: &std::io::Error) -> String {
+    use std::io::ErrorKind as K;
+    let path_text = path.display();
+    match source.kind() {
+        K::StorageFull | K::QuotaExceeded => format!(
+            "the disk holding `{}` is full: free space there (or point sluice at another directory) and run again; what was published stays as it was",
+            dir_of(path)
+        ),
+        K::ReadOnlyFilesystem => {
+            format!("`{path_text}` is on a read-only file system (a Docker `:ro` mount?): mount it writable")
+        }
+        K::PermissionDenied if reads(action) => {
+            format!("make `{path_text}` readable for the user sluice runs as, or move it out of the input")
+        }
+        K::PermissionDenied => format!(
+            "make `{path_text}` writable for the user sluice runs as (in Docker, `--user $(id -u):$(id -g)` runs as the owner of a mounted directory)"
+        ),
+        // ELOOP (`ErrorKind::FilesystemLoop` is not stable yet).
+        _ if source.raw_os_error() == Some(ELOOP) => {
+            format!("`{path_text}` is a symbolic link that loops: point it at a real file or remove it")
+        }
+        K::NotFound if reads(action) => {
+            format!("`{path_text}` went away while sluice read it: run again once it is in place")
+        }
+        K::IsADirectory | K::NotADirectory => {
+            format!(
+                "a directory stands where sluice expects a file, or the other way round, in `{path_text}`: move it away"
+            )
+        }
+        _ if reads(action) => format!("check that `{path_text}` is readable and complete"),
+        _ => format!(
+            "check that `{}` is writable and its disk is not full",
+            dir_of(path)
+        ),
+    }
+}
+
+/// The fix for a SQLite error on the database `path`, by its code.
+fn sqlite_hint(path: &Path, source: &rusqlite::Error) -> String {
+    use rusqlite::ErrorCode as C;
+    let dir = dir_of(path);
+    let db = path.display();
+    match source.sqlite_error_code() {
+        Some(C::DiskFull) => format!(
+            "the disk holding `{db}` is full: free space in `{dir}` and run again; the database keeps the last publish"
+        ),
+        Some(C::ReadOnly | C::CannotOpen | C::PermissionDenied) => format!(
+            "make `{db}` and its directory `{dir}` writable for the user sluice runs as: SQLite writes a journal beside the database (a Docker `:ro` mount cannot hold it)"
+        ),
+        Some(C::SystemIoFailure) => format!(
+            "check that `{db}` is a regular file on a working local disk (not a FIFO or a device), and that the disk is not full"
+        ),
+        Some(C::DatabaseCorrupt | C::NotADatabase) => {
+            "point --db (SLUICE_DB) at a sluice database, or at a new path to start one".into()
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => {
+            format!("another program holds `{db}` open for writing: close it and run again")
+        }
+        _ => format!("SQLite's message above names the cause; `{db}` keeps the last publish"),
+    }
+}
+
+/// The fix for an engine (DuckDB) error, by its class and message.
+fn engine_hint(e: &crate::engine::EngineError) -> String {
+    use crate::engine::ErrorClass as C;
+    let says = |texts: &[&str]| texts.iter().any(|t| e.message.contains(t));
+    match e.class {
+        _ if says(&["No space left on device", "disk is full", "Disk full", "not enough space"]) => {
+            "a disk is full: free space where the file named above is (DuckDB also spills to `.duckdb_tmp` in --data-dir) and run again; what was published stays as it was".into()
+        }
+        _ if says(&["Read-only file system"]) => {
+            "the file named above is on a read-only file system (a Docker `:ro` mount?): mount --data-dir and --output-dir writable".into()
+        }
+        _ if says(&["Permission denied"]) => {
+            "make the directory of the file named above writable for the user sluice runs as (in Docker, `--user $(id -u):$(id -g)`)".into()
+        }
+        C::Resources => {
+            "raise --memory-limit (SLUICE_MEMORY_LIMIT), give the container more memory, or leave room on --data-dir for DuckDB to spill".into()
+        }
+        C::Io => "check that --data-dir and --output-dir are writable and their disks are not full; DuckDB's message above names the file".into(),
+        C::Syntax | C::Binding => "fix the SQL named above; DuckDB's message names the line and the object".into(),
+        C::Data => "a value in the data does not fit; DuckDB's message above names it".into(),
+        C::Other => "DuckDB's message above names the cause; if it is not about your data or SQL, report it".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error as IoError, ErrorKind as K};
+
+    use super::*;
+
+    fn io(action: &'static str, kind: K) -> String {
+        Error::io(action, "out/top_users.csv", IoError::from(kind)).hint()
+    }
+
+    #[test]
+    fn an_io_hint_fits_the_cause_and_the_direction() {
+        assert!(io("write", K::StorageFull).starts_with("the disk holding `out` is full"));
+        assert!(io("write", K::QuotaExceeded).starts_with("the disk holding `out` is full"));
+        assert!(io("replace", K::ReadOnlyFilesystem).contains("read-only file system"));
+        assert!(io("write", K::PermissionDenied).starts_with("make `out/top_users.csv` writable"));
+        assert!(io("open input file", K::PermissionDenied).starts_with("make `out/top_users.csv` readable"));
+        let looping = Error::io("read input file", "in.csv", IoError::from_raw_os_error(ELOOP)).hint();
+        assert!(looping.contains("symbolic link that loops"), "{looping}");
+        assert!(io("read input file", K::NotFound).contains("went away"));
+        assert!(io("create directory", K::NotADirectory).contains("a directory stands where"));
+        assert!(io("read", K::InvalidData).starts_with("check that `out/top_users.csv` is readable"));
+        assert!(io("write", K::InvalidData).starts_with("check that `out` is writable"));
+    }
+
+    #[test]
+    fn a_sqlite_hint_fits_its_code() {
+        let hint = |code: i32| {
+            Error::Sqlite {
+                path: "state/agg_result.db".into(),
+                context: "committing the publish",
+                source: rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(code), None),
+            }
+            .hint()
+        };
+        assert!(
+            hint(rusqlite::ffi::SQLITE_FULL).starts_with("the disk holding `state/agg_result.db` is full")
+        );
+        for code in [
+            rusqlite::ffi::SQLITE_READONLY,
+            rusqlite::ffi::SQLITE_CANTOPEN,
+            rusqlite::ffi::SQLITE_PERM,
+        ] {
+            assert!(hint(code).contains("its directory `state` writable"), "{code}");
+        }
+        assert!(hint(rusqlite::ffi::SQLITE_IOERR).contains("not a FIFO"));
+        assert!(hint(rusqlite::ffi::SQLITE_NOTADB).contains("point --db"));
+        assert!(hint(rusqlite::ffi::SQLITE_BUSY).contains("another program"));
+        assert!(hint(rusqlite::ffi::SQLITE_MISMATCH).contains("SQLite's message above"));
+    }
+
+    #[test]
+    fn an_engine_hint_fits_its_class() {
+        let hint = |message: &str| Error::engine("landing")(crate::engine::EngineError::new(message)).hint();
+        assert!(
+            hint("IO Error: Could not write file \"x\": No space left on device")
+                .starts_with("a disk is full")
+        );
+        assert!(hint("Out of Memory Error: failed to allocate").starts_with("raise --memory-limit"));
+        assert!(hint("IO Error: Cannot open file \"x\": Permission denied").contains("writable"));
+        assert!(hint("IO Error: Cannot open file \"x\": Read-only file system").contains("read-only"));
+        assert!(hint("IO Error: Cannot open file \"x\": Input/output error").contains("writable"));
+        assert!(hint("Conversion Error: bad value").contains("does not fit"));
     }
 }

@@ -15,6 +15,7 @@ pub mod commands;
 pub(crate) mod config;
 pub(crate) mod engine;
 pub mod error;
+pub(crate) mod fault;
 pub mod format;
 pub(crate) mod generate;
 pub(crate) mod ingest;

@@ -14,9 +14,7 @@ fn main() -> ExitCode {
         Ok(status) => status,
         Err(err) => {
             eprintln!("error: {err}");
-            if let Some(hint) = err.hint() {
-                eprintln!("hint: {hint}");
-            }
+            eprintln!("hint: {}", err.hint());
             err.exit_status()
         }
     };

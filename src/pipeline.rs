@@ -15,7 +15,7 @@ use crate::format::{hex, iso_seconds};
 use crate::ingest::{self, InputFile};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
-use crate::publish::{self, Export, Sink};
+use crate::publish::{self, Export, Finish, Sink};
 use crate::settings::{Places, RunSettings};
 use crate::stage::{self, StageCounts};
 use crate::state::{RunRecord, RunState};
@@ -64,7 +64,27 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     }
 
     let spill = settings.places.data_dir.join(".duckdb_tmp");
-    // Under the lock, no other run's temp files are in flight.
+    // Under the lock, no other run's temp files are in flight. A publish cut
+    // off after its commit is finished first: its staged files are temp files.
+    for publish::Settled {
+        run_id,
+        target,
+        outcome,
+    } in publish::finish_interrupted(&state)?
+    {
+        match outcome {
+            Finish::Renamed => {
+                tracing::warn!("run {run_id} was cut off after its commit: its `{target}` is now in place")
+            }
+            Finish::AlreadyInPlace => {
+                tracing::info!("run {run_id} was cut off after putting `{target}` in place")
+            }
+            Finish::Lost => tracing::warn!(
+                "run {run_id} was cut off after its commit and its staged `{target}` is gone: \
+                 the file keeps an earlier run's rows until a run publishes it"
+            ),
+        }
+    }
     let removed =
         publish::remove_leftovers(&[&settings.places.output_dir, &settings.places.data_dir], &spill);
     if removed > 0 {

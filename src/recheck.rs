@@ -12,6 +12,7 @@ use crate::checks::engine::{self, Context};
 use crate::config::Pipeline;
 use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
+use crate::publish::MINOR_SUFFIX;
 use crate::settings::CheckSettings;
 use crate::sql;
 use crate::state::{PublishedTable, RunState};
@@ -89,7 +90,9 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
 }
 
 /// A published mart as `marts.<name>`: SQLite's INTEGER, REAL and TEXT, with
-/// text that is all ISO timestamps or days turned back into TIMESTAMP or DATE.
+/// text that is all ISO timestamps or days turned back into TIMESTAMP or DATE,
+/// and money as the exact DECIMAL its `_minor` column holds (as the run's
+/// checks saw it).
 fn load_mart(engine: &DuckDb, table: &PublishedTable) -> Result<()> {
     let context = || format!("loading the published `{}`", table.name);
     let defs: Vec<String> = table
@@ -131,8 +134,20 @@ fn load_mart(engine: &DuckDb, table: &PublishedTable) -> Result<()> {
         .append_rows(None, &tmp, &rows)
         .map_err(Error::engine(context()))?;
     let mut select = Vec::new();
+    let minor = |name: &str| format!("{name}{MINOR_SUFFIX}");
+    let has = |column: &str| table.columns.iter().any(|(c, _)| c == column);
     for (name, ty) in &table.columns {
         let col = sql::ident(name);
+        if let Some((_, scale)) = table.money.iter().find(|(m, _)| m == name && has(&minor(m))) {
+            select.push(format!(
+                "{} AS {col}",
+                sql::minor_to_decimal(&sql::ident(&minor(name)), *scale)
+            ));
+            continue;
+        }
+        if table.money.iter().any(|(m, _)| minor(m) == *name) {
+            continue;
+        }
         if !ty.eq_ignore_ascii_case("TEXT") {
             select.push(col);
             continue;

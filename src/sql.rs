@@ -23,6 +23,16 @@ pub(crate) fn path(path: &Path) -> String {
     string(&path.display().to_string())
 }
 
+/// Integer minor units (`column`, an identifier) as the DECIMAL(18, scale)
+/// amount they are: a decimal product, where `/` would go through DOUBLE and
+/// lose cents above 2^53 minor units.
+pub(crate) fn minor_to_decimal(column: &str, scale: u32) -> String {
+    format!(
+        "CAST(CAST({column} AS DECIMAL(38, 0)) * CAST(1 / {} AS DECIMAL(38, {scale})) AS DECIMAL(18, {scale}))",
+        10i64.pow(scale)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

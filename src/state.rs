@@ -22,10 +22,10 @@ use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
@@ -93,6 +93,19 @@ CREATE TABLE _sluice_run_exports (
     rows INTEGER NOT NULL,
     published INTEGER NOT NULL,
     PRIMARY KEY (run_id, sink, target)
+);
+"#,
+    // Where a file export waits for its rename (and its digest), so that the
+    // next run can finish a publish that was cut off after its commit; the
+    // scale of each money column of the SQLite marts, for `sluice check`.
+    r#"
+ALTER TABLE _sluice_run_exports ADD COLUMN staged TEXT;
+ALTER TABLE _sluice_run_exports ADD COLUMN sha256 TEXT;
+CREATE TABLE _sluice_money_columns (
+    table_name TEXT NOT NULL,
+    column_name TEXT NOT NULL,
+    scale INTEGER NOT NULL,
+    PRIMARY KEY (table_name, column_name)
 );
 "#,
 ];
@@ -186,6 +199,9 @@ impl RunState {
         Self::migrate(&tx, &path)?;
         tables(&tx).map_err(|e| sqlite(&path, "replacing the marts", e))?;
         insert_run(&tx, run, published, exports).map_err(|e| sqlite(&path, "recording the run", e))?;
+        if published {
+            crate::fault::point("commit").map_err(|e| Error::io("commit the publish to", &path, e))?;
+        }
         tx.commit()
             .map_err(|e| sqlite(&path, "committing the publish", e))
     }
@@ -194,10 +210,7 @@ impl RunState {
     /// whose gate passed (a failed run is no baseline).
     pub(crate) fn history(&self, as_of: DateTime<Utc>) -> Result<History> {
         let err = |e| sqlite(&self.path, "reading the metrics history", e);
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .map_err(err)?;
+        let version = self.version().map_err(err)?;
         let mut history = History::new();
         if version < 3 {
             return Ok(history);
@@ -223,9 +236,8 @@ impl RunState {
 
     /// The newest run whose marts were published.
     pub(crate) fn last_published(&self) -> Result<Option<LastRun>> {
-        let version: i64 = self
-            .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
+        let version = self
+            .version()
             .map_err(|e| sqlite(&self.path, "reading the runs", e))?;
         if version == 0 {
             return Ok(None);
@@ -251,6 +263,18 @@ impl RunState {
     /// Every published mart table with its declared column types and rows.
     pub(crate) fn published_tables(&self) -> Result<Vec<PublishedTable>> {
         let err = |e| sqlite(&self.path, "reading the published marts", e);
+        let mut money: Vec<(String, String, u32)> = Vec::new();
+        if self.version().map_err(err)? >= 5 {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT table_name, column_name, scale FROM _sluice_money_columns")
+                .map_err(err)?;
+            money = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(err)?
+                .collect::<rusqlite::Result<_>>()
+                .map_err(err)?;
+        }
         let mut names = self
             .conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice\\_%' ESCAPE '\\' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
@@ -280,30 +304,103 @@ impl RunState {
                 .map_err(err)?
                 .collect::<rusqlite::Result<_>>()
                 .map_err(err)?;
-            tables.push(PublishedTable { name, columns, rows });
+            let money = money
+                .iter()
+                .filter(|(t, ..)| *t == name)
+                .map(|(_, c, s)| (c.clone(), *s))
+                .collect();
+            tables.push(PublishedTable {
+                name,
+                columns,
+                rows,
+                money,
+            });
         }
         Ok(tables)
     }
 
+    /// The schema version of the database as it is (0 when new).
+    fn version(&self) -> rusqlite::Result<i64> {
+        self.conn.pragma_query_value(None, "user_version", |r| r.get(0))
+    }
+
     /// Notes that the file exports of `run_id` were renamed into place.
     pub(crate) fn mark_files_published(&self, run_id: &str) -> Result<()> {
+        crate::fault::point("record").map_err(|e| Error::io("record the publish in", &self.path, e))?;
         self.conn
             .execute_batch(&format!(
-                "UPDATE _sluice_run_exports SET published = 1 WHERE run_id = {0} AND sink != 'sqlite'; \
+                "UPDATE _sluice_run_exports SET published = 1, staged = NULL WHERE run_id = {0} AND sink != 'sqlite'; \
                  UPDATE _sluice_runs SET published_csv = 1 WHERE run_id = {0};",
                 sql::string(run_id)
             ))
             .map_err(|e| sqlite(&self.path, "recording the file publish", e))
     }
-}
-/// Fails at once on a database path that is a directory, before any work.
-pub(crate) fn check_path(path: &Path) -> Result<()> {
-    if path.is_dir() {
-        return Err(Error::DbIsDirectory {
-            path: path.to_path_buf(),
-        });
+
+    /// File exports committed but not renamed into place, oldest run first.
+    pub(crate) fn pending_files(&self) -> Result<Vec<PendingFile>> {
+        let err = |e| sqlite(&self.path, "reading the run's exports", e);
+        // Before version 5 no staged file was recorded.
+        if self.version().map_err(err)? < 5 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.run_id, e.target, e.staged, e.sha256 FROM _sluice_run_exports e \
+                 JOIN _sluice_runs r USING (run_id) \
+                 WHERE e.published = 0 AND e.staged IS NOT NULL AND e.sha256 IS NOT NULL \
+                 ORDER BY r.finished_at, e.target",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PendingFile {
+                    run_id: r.get(0)?,
+                    target: r.get(1)?,
+                    staged: r.get(2)?,
+                    sha256: r.get(3)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
     }
-    Ok(())
+
+    /// Records what became of a pending file: in place, or not (its target
+    /// keeps an earlier run's rows). The run's `published_csv` says whether
+    /// all its files are in place.
+    pub(crate) fn settle_file(&self, file: &PendingFile, in_place: bool) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE _sluice_run_exports SET published = ?3, staged = NULL \
+                 WHERE run_id = ?1 AND target = ?2 AND sink != 'sqlite'",
+                params![file.run_id, file.target, in_place],
+            )
+            .and_then(|_| {
+                self.conn.execute(
+                    "UPDATE _sluice_runs SET published_csv = NOT EXISTS \
+                     (SELECT 1 FROM _sluice_run_exports WHERE run_id = ?1 AND published = 0) \
+                     WHERE run_id = ?1",
+                    [&file.run_id],
+                )
+            })
+            .map(|_| ())
+            .map_err(|e| sqlite(&self.path, "recording the finished publish", e))
+    }
+}
+
+/// Fails at once on a database path that is a directory, a FIFO or a
+/// device, before any work: SQLite needs a regular file (and a FIFO would
+/// block).
+pub(crate) fn check_path(path: &Path) -> Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => Err(Error::DbIsDirectory {
+            path: path.to_path_buf(),
+        }),
+        Ok(m) if !m.is_file() => Err(Error::DbNotAFile {
+            path: path.to_path_buf(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn sqlite(path: &Path, context: &'static str, source: rusqlite::Error) -> Error {
@@ -329,6 +426,9 @@ pub(crate) struct PublishedTable {
     /// Name and declared type of each column.
     pub columns: Vec<(String, String)>,
     pub rows: Vec<Vec<Value>>,
+    /// Money columns and their scale: each has its exact minor units in
+    /// `<column>_minor` beside it.
+    pub money: Vec<(String, u32)>,
 }
 
 /// The provenance of one run, as stored in `_sluice_runs`.
@@ -358,6 +458,21 @@ pub(crate) struct ExportRecord {
     pub rows: u64,
     /// Visible to readers (a file still waiting for its rename is not).
     pub published: bool,
+    /// The name of the temp file beside the target where a file export
+    /// waits for its rename, and its SHA-256.
+    pub staged: Option<String>,
+    pub sha256: Option<String>,
+}
+
+/// A file export that a run committed but did not rename into place.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingFile {
+    pub run_id: String,
+    /// The target's path as the run named it.
+    pub target: String,
+    /// The temp file's name, in the target's directory.
+    pub staged: String,
+    pub sha256: String,
 }
 
 fn insert_run(
@@ -429,7 +544,10 @@ fn insert_run(
             ])?;
         }
     }
-    let mut stmt = tx.prepare("INSERT INTO _sluice_run_exports VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO _sluice_run_exports (run_id, mart, sink, target, rows, published, staged, sha256) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?;
     for e in exports {
         stmt.execute(params![
             run.run_id,
@@ -437,7 +555,9 @@ fn insert_run(
             e.sink,
             e.target,
             e.rows as i64,
-            e.published
+            e.published,
+            e.staged,
+            e.sha256,
         ])?;
     }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;

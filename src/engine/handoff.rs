@@ -175,13 +175,8 @@ pub(crate) fn register_frame(
     let replace: Vec<String> = money
         .iter()
         .map(|(m, scale)| {
-            // Exact: a decimal product, where `/` would go through DOUBLE
-            // and lose cents above 2^53 minor units.
-            format!(
-                "CAST(CAST({0} AS DECIMAL(38, 0)) * CAST(1 / {1} AS DECIMAL(38, {scale})) AS DECIMAL(18, {scale})) AS {0}",
-                crate::sql::ident(m),
-                10i64.pow(*scale)
-            )
+            let m = crate::sql::ident(m);
+            format!("{} AS {m}", crate::sql::minor_to_decimal(&m, *scale))
         })
         .collect();
     let select = if replace.is_empty() {

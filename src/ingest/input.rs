@@ -100,7 +100,11 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
             continue;
         }
         let path = PathBuf::from(input);
-        let meta = std::fs::metadata(&path).map_err(|_| Error::InputNotFound { path: path.clone() })?;
+        let meta = std::fs::metadata(&path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::InputNotFound { path: path.clone() },
+            // A symbolic link that loops, a directory that cannot be entered.
+            _ => Error::io("read input file", &path, e),
+        })?;
         if meta.is_dir() {
             walk(&path, &supported, &mut files)?;
         } else if !meta.is_file() {

@@ -146,6 +146,16 @@ fn is_a(needs: &str, ty: &str) -> bool {
     }
 }
 
+/// The most minor units a DECIMAL(18, s) holds: the largest money total.
+const MAX_DECIMAL_18: i64 = 999_999_999_999_999_999;
+
+/// Whether a DuckDB type is an integer type of at most 64 bits.
+fn is_integer(duck_type: &str) -> bool {
+    ["TINYINT", "SMALLINT", "INTEGER", "BIGINT"]
+        .iter()
+        .any(|n| duck_type.ends_with(n))
+}
+
 /// `DECIMAL(18,2)` → 2.
 fn decimal_scale(duck_type: &str) -> Option<u32> {
     let inner = duck_type.strip_prefix("DECIMAL(")?.strip_suffix(')')?;
@@ -204,14 +214,9 @@ pub(crate) fn build(
             }
             continue;
         }
-        let money: Vec<(String, u32)> = model
-            .iter()
-            .filter(|(c, _)| h.columns.contains(c))
-            .filter_map(|(c, t)| decimal_scale(t).map(|s| (c.clone(), s)))
-            .collect();
         let mut streamed: Vec<Streamed> = served
             .iter()
-            .map(|&i| Streamed::new(&pipeline.marts[i], &money))
+            .map(|&i| Streamed::new(&pipeline.marts[i], model))
             .collect();
         let passes = plan_passes(engine, h, model, &streamed, pass_rows).map_err(bad_filter)?;
         for p in 0..passes.count {
@@ -239,19 +244,15 @@ pub(crate) fn build(
             })?;
             if let Some((column, ..)) = part {
                 for (s, &i) in streamed.iter_mut().zip(&served) {
-                    s.end_pass(column).map_err(Error::polars(format!(
-                        "computing mart `{}`",
-                        pipeline.marts[i].name
-                    )))?;
+                    s.end_pass(column)
+                        .map_err(|e| e.into_error(&pipeline.marts[i].name))?;
                 }
             }
         }
         for (s, &i) in streamed.into_iter().zip(&served) {
             let mart = &pipeline.marts[i];
             let money = s.money.clone();
-            let merged = s
-                .finish()
-                .map_err(Error::polars(format!("computing mart `{}`", mart.name)))?;
+            let merged = s.finish().map_err(|e| e.into_error(&mart.name))?;
             marts[i] = Some(collect(pipeline, i, mart, order(mart, merged), money)?);
         }
     }
@@ -537,6 +538,8 @@ struct Streamed {
     finish: Vec<Expr>,
     /// `count_distinct` partials (column, values list, count of earlier passes).
     distinct: Vec<(String, String, String)>,
+    /// Integer sums (mart column, i64 partial, f64 partial beside it).
+    sums: Vec<(String, String, String)>,
     money: Vec<(String, u32)>,
     /// Partials merged so far, and those waiting to be merged.
     running: Option<DataFrame>,
@@ -549,9 +552,17 @@ struct Streamed {
 }
 
 impl Streamed {
-    fn new(mart: &MartPlan, money_in: &[(String, u32)]) -> Self {
-        let scale_of =
-            |c: Option<&str>| c.and_then(|c| money_in.iter().find(|(m, _)| m == c).map(|(_, s)| *s));
+    /// The streamed mart `mart` over a model whose columns have the DuckDB
+    /// types `model`.
+    fn new(mart: &MartPlan, model: &Columns) -> Self {
+        let type_of = |c: Option<&str>| {
+            c.and_then(|c| model.iter().find(|(m, _)| m == c))
+                .map(|(_, t)| t.as_str())
+        };
+        let scale_of = |c: Option<&str>| type_of(c).and_then(decimal_scale);
+        // Decimals cross as integer minor units: sums of them and of integers
+        // are exact, and checked (see `check_sums`).
+        let exact = |c: Option<&str>| type_of(c).is_some_and(|t| decimal_scale(t).is_some() || is_integer(t));
         let mut s = Streamed {
             spec: mart.clone(),
             keys: Vec::new(),
@@ -561,6 +572,7 @@ impl Streamed {
             merge: Vec::new(),
             finish: Vec::new(),
             distinct: Vec::new(),
+            sums: Vec::new(),
             money: Vec::new(),
             running: None,
             pending: Vec::new(),
@@ -621,13 +633,34 @@ impl Streamed {
                         pa.list().len().cast(DataType::Int64) + pb,
                     )
                 }
+                // A mean is a float: its sum is one too, and cannot overflow.
                 Aggregate::Mean(_) => (
-                    vec![c.clone().sum(), c.count().cast(DataType::Int64)],
+                    vec![
+                        c.clone().cast(DataType::Float64).sum(),
+                        c.count().cast(DataType::Int64),
+                    ],
                     vec![pa.clone().sum(), pb.clone().sum()],
                     pa.cast(DataType::Float64)
                         / pb.cast(DataType::Float64)
                         / lit(10f64.powi(scale.unwrap_or(0) as i32)),
                 ),
+                // An i64 sum wraps on overflow, and is exact whenever the
+                // true sum fits (two's complement addition is exact modulo
+                // 2^64): the f64 sum beside it tells which (`check_sums`).
+                Aggregate::Sum(_) if exact(column) => {
+                    if let Some(scale) = scale {
+                        s.money.push((name.clone(), scale));
+                    }
+                    s.sums.push((name.clone(), a.clone(), b.clone()));
+                    (
+                        vec![
+                            c.clone().strict_cast(DataType::Int64).sum(),
+                            c.cast(DataType::Float64).sum(),
+                        ],
+                        vec![pa.clone().sum(), pb.sum()],
+                        pa,
+                    )
+                }
                 Aggregate::Sum(_) | Aggregate::Min(_) | Aggregate::Max(_) => {
                     if let Some(scale) = scale {
                         s.money.push((name.clone(), scale));
@@ -694,12 +727,13 @@ impl Streamed {
     /// later pass holds a value of it. Grouped by that column, the pass's
     /// groups are final: they are finished, sorted and limited now. Counting
     /// its distinct values, the values are counted and let go.
-    fn end_pass(&mut self, column: &str) -> PolarsResult<()> {
+    fn end_pass(&mut self, column: &str) -> Result<(), Unfinished> {
         self.merge()?;
         let Some(running) = self.running.take() else {
             return Ok(());
         };
         if self.key_columns.iter().any(|k| k == column) {
+            self.check_sums(&running)?;
             let finished = running.lazy().select(self.finish.clone());
             self.done.push(sort_and_limit(&self.spec, finished).collect()?);
             return Ok(());
@@ -715,16 +749,80 @@ impl Streamed {
     }
 
     /// The mart's columns: the final rows of earlier passes and the merged partials.
-    fn finish(mut self) -> PolarsResult<LazyFrame> {
+    fn finish(mut self) -> Result<LazyFrame, Unfinished> {
         self.merge()?;
-        let mut parts: Vec<LazyFrame> = self.done.into_iter().map(IntoLazy::lazy).collect();
-        if let Some(running) = self.running {
+        let done = std::mem::take(&mut self.done);
+        let mut parts: Vec<LazyFrame> = done.into_iter().map(IntoLazy::lazy).collect();
+        if let Some(running) = self.running.take() {
+            self.check_sums(&running)?;
             parts.push(running.lazy().select(self.finish));
         }
-        match parts.len() {
-            0 => Ok(DataFrame::default().lazy()),
-            1 => Ok(parts.remove(0)),
-            _ => concat(parts, UnionArgs::default()),
+        Ok(match parts.len() {
+            0 => DataFrame::default().lazy(),
+            1 => parts.remove(0),
+            _ => concat(parts, UnionArgs::default())?,
+        })
+    }
+
+    /// Fails on a final integer sum that wrapped, or a money total beyond
+    /// DECIMAL(18, s) (the type of the amounts, and of the totals the
+    /// checks see). The f64 sum beside each differs from an exact sum by
+    /// rounding (far below 2^62 for any input that fits in memory), from a
+    /// wrapped one by a multiple of 2^64.
+    fn check_sums(&self, merged: &DataFrame) -> Result<(), Unfinished> {
+        for (name, exact, float) in &self.sums {
+            let scale = self.money.iter().find(|(m, _)| m == name).map(|(_, s)| *s);
+            let limit = if scale.is_some() { MAX_DECIMAL_18 } else { i64::MAX };
+            let exact = merged.column(exact)?.i64()?;
+            let float = merged.column(float)?.f64()?;
+            let beyond = exact.iter().zip(float.iter()).any(|(e, f)| match (e, f) {
+                (Some(e), Some(f)) => (f - e as f64).abs() > 2f64.powi(62) || e.unsigned_abs() > limit as u64,
+                _ => false,
+            });
+            if beyond {
+                return Err(Unfinished::Overflow {
+                    column: name.clone(),
+                    limit: match scale {
+                        Some(scale) => crate::format::format_decimal(limit, scale),
+                        None => limit.to_string(),
+                    },
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Why a streamed mart could not be finished.
+#[derive(Debug)]
+enum Unfinished {
+    Polars(PolarsError),
+    /// A sum beyond `limit`.
+    Overflow {
+        column: String,
+        limit: String,
+    },
+}
+
+impl From<PolarsError> for Unfinished {
+    fn from(e: PolarsError) -> Self {
+        Unfinished::Polars(e)
+    }
+}
+
+impl Unfinished {
+    /// The run's error, for mart `mart`.
+    fn into_error(self, mart: &str) -> Error {
+        match self {
+            Unfinished::Polars(source) => Error::Polars {
+                context: format!("computing mart `{mart}`"),
+                source,
+            },
+            Unfinished::Overflow { column, limit } => Error::SumOverflow {
+                mart: mart.to_string(),
+                column,
+                limit,
+            },
         }
     }
 }
@@ -797,9 +895,59 @@ fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartPlan, query: &str, rows: L
 mod tests {
     use super::*;
 
+    /// A model whose `v` is money with two decimals (cents in the frames).
+    fn money_v() -> Columns {
+        vec![("v".into(), "DECIMAL(18,2)".into())]
+    }
+
     /// A mart of `sluice.yaml`, as JSON, parsed into its plan.
     fn mart_plan(spec: serde_json::Value) -> MartPlan {
         plan(&serde_json::from_value(spec).unwrap()).unwrap()
+    }
+
+    /// A sum that wraps around i64 (here to exactly 0), or a money total
+    /// beyond DECIMAL(18, 2), is an error; one whose partial sums wrap but
+    /// whose total fits is exact.
+    #[test]
+    fn a_sum_beyond_its_type_is_an_error_never_a_wrapped_value() {
+        let spec = mart_plan(serde_json::json!({
+            "name": "m", "from": "t", "group_by": ["k"], "aggregate": {"s": "sum(v)"}
+        }));
+        let sum = |values: Vec<i64>, model: Columns| {
+            let mut s = Streamed::new(&spec, &model);
+            let k = vec![1i64; values.len()];
+            for (k, v) in k.chunks(2).zip(values.chunks(2)) {
+                s.feed(df!("k" => k, "v" => v).unwrap()).unwrap();
+            }
+            s.finish().and_then(|lf| Ok(lf.collect()?))
+        };
+        let integer = || vec![("k".into(), "BIGINT".into()), ("v".into(), "BIGINT".into())];
+        let money = || {
+            vec![
+                ("k".into(), "BIGINT".into()),
+                ("v".into(), "DECIMAL(18,2)".into()),
+            ]
+        };
+        let wraps = vec![1i64 << 62; 4];
+        assert!(matches!(
+            sum(wraps.clone(), integer()),
+            Err(Unfinished::Overflow { .. })
+        ));
+        let back = vec![i64::MAX, 10, -i64::MAX, -5];
+        let total = sum(back, integer()).unwrap();
+        assert_eq!(total.column("s").unwrap().i64().unwrap().get(0), Some(5));
+        let beyond = vec![999_999_999_999_999_999, 1];
+        match sum(beyond, money()) {
+            Err(Unfinished::Overflow { column, limit }) => {
+                assert_eq!((column.as_str(), limit.as_str()), ("s", "9999999999999999.99"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let largest = sum(vec![999_999_999_999_999_998, 1], money()).unwrap();
+        assert_eq!(
+            largest.column("s").unwrap().i64().unwrap().get(0),
+            Some(999_999_999_999_999_999)
+        );
     }
 
     /// A mart fed in many chunks equals the mart fed in one, for every aggregate.
@@ -827,7 +975,7 @@ mod tests {
         .collect()
         .unwrap();
         let run = |chunk: usize, min_merge: usize| {
-            let mut s = Streamed::new(&spec, &[("v".into(), 2)]);
+            let mut s = Streamed::new(&spec, &money_v());
             s.min_merge = min_merge;
             for start in (0..n).step_by(chunk) {
                 s.feed(frame.slice(start as i64, chunk)).unwrap();
@@ -875,7 +1023,7 @@ mod tests {
 
     /// Feeds `frame` in passes, one per partition of `column` (`value % passes`).
     fn in_passes(spec: &MartPlan, frame: &DataFrame, column: &str, passes: i64) -> DataFrame {
-        let mut s = Streamed::new(spec, &[("v".into(), 2)]);
+        let mut s = Streamed::new(spec, &money_v());
         s.min_merge = 1;
         for p in 0..passes {
             let part = frame
@@ -942,7 +1090,7 @@ mod tests {
         .unwrap();
         let marts: Vec<Streamed> = marts
             .iter()
-            .map(|m| Streamed::new(&plan(m).unwrap(), &[]))
+            .map(|m| Streamed::new(&plan(m).unwrap(), &Columns::new()))
             .collect();
         assert_eq!(partition_column(&marts), Some("user_id".into()));
         assert_eq!(partition_column(&marts[..1]), Some("region".into()));
@@ -981,7 +1129,11 @@ mod tests {
             columns: vec!["user_id".into()],
         };
         let model = describe(&engine, "events").unwrap();
-        let streamed: Vec<Streamed> = pipeline.marts.iter().map(|m| Streamed::new(m, &[])).collect();
+        let streamed: Vec<Streamed> = pipeline
+            .marts
+            .iter()
+            .map(|m| Streamed::new(m, &Columns::new()))
+            .collect();
         let passes = plan_passes(&engine, &h, &model, &streamed, 40_000).unwrap();
         // 225,000 rows in the window.
         assert_eq!(

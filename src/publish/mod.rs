@@ -3,9 +3,14 @@
 //! 1. every file export is written to a temp file beside its target and synced;
 //! 2. one SQLite transaction replaces the tables of the SQLite sink and
 //!    records the run with every export (files still pending);
-//! 3. the files are renamed into place and marked published.
+//! 3. the files are renamed into place, their directories synced, and the
+//!    exports marked published.
 //!
-//! A failure before 2 leaves everything as it was. A new sink kind is a
+//! A failure before 2 leaves everything as it was. A failure after 2 (a
+//! kill, a full disk) leaves the new run in the database and its files
+//! staged: the next run starts by finishing the renames from the run's
+//! record ([`finish_interrupted`]), so the published state is wholly the
+//! old run's or, once the next run starts, wholly the new one's. A new sink kind is a
 //! variant of [`Sink`] and a file beside this one; `_sluice_run_exports` has
 //! a row per run and export, so it needs no migration.
 
@@ -13,15 +18,20 @@ mod csv;
 mod parquet;
 mod sqlite;
 
+pub(crate) use sqlite::MINOR_SUFFIX;
+
+use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use chrono::DateTime;
 use polars::prelude::{DataType, TimeUnit};
 use rusqlite::types::Value;
+use sha2::{Digest, Sha256};
 
 use crate::engine::DuckDb;
 use crate::error::{Error, Result};
-use crate::format::iso_seconds;
+use crate::fault;
+use crate::format::{hex, iso_seconds};
 use crate::marts::Mart;
 use crate::state::{ExportRecord, RunRecord, RunState};
 
@@ -72,24 +82,25 @@ pub(crate) fn publish(
     run: &RunRecord,
 ) -> Result<()> {
     let mut files = Vec::new();
+    let mut records = Vec::new();
     for export in exports {
         let mart = &marts[export.mart];
-        match &export.sink {
-            Sink::Sqlite { .. } => {}
-            Sink::Csv { path } => files.push((csv::stage(mart, path)?, path)),
-            Sink::Parquet { path } => files.push((parquet::stage(engine, mart, path)?, path)),
-        }
+        let staged = match &export.sink {
+            Sink::Sqlite { .. } => None,
+            Sink::Csv { path } => Some(stage(csv::write(mart, path)?, path)?),
+            Sink::Parquet { path } => Some(stage(parquet::write(engine, mart, path)?, path)?),
+        };
+        records.push(ExportRecord {
+            mart: mart.name.clone(),
+            sink: export.sink.kind(),
+            target: export.sink.target(),
+            rows: mart.frame.height() as u64,
+            published: staged.is_none(),
+            staged: staged.as_ref().map(|s| file_name(&s.temp)),
+            sha256: staged.as_ref().map(|s| s.sha256.clone()),
+        });
+        files.extend(staged);
     }
-    let records: Vec<ExportRecord> = exports
-        .iter()
-        .map(|e| ExportRecord {
-            mart: marts[e.mart].name.clone(),
-            sink: e.sink.kind(),
-            target: e.sink.target(),
-            rows: marts[e.mart].frame.height() as u64,
-            published: matches!(e.sink, Sink::Sqlite { .. }),
-        })
-        .collect();
     state.commit_run(run, true, &records, &|tx| {
         for export in exports {
             if let Sink::Sqlite { table } = &export.sink {
@@ -98,12 +109,162 @@ pub(crate) fn publish(
         }
         Ok(())
     })?;
-    for (staged, path) in files {
-        staged
-            .persist(path)
-            .map_err(|e| Error::io("replace", path, e.error))?;
+    // From here on the database holds the new run: a file that cannot be
+    // renamed now stays staged, and the next run finishes the publish.
+    let interrupted = |action, path: &Path, source| Error::PublishInterrupted {
+        run_id: run.run_id.clone(),
+        action,
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut dirs = Vec::new();
+    let mut failed = None;
+    for file in files {
+        if failed.is_some() {
+            let _ = file.temp.keep();
+            continue;
+        }
+        match put_in_place(file.temp, &file.target) {
+            Ok(dir) if !dirs.contains(&dir) => dirs.push(dir),
+            Ok(_) => {}
+            Err(e) => failed = Some(interrupted("replace", &file.target, e)),
+        }
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    for dir in &dirs {
+        sync_dir(dir).map_err(|e| interrupted("sync", dir, e))?;
     }
     state.mark_files_published(&run.run_id)
+}
+
+/// A file export written beside its target, synced, waiting for its rename.
+struct Staged {
+    temp: tempfile::TempPath,
+    target: PathBuf,
+    sha256: String,
+}
+
+/// Syncs a written export and takes its digest: what the next run compares
+/// the target with when the run is cut off around its rename.
+fn stage(temp: tempfile::TempPath, target: &Path) -> Result<Staged> {
+    let name = file_name(target);
+    let synced = fault::point(&format!("write {name}"))
+        .and_then(|()| fault::point(&format!("sync {name}")))
+        .and_then(|()| File::open(&temp)?.sync_all())
+        .and_then(|()| digest(&temp));
+    match synced {
+        Ok(sha256) => Ok(Staged {
+            temp,
+            target: target.to_path_buf(),
+            sha256,
+        }),
+        Err(e) => Err(Error::io("write", target, e)),
+    }
+}
+
+/// Renames a staged file over its target; returns the directory to sync.
+fn put_in_place(temp: tempfile::TempPath, target: &Path) -> std::io::Result<PathBuf> {
+    if let Err(e) = fault::point(&format!("rename {}", file_name(target))) {
+        let _ = temp.keep();
+        return Err(e);
+    }
+    temp.persist(target).map_err(|e| {
+        // Kept for the next run, which finishes the rename.
+        let _ = e.path.keep();
+        e.error
+    })?;
+    Ok(parent(target).to_path_buf())
+}
+
+/// Makes the renames in `dir` durable.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fault::point(&format!("sync-dir {}", file_name(dir)))?;
+    File::open(dir)?.sync_all()
+}
+
+/// A file export that an earlier run committed but did not put in place,
+/// and what the next run found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Settled {
+    pub run_id: String,
+    pub target: String,
+    pub outcome: Finish,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// The staged file was renamed into place now.
+    Renamed,
+    /// The rename had happened; only its record was missing.
+    AlreadyInPlace,
+    /// The staged file is gone and the target is not it: the target keeps
+    /// an earlier run's rows (the next publish rewrites it).
+    Lost,
+}
+
+/// Finishes the publish of a run cut off between its commit and the
+/// renames of its files (a kill, a full disk), from the run's record: each
+/// staged file is renamed into place, and the record says so. Runs under
+/// the lock, before [`remove_leftovers`] (the staged files are temp files).
+pub(crate) fn finish_interrupted(state: &RunState) -> Result<Vec<Settled>> {
+    let mut settled = Vec::new();
+    for pending in state.pending_files()? {
+        let target = PathBuf::from(&pending.target);
+        let staged = parent(&target).join(&pending.staged);
+        let outcome = if staged.is_file() {
+            fault::point(&format!("finish {}", file_name(&target)))
+                .and_then(|()| std::fs::rename(&staged, &target))
+                .and_then(|()| sync_dir(parent(&target)))
+                .map_err(|e| Error::PublishInterrupted {
+                    run_id: pending.run_id.clone(),
+                    action: "replace",
+                    path: target.clone(),
+                    source: e,
+                })?;
+            Finish::Renamed
+        } else if digest(&target).is_ok_and(|d| d == pending.sha256) {
+            Finish::AlreadyInPlace
+        } else {
+            Finish::Lost
+        };
+        state.settle_file(&pending, outcome != Finish::Lost)?;
+        settled.push(Settled {
+            run_id: pending.run_id,
+            target: pending.target,
+            outcome,
+        });
+    }
+    Ok(settled)
+}
+
+/// The hex SHA-256 of a file.
+fn digest(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let (mut file, mut hasher) = (File::open(path)?, Sha256::new());
+    let mut buffer = vec![0; 1 << 16];
+    loop {
+        match file.read(&mut buffer)? {
+            0 => return Ok(hex(&hasher.finalize())),
+            n => hasher.update(&buffer[..n]),
+        }
+    }
+}
+
+/// The directory of a path (`.` for a bare name).
+fn parent(path: &Path) -> &Path {
+    path.parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
+}
+
+/// The last component of a path, as text (for fault points and messages).
+fn file_name(path: &Path) -> String {
+    path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
 }
 
 /// Records a run that publishes nothing; the marts stay as they were.
@@ -115,8 +276,7 @@ pub(crate) fn record_unpublished(state: &mut RunState, run: &RunRecord) -> Resul
 pub(crate) fn write_unpublished(marts: &[Mart], dir: &Path) -> Result<()> {
     for mart in marts {
         let path = dir.join(format!("{}.csv", mart.name));
-        let staged = csv::stage(mart, &path)?;
-        staged
+        csv::write(mart, &path)?
             .persist(&path)
             .map_err(|e| Error::io("replace", &path, e.error))?;
     }
@@ -135,7 +295,7 @@ pub(crate) fn text_rows(mart: &Mart, rows: usize) -> Result<(Vec<String>, Vec<Ve
         .map(|row| {
             columns
                 .iter()
-                .map(|c| csv::cell(&c.values[row], head.scale(&c.name)).unwrap_or_else(|| "null".into()))
+                .map(|c| csv::cell(&c.values[row], c.scale).unwrap_or_else(|| "null".into()))
                 .collect()
         })
         .collect();
@@ -190,10 +350,7 @@ pub(crate) fn remove_leftovers(dirs: &[&Path], spill_dir: &Path) -> usize {
 /// A temp file in the directory of `path` (created when missing), readable
 /// as the user's umask says (tempfile's default is 0600).
 fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let dir = parent(path);
     std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     tempfile::Builder::new()
         .prefix(".sluice-")
@@ -207,10 +364,13 @@ fn temp_beside(path: &Path, suffix: &str) -> Result<tempfile::NamedTempFile> {
 struct Published {
     name: String,
     sql_type: &'static str,
+    /// For money: integer minor units, exact; each sink writes them with
+    /// `scale` decimals (the SQLite sink also as a REAL).
     values: Vec<Value>,
+    scale: Option<u32>,
 }
 
-/// Converts every column of a mart: money to REAL rounded to cents, times to
+/// Converts every column of a mart: money to integer minor units, times to
 /// ISO-8601 UTC text truncated to seconds, days to `YYYY-MM-DD`.
 fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars::error::PolarsError> {
     let mut out = Vec::new();
@@ -255,20 +415,10 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
             dt if dt.is_integer() => {
                 let ints = column.cast(&DataType::Int64)?;
                 let values = ints.i64()?.iter();
-                if let Some(scale) = scale {
-                    let one = 10f64.powi(scale as i32);
-                    (
-                        "REAL",
-                        values
-                            .map(|v| v.map_or(Value::Null, |c| Value::Real(c as f64 / one)))
-                            .collect(),
-                    )
-                } else {
-                    (
-                        "INTEGER",
-                        values.map(|v| v.map_or(Value::Null, Value::Integer)).collect(),
-                    )
-                }
+                (
+                    if scale.is_some() { "REAL" } else { "INTEGER" },
+                    values.map(|v| v.map_or(Value::Null, Value::Integer)).collect(),
+                )
             }
             dt if dt.is_float() => {
                 let floats = column.cast(&DataType::Float64)?;
@@ -295,6 +445,7 @@ fn published_columns(mart: &Mart) -> std::result::Result<Vec<Published>, polars:
             name,
             sql_type,
             values,
+            scale: scale.filter(|_| column.dtype().is_integer()),
         });
     }
     Ok(out)

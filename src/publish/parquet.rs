@@ -9,9 +9,9 @@ use crate::error::{Error, Result};
 use crate::marts::Mart;
 use crate::sql;
 
-/// Writes a mart as Parquet to a synced temp file beside `path`, to be
-/// renamed over it.
-pub(super) fn stage(engine: &DuckDb, mart: &Mart, path: &Path) -> Result<tempfile::TempPath> {
+/// Writes a mart as Parquet to a temp file beside `path`, to be renamed
+/// over it.
+pub(super) fn write(engine: &DuckDb, mart: &Mart, path: &Path) -> Result<tempfile::TempPath> {
     let tmp = temp_beside(path, ".parquet.tmp")?.into_temp_path();
     engine
         .write_file(
@@ -20,8 +20,5 @@ pub(super) fn stage(engine: &DuckDb, mart: &Mart, path: &Path) -> Result<tempfil
             FileFormat::Parquet,
         )
         .map_err(Error::engine(format!("writing `{}`", path.display())))?;
-    std::fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
-        .map_err(|e| Error::io("write", path, e))?;
     Ok(tmp)
 }

@@ -2,6 +2,7 @@
 //! code of docs/contract.md ("Exit codes"), no panic, and the last published results intact.
 
 use std::fs::File;
+use std::path::{Path, PathBuf};
 
 use crate::util::{Workspace, bytes, marts, published};
 
@@ -399,5 +400,363 @@ fn large_amounts_stage_or_are_quarantined_never_abort_the_run() {
     assert!(
         quarantine.contains("x3,") && quarantine.contains("bad_amount"),
         "{quarantine}"
+    );
+}
+
+/// Sums are exact to the cent up to the largest DECIMAL(18,2), in every
+/// sink and in the checks: above 2^53 cents a REAL (or a DOUBLE) is not.
+#[test]
+fn sums_are_exact_to_the_cent_in_every_sink_and_check() {
+    let ws = Workspace::new();
+    ws.write(
+        "input/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n\
+         x1,1,2026-11-19T10:00:00Z,eu,a,90071992547409.93\n\
+         x2,2,2026-11-19T10:00:00Z,us,a,99999999999999.99\n\
+         x3,3,2026-11-19T11:00:00Z,ap,a,4999999999999999.99\n\
+         x4,3,2026-11-19T12:00:00Z,ap,a,4999999999999999.99\n\
+         x5,4,2026-11-19T10:00:00Z,eu,a,0.01\n",
+    );
+    let select = ["--select", "revenue_reconciles"];
+    let (code, stdout, stderr) = ws.run(&select);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("revenue_reconciles"), "{stdout}");
+    assert_eq!(
+        ws.read("output/top_users.csv"),
+        "rank,user_id,total_amount,events,first_seen,last_seen\n\
+         1,3,9999999999999999.98,2,2026-11-19T11:00:00Z,2026-11-19T12:00:00Z\n\
+         2,2,99999999999999.99,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n\
+         3,1,90071992547409.93,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n\
+         4,4,0.01,1,2026-11-19T10:00:00Z,2026-11-19T10:00:00Z\n"
+    );
+    // SQLite: the REAL as the contract has it, the exact minor units beside it.
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT user_id, total_amount_minor FROM top_users ORDER BY rank"
+        ),
+        [
+            "3|999999999999999998",
+            "2|9999999999999999",
+            "1|9007199254740993",
+            "4|1"
+        ]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT region, revenue_minor FROM daily_region_revenue ORDER BY region"
+        ),
+        [
+            "ap|999999999999999998",
+            "eu|9007199254740994",
+            "us|9999999999999999"
+        ]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT table_name, column_name, scale FROM _sluice_money_columns ORDER BY 1, 2"
+        ),
+        ["daily_region_revenue|revenue|2", "top_users|total_amount|2"]
+    );
+    // The re-audit reads the exact amounts back.
+    let out = ws
+        .sluice(&["check", "--select", "revenue_reconciles"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("0.00"), "{stdout}");
+}
+
+/// A total beyond the largest DECIMAL(18,2) is an error naming the mart,
+/// never a wrapped or rounded value; nothing is published.
+#[test]
+fn a_total_beyond_the_largest_decimal_is_an_error_naming_the_mart() {
+    let (ws, csv) = published();
+    ws.write(
+        "input/events.csv",
+        "event_id,user_id,event_time,region,sku,amount\n\
+         x1,1,2026-11-19T10:00:00Z,eu,a,9999999999999999.99\n\
+         x2,1,2026-11-19T11:00:00Z,eu,a,0.01\n",
+    );
+    let (_, stderr) = runs_untouched(&ws, &csv, &[], 3);
+    assert!(
+        stderr.contains("mart `top_users`: a sum of `total_amount` is beyond ±9999999999999999.99"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("hint: "), "{stderr}");
+}
+
+/// 2^18 rows of 2^46 cents for one user sum to 2^64 cents: an i64 sum wraps
+/// to exactly 0, a valid-looking total. It is caught, not published.
+#[test]
+fn a_sum_that_wraps_around_is_caught() {
+    let (ws, csv) = published();
+    let mut input = String::from("event_id,user_id,event_time,region,sku,amount\n");
+    for i in 0..(1 << 18) {
+        input.push_str(&format!("w{i},1,2026-11-19T10:00:00Z,eu,a,703687441776.64\n"));
+    }
+    ws.write("input/events.csv", input);
+    let (_, stderr) = runs_untouched(&ws, &csv, &[], 3);
+    assert!(stderr.contains("a sum of `total_amount` is beyond"), "{stderr}");
+}
+
+/// `sluice <args>` in the workspace, in a mount namespace of its own, after
+/// `setup` (shell, in the workspace); `after` runs there too, once sluice
+/// has exited. Read-only and full disks, without touching the machine's
+/// mounts.
+fn run_mounted(ws: &Workspace, setup: &str, args: &[&str], after: &str) -> (i32, String, String) {
+    let script = format!("set -e; {setup}; set +e; \"$0\" \"$@\"; rc=$?; {after}; exit $rc");
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.current_dir(ws.dir.path())
+        .args(["--user", "--map-root-user", "--mount", "--propagation", "private"])
+        .args(["sh", "-c", &script])
+        .arg(assert_cmd::cargo::cargo_bin("sluice"))
+        .args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLUICE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd
+        .output()
+        .expect("unshare (util-linux) runs sluice in a mount namespace");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !stderr.contains("unshare:"),
+        "unshare needs user namespaces: {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr,
+    )
+}
+
+/// Shell: `dir` becomes a small tmpfs holding what it held, filled up to
+/// 4 KiB free.
+fn full_disk(dir: &str) -> String {
+    format!(
+        "mkdir -p {dir} && cp -a {dir} .saved-{dir} && mount -t tmpfs -o size=4m tmpfs {dir} && \
+         cp -a .saved-{dir}/. {dir}/ && {{ dd if=/dev/zero of={dir}/.fill bs=64k 2>/dev/null || true; }} && \
+         truncate -s -4K {dir}/.fill"
+    )
+}
+
+/// Shell: `dir` becomes read-only, as a Docker `:ro` mount is.
+fn read_only(dir: &str) -> String {
+    format!("mkdir -p {dir} && mount --bind {dir} {dir} && mount -o remount,bind,ro {dir}")
+}
+
+fn run_args() -> Vec<&'static str> {
+    vec!["run", "--as-of", crate::util::AS_OF]
+}
+
+/// A full output disk: nothing is published (the database keeps its marts,
+/// the CSV its rows) and the hint says the disk is full.
+#[test]
+fn a_full_output_disk_publishes_nothing_and_says_so() {
+    let (ws, csv) = published();
+    ws.generate_seeded("input/events.csv", 2_000, "", 9);
+    let before = marts(&ws);
+    let (code, _, stderr) = run_mounted(
+        &ws,
+        &full_disk("output"),
+        &run_args(),
+        "cp output/top_users.csv csv-after",
+    );
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("hint: ") && stderr.contains("is full"),
+        "{stderr}"
+    );
+    assert_eq!(marts(&ws), before);
+    assert_eq!(bytes(&ws.path("csv-after")), csv);
+}
+
+#[test]
+fn a_full_data_disk_says_so() {
+    let (ws, csv) = published();
+    ws.generate_seeded("input/events.csv", 20_000, "", 9);
+    let before = marts(&ws);
+    let (code, _, stderr) = run_mounted(&ws, &full_disk("data"), &run_args(), "true");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("hint: a disk is full"), "{stderr}");
+    assert_eq!(marts(&ws), before);
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv);
+}
+
+#[test]
+fn a_full_database_disk_says_so() {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 2_000, "");
+    let mut args = run_args();
+    args.extend(["--db", "state/agg_result.db"]);
+    let (code, _, stderr) = run_mounted(&ws, &full_disk("state"), &args, "true");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("hint: the disk holding `state/agg_result.db` is full"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_read_only_output_or_database_directory_says_so() {
+    let (ws, csv) = published();
+    let before = marts(&ws);
+    let (code, _, stderr) = run_mounted(&ws, &read_only("output"), &run_args(), "true");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("read-only file system"), "{stderr}");
+    assert_eq!(marts(&ws), before);
+    assert_eq!(bytes(&ws.path("output/top_users.csv")), csv);
+
+    let mut args = run_args();
+    args.extend(["--db", "state/agg_result.db"]);
+    std::fs::create_dir_all(ws.path("state")).unwrap();
+    std::fs::copy(ws.path("agg_result.db"), ws.path("state/agg_result.db")).unwrap();
+    let (code, _, stderr) = run_mounted(&ws, &read_only("state"), &args, "true");
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("hint: `state/agg_result.db` is on a read-only file system"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_fifo_as_the_database_is_a_usage_error() {
+    let (ws, csv) = published();
+    let made = std::process::Command::new("mkfifo")
+        .arg(ws.path("pipe.db"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--db", "pipe.db"], 2);
+    assert_eq!(
+        stderr,
+        "error: database path `pipe.db` is not a regular file\n\
+         hint: point --db (SLUICE_DB) at a regular file, or at a new path for sluice to create: SQLite cannot keep a database in a FIFO or a device\n"
+    );
+}
+
+#[test]
+fn a_symbolic_link_that_loops_is_named_as_one() {
+    let (ws, csv) = published();
+    std::os::unix::fs::symlink("loop.csv", ws.path("loop.csv")).unwrap();
+    let (_, stderr) = runs_untouched(&ws, &csv, &["--input", "loop.csv"], 3);
+    assert!(
+        stderr.starts_with("error: cannot read input file `loop.csv`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: `loop.csv` is a symbolic link that loops"),
+        "{stderr}"
+    );
+}
+
+/// Whether the tests run as root (who reads and writes anything).
+fn is_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// `sluice <args>` in the workspace as an unprivileged user: `nobody` when
+/// the tests run as root.
+fn run_unprivileged(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
+    let bin = assert_cmd::cargo::cargo_bin("sluice");
+    let mut cmd = if is_root() {
+        let mut c = std::process::Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(bin);
+        c
+    } else {
+        std::process::Command::new(bin)
+    };
+    cmd.current_dir(ws.dir.path()).args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SLUICE_") {
+            cmd.env_remove(key);
+        }
+    }
+    let out = cmd.output().expect("setpriv (util-linux) runs sluice as nobody");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Opens the workspace to everyone (for the unprivileged user), except `keep`.
+fn open_up(ws: &Workspace, keep: &[&str]) {
+    use std::os::unix::fs::PermissionsExt;
+    fn walk(dir: &Path, keep: &[PathBuf]) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        for entry in std::fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if keep.contains(&path) {
+                continue;
+            }
+            if path.is_dir() {
+                walk(&path, keep);
+            } else {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+            }
+        }
+    }
+    let keep: Vec<PathBuf> = keep.iter().map(|k| ws.path(k)).collect();
+    walk(ws.dir.path(), &keep);
+}
+
+#[test]
+fn an_unreadable_input_file_asks_for_read_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let (ws, _) = published();
+    ws.generate_seeded("input/secret.csv", 100, "", 9);
+    open_up(&ws, &["input/secret.csv"]);
+    std::fs::set_permissions(
+        ws.path("input/secret.csv"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let mut args = run_args();
+    args.extend(["--input", "input"]);
+    let (code, _, stderr) = run_unprivileged(&ws, &args);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("`input/secret.csv`"), "{stderr}");
+    assert!(
+        stderr.contains("hint: make `input/secret.csv` readable for the user sluice runs as"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_database_directory_the_user_cannot_write_asks_for_write_access() {
+    use std::os::unix::fs::PermissionsExt;
+    let (ws, _) = published();
+    std::fs::create_dir_all(ws.path("state")).unwrap();
+    std::fs::copy(ws.path("agg_result.db"), ws.path("state/agg_result.db")).unwrap();
+    open_up(&ws, &["state"]);
+    std::fs::set_permissions(ws.path("state"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(
+        ws.path("state/agg_result.db"),
+        std::fs::Permissions::from_mode(0o666),
+    )
+    .unwrap();
+    let before = ws.query("state/agg_result.db", "SELECT count(*) FROM _sluice_runs");
+    let mut args = run_args();
+    args.extend(["--db", "state/agg_result.db"]);
+    let (code, _, stderr) = run_unprivileged(&ws, &args);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("hint: make `state/agg_result.db` and its directory `state` writable"),
+        "{stderr}"
+    );
+    assert_eq!(
+        ws.query("state/agg_result.db", "SELECT count(*) FROM _sluice_runs"),
+        before
     );
 }

@@ -11,6 +11,7 @@ mod docker;
 mod formats;
 mod metrics;
 mod pipeline;
+mod publish;
 mod reference;
 mod state;
 mod traces;

@@ -142,22 +142,24 @@ pub(crate) fn marts(ws: &Workspace) -> Vec<String> {
     rows
 }
 
-/// Copies `tests/fixtures/<name>` into the workspace under `to`.
-pub(crate) fn fixture(ws: &Workspace, name: &str, to: &str) {
-    fn copy(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.path().is_dir() {
-                copy(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
+/// Copies the tree `from` to `to`.
+pub(crate) fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// Copies `tests/fixtures/<name>` into the workspace under `to`.
+pub(crate) fn fixture(ws: &Workspace, name: &str, to: &str) {
     let from = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures")
         .join(name);
-    copy(&from, &ws.path(to));
+    copy_dir(&from, &ws.path(to));
 }

@@ -65,20 +65,25 @@ impl Measure for Reconcile {
 
     fn plan(&self, s: &Sql, _: &Columns) -> Plan {
         let other = &self.compare_to;
+        // Subtracted as the aggregates are (exact for decimals and integers),
+        // then made floating point: casting first would lose cents above
+        // 2^53 minor units and report a difference that is not there.
         let a = format!(
-            "coalesce(CAST((SELECT {} FROM {} WHERE {}) AS DOUBLE), 0)",
+            "coalesce((SELECT {} FROM {} WHERE {}), 0)",
             s.expand(&self.expression),
             s.table,
             s.scope
         );
         let b = format!(
-            "coalesce(CAST((SELECT {} FROM {} WHERE {}) AS DOUBLE), 0)",
+            "coalesce((SELECT {} FROM {} WHERE {}), 0)",
             s.expand(&other.expression),
             super::table_ref(&other.table),
             s.condition(other.filter.as_deref())
         );
         Plan::Query {
-            sql: format!("SELECT abs(a - b), abs(b) FROM (SELECT {a} AS a, {b} AS b)"),
+            sql: format!(
+                "SELECT CAST(abs(a - b) AS DOUBLE), CAST(abs(b) AS DOUBLE) FROM (SELECT {a} AS a, {b} AS b)"
+            ),
             values: 2,
         }
     }
@@ -111,10 +116,10 @@ impl Measure for DayOverDay {
         let as_of_day = format!("CAST({} AS DATE)", sql::timestamp(s.as_of));
         Plan::Query {
             sql: format!(
-                "WITH d AS (SELECT CAST({day} AS DATE) AS day, CAST({} AS DOUBLE) AS v FROM {} WHERE {} GROUP BY 1), \
+                "WITH d AS (SELECT CAST({day} AS DATE) AS day, {} AS v FROM {} WHERE {} GROUP BY 1), \
                  p AS (SELECT coalesce((SELECT v FROM d WHERE day = {as_of_day} - 1), 0) AS last, \
                               coalesce((SELECT v FROM d WHERE day = {as_of_day} - 2), 0) AS prev) \
-                 SELECT abs(last - prev), abs(prev) FROM p",
+                 SELECT CAST(abs(last - prev) AS DOUBLE), CAST(abs(prev) AS DOUBLE) FROM p",
                 s.expand(&self.expression),
                 s.table,
                 s.scope
@@ -153,7 +158,7 @@ mod tests {
         assert_eq!(
             rule.plan(&sql(None), &Columns::new()),
             Plan::Query {
-                sql: "SELECT abs(a - b), abs(b) FROM (SELECT coalesce(CAST((SELECT sum(revenue) FROM \"staging\".\"events\" WHERE TRUE) AS DOUBLE), 0) AS a, coalesce(CAST((SELECT sum(amount) FROM \"staging\".\"events\" WHERE (event_time <= TIMESTAMP '2026-11-20 12:00:00.000000')) AS DOUBLE), 0) AS b)".into(),
+                sql: "SELECT CAST(abs(a - b) AS DOUBLE), CAST(abs(b) AS DOUBLE) FROM (SELECT coalesce((SELECT sum(revenue) FROM \"staging\".\"events\" WHERE TRUE), 0) AS a, coalesce((SELECT sum(amount) FROM \"staging\".\"events\" WHERE (event_time <= TIMESTAMP '2026-11-20 12:00:00.000000')), 0) AS b)".into(),
                 values: 2
             }
         );
