@@ -4,7 +4,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use crate::util::{Workspace, bytes, marts, published};
+use crate::util::{Workspace, bytes, leaked_env, marts, outcome, published};
 
 /// Runs with `args`, expects `code`, and checks that nothing was published
 /// (and, for errors, that the database was not written at all).
@@ -677,17 +677,10 @@ fn run_unprivileged(ws: &Workspace, args: &[&str]) -> (i32, String, String) {
         std::process::Command::new(bin)
     };
     cmd.current_dir(ws.dir.path()).args(args);
-    for (key, _) in std::env::vars() {
-        if key.starts_with("SLUICE_") {
-            cmd.env_remove(key);
-        }
+    for key in leaked_env() {
+        cmd.env_remove(key);
     }
-    let out = cmd.output().expect("setpriv (util-linux) runs sluice as nobody");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    outcome(&cmd.output().expect("setpriv (util-linux) runs sluice as nobody"))
 }
 
 /// Opens the workspace to everyone (for the unprivileged user), except `keep`.

@@ -98,6 +98,25 @@ fn copy_of(template: &Workspace) -> Workspace {
     ws
 }
 
+/// The fault points a run on `input` passes, in order, in a copy of `ws`.
+fn points_passed(ws: &Workspace, input: &str, extra: &[&str]) -> Vec<String> {
+    let traced = copy_of(ws);
+    let trace = traced.path("trace.txt");
+    let mut args = vec!["run", "--as-of", AS_OF, "--input", input];
+    args.extend_from_slice(extra);
+    let out = traced
+        .sluice(&args)
+        .env("SLUICE_FAULT_TRACE", &trace)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    std::fs::read_to_string(&trace)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect()
+}
+
 /// Files sluice left that are not its outputs: temp files of a publish.
 fn temp_files(dir: &Path) -> Vec<String> {
     let mut found = Vec::new();
@@ -129,19 +148,7 @@ fn a_fault_at_any_step_of_the_publish_leaves_one_run_published_wholly() {
     assert_ne!(old.tables, new.tables);
 
     // Every point a publish passes, in order.
-    let traced = copy_of(&template);
-    let trace = traced.path("trace.txt");
-    let out = traced
-        .sluice(&["run", "--as-of", AS_OF, "--input", "b.csv"])
-        .env("SLUICE_FAULT_TRACE", &trace)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let points: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
-        .map(String::from)
-        .collect();
+    let points = points_passed(&template, "b.csv", &[]);
     for expected in [
         "write top_users.csv",
         "sync top_users.csv",
@@ -212,19 +219,9 @@ fn a_crash_while_finishing_an_interrupted_publish_is_finished_by_the_next_run() 
     let interrupted = copy_of(&template);
     let out = run(&interrupted, "b.csv", Some("rename top_users.csv:crash"), &[]);
     assert_eq!(out.status.code(), None);
-    let trace = interrupted.path("trace.txt");
-    let traced = copy_of(&interrupted);
-    let out = traced
-        .sluice(&["run", "--as-of", AS_OF, "--input", "a.csv", "--no-publish"])
-        .env("SLUICE_FAULT_TRACE", &trace)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(0));
-    let points: Vec<String> = std::fs::read_to_string(&trace)
-        .unwrap()
-        .lines()
+    let points: Vec<String> = points_passed(&interrupted, "a.csv", &["--no-publish"])
+        .into_iter()
         .filter(|p| p.starts_with("finish ") || p.starts_with("sync-dir "))
-        .map(String::from)
         .collect();
     assert!(points.iter().any(|p| p == "finish top_users.csv"), "{points:?}");
     for point in &points {

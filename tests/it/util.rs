@@ -27,10 +27,8 @@ impl Workspace {
     pub(crate) fn sluice(&self, args: &[&str]) -> Command {
         let mut cmd = Command::cargo_bin("sluice").expect("the sluice binary is built");
         cmd.current_dir(self.dir.path()).args(args);
-        for (key, _) in std::env::vars() {
-            if key.starts_with("SLUICE_") || key == "GITHUB_SHA" {
-                cmd.env_remove(key);
-            }
+        for key in leaked_env() {
+            cmd.env_remove(key);
         }
         cmd
     }
@@ -73,12 +71,7 @@ impl Workspace {
     pub(crate) fn run(&self, extra: &[&str]) -> (i32, String, String) {
         let mut args = vec!["run", "--as-of", AS_OF];
         args.extend_from_slice(extra);
-        let out = self.sluice(&args).output().expect("run sluice");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        outcome(&self.sluice(&args).output().expect("run sluice"))
     }
 
     /// [`Workspace::run`] with no checks at all, for tests about something else.
@@ -114,6 +107,24 @@ impl Workspace {
     pub(crate) fn read(&self, rel: &str) -> String {
         std::fs::read_to_string(self.path(rel)).unwrap_or_else(|e| panic!("read {rel}: {e}"))
     }
+}
+
+/// The variables of the test's environment that must not reach sluice:
+/// the caller's own `SLUICE_*` settings and `GITHUB_SHA`.
+pub(crate) fn leaked_env() -> Vec<String> {
+    std::env::vars()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with("SLUICE_") || key == "GITHUB_SHA")
+        .collect()
+}
+
+/// (exit code, or -1 when killed; stdout; stderr) of a finished command.
+pub(crate) fn outcome(out: &std::process::Output) -> (i32, String, String) {
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 /// Bytes of a file, for "unchanged" assertions.
