@@ -122,6 +122,10 @@ pub(crate) struct SourceSpec {
     /// What a column that is not declared does: `ignore`, `warn` (default) or `fail`.
     #[serde(default)]
     pub new_columns: NewColumns,
+    /// Declared columns a file may lack (null in every row of it): a key
+    /// that an API leaves out of a whole page, a column added later.
+    #[serde(default)]
+    pub optional: Vec<String>,
 }
 
 /// A value or a list of values.
@@ -437,6 +441,20 @@ impl Pipeline {
         unique("sources", s.sources.iter().map(|x| x.name.as_str()).collect());
         unique("staging", s.staging.iter().map(|x| x.name.as_str()).collect());
         unique("marts", s.marts.iter().map(|x| x.name.as_str()).collect());
+        for (i, source) in s.sources.iter().enumerate() {
+            for (k, column) in source.optional.iter().enumerate() {
+                if !source.columns.0.iter().any(|(c, _)| c == column) {
+                    let declared: Vec<&str> = source.columns.0.iter().map(|(c, _)| c.as_str()).collect();
+                    errors.push(self.error(
+                        &format!("/sources/{i}/optional/{k}"),
+                        format!(
+                            "`{column}` is not a column of the source; its columns: {}",
+                            declared.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
         let sources: Vec<&str> = s.sources.iter().map(|x| x.name.as_str()).collect();
         for (i, model) in s.staging.iter().enumerate() {
             let source = self.source_of(model);
@@ -515,6 +533,7 @@ impl Pipeline {
                 columns: s.columns.0.clone(),
                 new_columns: s.new_columns,
                 format: s.format,
+                optional: s.optional.clone(),
             })
             .collect()
     }

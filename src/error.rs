@@ -38,6 +38,9 @@ pub enum Error {
     #[error("input `{}` is not a supported file type", path.display())]
     UnsupportedInput { path: PathBuf },
 
+    #[error("source `{source_name}` reads none of the files it was given: {skipped}")]
+    NoReadableInput { source_name: String, skipped: String },
+
     #[error("input `{}` is not a regular file", path.display())]
     NotAFile { path: PathBuf },
 
@@ -208,6 +211,7 @@ impl Error {
             Error::InputNotFound { .. }
             | Error::UnsupportedInput { .. }
             | Error::NotAFile { .. }
+            | Error::NoReadableInput { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
             | Error::DbNotAFile { .. }
@@ -250,6 +254,9 @@ impl Error {
                 "sluice reads `.csv`, `.csv.gz`, `.csv.zst`, `.ndjson`, `.jsonl` (also compressed) and `.parquet` files; set the source's `format` in sluice.yaml for other names".into()
             }
             Error::BadGlob { .. } => "quote the glob and check its brackets".into(),
+            Error::NoReadableInput { source_name, .. } => format!(
+                "sluice tells a file's format by its name (`.csv`, `.ndjson`, `.jsonl`, `.parquet`, with `.gz` or `.zst`): set `format` on source `{source_name}` in sluice.yaml to read these (`.json.gz` hits are `format: ndjson`)"
+            ),
             Error::NotAFile { .. } => {
                 "sluice reads regular files (a FIFO or a device could block the run): write the data to a file first".into()
             }

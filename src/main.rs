@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use sluice::cli::Cli;
+use sluice::cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -13,9 +13,13 @@ fn main() -> ExitCode {
     let status = match sluice::commands::run(&cli.command) {
         Ok(status) => status,
         Err(err) => {
-            eprintln!("error: {err}");
-            eprintln!("hint: {}", err.hint());
-            err.exit_status()
+            let status = err.exit_status();
+            match cli.log_format {
+                // Every line on stderr is JSON in this mode.
+                LogFormat::Json => tracing::error!(hint = %err.hint(), exit_code = status as u8, "{err}"),
+                LogFormat::Text => eprintln!("error: {err}\nhint: {}", err.hint()),
+            }
+            status
         }
     };
     telemetry.shutdown();

@@ -124,12 +124,13 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
     let mut models = Vec::new();
     for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
+        let sql = crate::sql::expand_params(sql, window.as_of, window.start());
         let counts = stage::stage(
             &engine,
             &stage::Model {
                 name: &model.name,
                 source: pipeline.source_of(model),
-                sql,
+                sql: &sql,
                 file: &model.sql,
                 reasons: &model.reasons,
             },
@@ -165,7 +166,11 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     engine
         .restrict_files(&allowed)
         .map_err(Error::engine("restricting file access"))?;
-    let counts = StageCounts::sum(models.iter().map(|(_, c)| c));
+    // Raw rows once per source (models may share one); the rest per model.
+    let counts = StageCounts {
+        raw: raw_rows,
+        ..StageCounts::sum(models.iter().map(|(_, c)| c))
+    };
     spinner.finish_and_clear();
     tracing::info!(
         stage = "stage",
@@ -223,6 +228,13 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         started_at,
         status: if gate.passed() { "passed" } else { "gate_failed" },
         counts: counts.clone(),
+        models: pipeline
+            .spec
+            .staging
+            .iter()
+            .zip(&models)
+            .map(|(spec, (name, c))| (name.clone(), pipeline.source_of(spec).to_string(), c.clone()))
+            .collect(),
         inputs: inputs.clone(),
         git_sha: git_sha(),
         config_hash: config_hash(pipeline, window.lookback_days, &checks),

@@ -18,6 +18,19 @@ pub(crate) fn timestamp(t: chrono::DateTime<chrono::Utc>) -> String {
     format!("TIMESTAMP '{}'", t.format("%Y-%m-%d %H:%M:%S%.6f"))
 }
 
+/// `{as_of}` and `{window_start}` in SQL a user wrote (staging scripts, mart
+/// filters and `sql:` marts, checks), replaced by the run's timestamps as
+/// typed `TIMESTAMP` literals, which DuckDB and Polars SQL both read: write
+/// them unquoted, `event_time <= {as_of}`.
+pub(crate) fn expand_params(
+    text: &str,
+    as_of: chrono::DateTime<chrono::Utc>,
+    window_start: chrono::DateTime<chrono::Utc>,
+) -> String {
+    text.replace("{as_of}", &timestamp(as_of))
+        .replace("{window_start}", &timestamp(window_start))
+}
+
 /// A path as a quoted string literal.
 pub(crate) fn path(path: &Path) -> String {
     string(&path.display().to_string())

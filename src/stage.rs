@@ -11,7 +11,9 @@ use crate::engine::{DuckDb, FileFormat, Value};
 use crate::error::{Error, Result};
 use crate::sql;
 
-/// Where every raw row went: raw = staged + quarantined + duplicates.
+/// Where every raw row of a model's source went: raw = staged plus
+/// quarantined plus duplicates. Summed over models, `raw` is the rows landed
+/// (a source read by two models counts once) and the rest are sums.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct StageCounts {
     pub raw: u64,
@@ -63,6 +65,10 @@ pub(crate) fn stage(
     staging_dir: &Path,
     quarantine_dir: &Path,
 ) -> Result<StageCounts> {
+    // The schema is there for the script to write to.
+    engine
+        .execute("CREATE SCHEMA IF NOT EXISTS staging;")
+        .map_err(Error::engine("creating the staging schema"))?;
     engine.execute(model.sql).map_err(|source| {
         // Parser, binder and catalog errors are the script's: the user fixes them.
         if source.is_in_the_sql() {

@@ -97,10 +97,23 @@ CREATE TABLE _sluice_run_exports (
 "#,
     // Where a file export waits for its rename (and its digest), so that the
     // next run can finish a publish that was cut off after its commit; the
-    // scale of each money column of the SQLite marts, for `sluice check`.
+    // scale of each money column of the SQLite marts, for `sluice check`;
+    // where each model's rows went (a total over models sharing a source
+    // means little).
     r#"
 ALTER TABLE _sluice_run_exports ADD COLUMN staged TEXT;
 ALTER TABLE _sluice_run_exports ADD COLUMN sha256 TEXT;
+CREATE TABLE _sluice_run_models (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    model TEXT NOT NULL,
+    source TEXT NOT NULL,
+    rows_raw INTEGER NOT NULL,
+    rows_quarantined INTEGER NOT NULL,
+    rows_duplicates INTEGER NOT NULL,
+    rows_staged INTEGER NOT NULL,
+    quarantined_by_reason TEXT NOT NULL,
+    PRIMARY KEY (run_id, model)
+);
 CREATE TABLE _sluice_money_columns (
     table_name TEXT NOT NULL,
     column_name TEXT NOT NULL,
@@ -441,6 +454,8 @@ pub(crate) struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub status: &'static str,
     pub counts: StageCounts,
+    /// Per staging model: its name, its source and its counts.
+    pub models: Vec<(String, String, StageCounts)>,
     pub inputs: Vec<InputFile>,
     pub git_sha: Option<String>,
     pub config_hash: String,
@@ -481,13 +496,16 @@ fn insert_run(
     published: bool,
     exports: &[ExportRecord],
 ) -> rusqlite::Result<()> {
-    let by_reason = serde_json::Value::Object(
-        run.counts
-            .quarantined
-            .iter()
-            .map(|(r, n)| (r.to_string(), serde_json::Value::from(*n)))
-            .collect(),
-    );
+    let by_reason = |counts: &StageCounts| {
+        serde_json::Value::Object(
+            counts
+                .quarantined
+                .iter()
+                .map(|(r, n)| (r.to_string(), serde_json::Value::from(*n)))
+                .collect(),
+        )
+        .to_string()
+    };
     tx.execute(
         "INSERT OR REPLACE INTO _sluice_runs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 0, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         params![
@@ -503,7 +521,7 @@ fn insert_run(
             run.counts.quarantined_total() as i64,
             run.counts.duplicates as i64,
             run.counts.staged as i64,
-            by_reason.to_string(),
+            by_reason(&run.counts),
             env!("CARGO_PKG_VERSION"),
             run.git_sha,
             run.config_hash,
@@ -558,6 +576,19 @@ fn insert_run(
             e.published,
             e.staged,
             e.sha256,
+        ])?;
+    }
+    let mut stmt = tx.prepare("INSERT INTO _sluice_run_models VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
+    for (model, source, c) in &run.models {
+        stmt.execute(params![
+            run.run_id,
+            model,
+            source,
+            c.raw as i64,
+            c.quarantined_total() as i64,
+            c.duplicates as i64,
+            c.staged as i64,
+            by_reason(c),
         ])?;
     }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;

@@ -50,7 +50,10 @@ pub fn init(format: LogFormat) -> Telemetry {
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .boxed(),
     };
-    let provider = otlp_provider();
+    // Polars prints its warnings (deprecations) to stderr itself: they go
+    // through the log like every other line, so JSON logs stay JSON.
+    polars::error::set_warning_function(|message, kind| tracing::warn!("Polars {kind:?}: {message}"));
+    let provider = otlp_provider(format);
     let traces = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("sluice"))
@@ -63,7 +66,7 @@ pub fn init(format: LogFormat) -> Telemetry {
     Telemetry { provider }
 }
 
-fn otlp_provider() -> Option<SdkTracerProvider> {
+fn otlp_provider(format: LogFormat) -> Option<SdkTracerProvider> {
     let configured = [
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
@@ -90,7 +93,12 @@ fn otlp_provider() -> Option<SdkTracerProvider> {
                 .build(),
         ),
         Err(e) => {
-            eprintln!("warning: traces are not exported: {e}");
+            // Before the log is set up: written as the log would.
+            let message = format!("traces are not exported: {e}");
+            match format {
+                LogFormat::Json => eprintln!("{}", serde_json::json!({"level": "WARN", "message": message})),
+                LogFormat::Text => eprintln!("warning: {message}"),
+            }
             None
         }
     }
@@ -102,7 +110,7 @@ impl Telemetry {
         if let Some(provider) = self.provider
             && let Err(e) = provider.shutdown()
         {
-            eprintln!("warning: could not flush traces: {e}");
+            tracing::warn!("could not flush traces: {e}");
         }
     }
 }

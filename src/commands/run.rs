@@ -102,6 +102,23 @@ fn summary(o: &Outcome) -> String {
         c.staged,
         show(&model_file(o, &o.places.data_dir.join("staging"), "parquet"))
     );
+    if o.models.len() > 1 {
+        // Each model accounts for its source's rows on its own.
+        let width = o.models.iter().map(|(m, _)| m.len()).max().unwrap_or(0).max(5);
+        s += &format!(
+            "  {:<width$}  {:>10}  {:>11}  {:>10}  {:>10}\n",
+            "model", "raw", "quarantined", "duplicates", "staged"
+        );
+        for (model, m) in &o.models {
+            s += &format!(
+                "  {model:<width$}  {:>10}  {:>11}  {:>10}  {:>10}\n",
+                m.raw,
+                m.quarantined_total(),
+                m.duplicates,
+                m.staged
+            );
+        }
+    }
 
     s += &report::table(&o.gate.audit);
     if o.gate.passed() {
@@ -128,12 +145,11 @@ fn summary(o: &Outcome) -> String {
         Sink::Sqlite { .. } | Sink::Parquet { .. } => None,
     }));
     if o.published {
-        s += &format!(
-            "published: {} ({}), {}\n",
-            targets[0],
-            sizes.join(", "),
-            targets[1..].join(", ")
-        );
+        s += &format!("published: {} ({})", targets[0], sizes.join(", "));
+        for target in &targets[1..] {
+            s += &format!(", {target}");
+        }
+        s += "\n";
     } else {
         s += &format!(
             "not published: the marts in {} are unchanged; candidates ({}) in {}\n",

@@ -58,7 +58,35 @@ impl Input {
 /// The inputs `source` reads, from the values of `--input` or the source's
 /// `path`: sorted and de-duplicated.
 pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> {
-    let files = resolve_files(inputs, source)?;
+    let mut skipped = Vec::new();
+    let files = resolve_files(inputs, source, &mut skipped)?;
+    if !skipped.is_empty() {
+        let names: Vec<String> = skipped
+            .iter()
+            .take(5)
+            .map(|p| format!("`{}`", p.display()))
+            .collect();
+        let more = skipped.len().saturating_sub(names.len());
+        let listed = names.join(", ")
+            + &if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            };
+        // Only files whose kind it cannot tell: an empty directory is an empty input.
+        if files.is_empty() {
+            return Err(Error::NoReadableInput {
+                source_name: source.name.clone(),
+                skipped: listed,
+            });
+        }
+        tracing::warn!(
+            "source `{}` skips {} file{} it does not read: {listed}",
+            source.name,
+            skipped.len(),
+            if skipped.len() == 1 { "" } else { "s" }
+        );
+    }
     files
         .into_iter()
         .map(|path| {
@@ -72,8 +100,9 @@ pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> 
 
 /// Local files: expands each `--input` value (file, directory or glob) into a
 /// sorted, de-duplicated list of the files `source` reads. A file named
-/// explicitly must be readable by it; directories and globs skip other files.
-fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
+/// explicitly must be readable by it; directories and globs skip other files
+/// (listed in `skipped`; hidden ones are not).
+fn resolve_files(inputs: &[String], source: &Source, skipped: &mut Vec<PathBuf>) -> Result<Vec<PathBuf>> {
     let supported = |p: &Path| source.format_of(p).is_some();
     let mut files = Vec::new();
     for input in inputs {
@@ -92,9 +121,11 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
                 if path.is_file() && supported(&path) {
                     files.push(path);
                     matched += 1;
+                } else if path.is_file() {
+                    skipped.push(path);
                 }
             }
-            if matched == 0 {
+            if matched == 0 && skipped.is_empty() {
                 return Err(Error::InputNotFound { path: input.into() });
             }
             continue;
@@ -106,7 +137,7 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
             _ => Error::io("read input file", &path, e),
         })?;
         if meta.is_dir() {
-            walk(&path, &supported, &mut files)?;
+            walk(&path, &supported, &mut files, skipped)?;
         } else if !meta.is_file() {
             // A FIFO or a device could block the run forever, holding the lock.
             return Err(Error::NotAFile { path });
@@ -124,7 +155,12 @@ fn resolve_files(inputs: &[String], source: &Source) -> Result<Vec<PathBuf>> {
 /// Every supported file under `dir`, recursively (partitioned layouts such as
 /// `input/2026/11/*.csv` are common); hidden files are skipped, and so is
 /// what is not a regular file (a FIFO would block the run), with a warning.
-fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    supported: &dyn Fn(&Path) -> bool,
+    files: &mut Vec<PathBuf>,
+    skipped: &mut Vec<PathBuf>,
+) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io("list directory", dir, e))?;
     for entry in entries {
         let entry = entry.map_err(|e| Error::io("list directory", dir, e))?;
@@ -133,11 +169,13 @@ fn walk(dir: &Path, supported: &dyn Fn(&Path) -> bool, files: &mut Vec<PathBuf>)
             continue;
         }
         if path.is_dir() {
-            walk(&path, supported, files)?;
+            walk(&path, supported, files, skipped)?;
         } else if !path.is_file() {
             tracing::warn!("`{}` is not a regular file: skipped", path.display());
         } else if supported(&path) {
             files.push(path);
+        } else {
+            skipped.push(path);
         }
     }
     Ok(())

@@ -126,9 +126,16 @@ pub(crate) struct Source {
     /// Read every file as this format (the compression still comes from the
     /// name); `None` decides by the file name.
     pub format: Option<Format>,
+    /// Declared columns a file may lack: null in every row of that file.
+    pub optional: Vec<String>,
 }
 
 impl Source {
+    /// Whether a file may lack `column`.
+    fn is_optional(&self, column: &str) -> bool {
+        self.optional.iter().any(|c| c == column)
+    }
+
     /// The DuckDB table its rows land in: `raw.<source>`.
     fn table(&self) -> String {
         format!("raw.{}", sql::ident(&self.name))
@@ -387,6 +394,10 @@ fn land_parquet(
     let mut select = Vec::new();
     for (column, ty) in &source.columns {
         let Some((_, duck_type)) = described.iter().find(|(c, _)| c == column) else {
+            if source.is_optional(column) {
+                select.push(format!("NULL AS {}", sql::ident(column)));
+                continue;
+            }
             return Err(missing_column(source, path, column, &found));
         };
         select.push(format!(
@@ -570,9 +581,11 @@ fn read_csv(
     let mut index = Vec::with_capacity(source.columns.len());
     for column in source.names() {
         let mut positions = header.iter().enumerate().filter(|(_, h)| *h == column);
-        let (position, _) = positions
-            .next()
-            .ok_or_else(|| missing_column(source, path, column, &header))?;
+        let position = match positions.next() {
+            Some((position, _)) => Some(position),
+            None if source.is_optional(column) => None,
+            None => return Err(missing_column(source, path, column, &header)),
+        };
         if positions.next().is_some() {
             return Err(Error::DuplicateColumn {
                 path: path.to_path_buf(),
@@ -602,7 +615,7 @@ fn read_csv(
             None
         };
         for (builder, &i) in batch.columns.iter_mut().zip(&index) {
-            match record.range(i) {
+            match i.and_then(|i| record.range(i)) {
                 Some(range) => match text.and_then(|t| t.get(range.clone())) {
                     Some(field) => builder.append_value(field),
                     None => builder.append_value(String::from_utf8_lossy(&record.as_slice()[range])),
@@ -717,7 +730,11 @@ fn read_ndjson(
     }
     // As a CSV header without the column: a key absent from every object
     // means the wrong file, not bad rows.
-    if let Some(i) = seen.iter().position(|s| !s).filter(|_| objects > 0) {
+    let lacking = seen
+        .iter()
+        .zip(source.names())
+        .position(|(seen, column)| !seen && !source.is_optional(column));
+    if let Some(i) = lacking.filter(|_| objects > 0) {
         let found: Vec<String> = source
             .names()
             .zip(&seen)
@@ -854,5 +871,21 @@ mod tests {
             resolve(&[format!("{}/*.zst", s(root))], &source),
             Err(Error::InputNotFound { .. })
         ));
+        // Files it cannot tell the format of, and nothing else: an error,
+        // where an empty directory is an empty input.
+        assert!(matches!(
+            resolve(&[format!("{}/*.txt", s(root))], &source),
+            Err(Error::NoReadableInput { .. })
+        ));
+        let only_json = root.join("hits");
+        std::fs::create_dir_all(&only_json).unwrap();
+        assert_eq!(resolve(&[s(&only_json)], &source).unwrap(), Vec::new());
+        std::fs::write(only_json.join("page-1.json.gz"), "x").unwrap();
+        match resolve(&[s(&only_json)], &source) {
+            Err(Error::NoReadableInput { skipped, .. }) => {
+                assert!(skipped.contains("page-1.json.gz"), "{skipped}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

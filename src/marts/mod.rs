@@ -209,7 +209,8 @@ pub(crate) fn build(
             for &i in &served {
                 let mart = &pipeline.marts[i];
                 if let Body::Sql(query) = &mart.body {
-                    marts[i] = Some(sql_mart(pipeline, i, mart, query, frame.clone().lazy())?);
+                    let query = sql::expand_params(query, as_of, Window { as_of, lookback_days }.start());
+                    marts[i] = Some(sql_mart(pipeline, i, mart, &query, frame.clone().lazy())?);
                 }
             }
             continue;
@@ -356,9 +357,13 @@ fn handoffs(
             Body::Sql(_) => used = model.iter().map(|(c, _)| c.clone()).collect(),
         }
         let sql = matches!(mart.body, Body::Sql(_));
+        let filter = mart
+            .filter
+            .as_deref()
+            .map(|f| sql::expand_params(f, as_of, Window { as_of, lookback_days }.start()));
         let found = handoffs.iter().position(|h| {
             h.from == mart.from
-                && h.filter == mart.filter
+                && h.filter == filter
                 && h.decimals_as_float == sql
                 && h.window.as_ref().map(|(c, w)| (c, w.lookback_days))
                     == window.as_ref().map(|(c, w)| (c, w.lookback_days))
@@ -369,7 +374,7 @@ fn handoffs(
                 handoffs.push(Handoff {
                     from: mart.from.clone(),
                     window,
-                    filter: mart.filter.clone(),
+                    filter,
                     decimals_as_float: sql,
                     columns: Vec::new(),
                 });

@@ -462,3 +462,189 @@ fn syntax_missing_keys_and_values_of_the_wrong_shape_are_named() {
         assert!(stderr.ends_with(HINT), "{stderr}");
     }
 }
+
+/// A pipeline as a user writes it from the docs (paginated API pages as
+/// NDJSON): a key absent from a whole page, a second model reading the
+/// first, the run's parameters in staging SQL, a mart filter and a `sql:`
+/// mart, a file the source does not read, and no CSV export.
+fn api_pages(ws: &Workspace) {
+    ws.write(
+        "sluice.yaml",
+        "pipeline: repos\n\
+         sources:\n\
+         \x20 - name: repos\n\
+         \x20   path: pages\n\
+         \x20   columns: {id: integer, name: text, stars: integer, topics: text, updated_at: timestamp}\n\
+         \x20   optional: [topics]\n\
+         staging:\n\
+         \x20 - name: repos\n\
+         \x20   sql: sql/repos.sql\n\
+         \x20 - name: popular\n\
+         \x20   source: repos\n\
+         \x20   sql: sql/popular.sql\n\
+         marts:\n\
+         \x20 - name: stars\n\
+         \x20   from: repos\n\
+         \x20   filter: \"updated_at > {window_start}\"\n\
+         \x20   group_by: [name]\n\
+         \x20   aggregate: {stars: sum(stars)}\n\
+         \x20   sort: [stars desc, name]\n\
+         \x20 - name: fresh\n\
+         \x20   from: popular\n\
+         \x20   sql: \"SELECT name, topics FROM popular WHERE updated_at > {window_start} AND updated_at <= {as_of} ORDER BY name\"\n",
+    );
+    ws.write(
+        "sql/repos.sql",
+        "CREATE OR REPLACE TABLE staging.repos AS\n\
+         SELECT CAST(id AS BIGINT) AS id, name, CAST(stars AS BIGINT) AS stars, topics,\n\
+         \x20      CAST(updated_at AS TIMESTAMP) AS updated_at\n\
+         FROM raw.repos WHERE CAST(updated_at AS TIMESTAMP) <= {as_of};\n",
+    );
+    // Models run in file order: this one reads the one before it.
+    ws.write(
+        "sql/popular.sql",
+        "CREATE OR REPLACE TABLE staging.popular AS SELECT * FROM staging.repos WHERE stars >= 10;\n",
+    );
+    ws.write(
+        "pages/page-001.ndjson",
+        "{\"id\": 1, \"name\": \"duckdb\", \"stars\": 30, \"updated_at\": \"2026-11-19 10:00:00\"}\n\
+         {\"id\": 2, \"name\": \"polars\", \"stars\": 20, \"updated_at\": \"2026-09-01 10:00:00\"}\n",
+    );
+    ws.write(
+        "pages/page-002.ndjson",
+        "{\"id\": 3, \"name\": \"sluice\", \"stars\": 5, \"topics\": \"etl\", \"updated_at\": \"2026-11-18 10:00:00\"}\n\
+         {\"id\": 4, \"name\": \"later\", \"stars\": 50, \"topics\": \"future\", \"updated_at\": \"2026-12-24 10:00:00\"}\n",
+    );
+    ws.write("pages/notes.txt", "how the pages were fetched");
+}
+
+#[test]
+fn a_pipeline_over_api_pages_needs_no_workaround() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("source `repos` skips 1 file it does not read: `pages/notes.txt`"),
+        "{stderr}"
+    );
+    // `{as_of}` in the staging SQL drops the row from the future; the model
+    // reading the first keeps the popular ones; each counts its own rows.
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT model, source, rows_raw, rows_quarantined, rows_duplicates, rows_staged FROM _sluice_run_models ORDER BY rowid"
+        ),
+        ["repos|repos|4|0|1|3", "popular|repos|4|0|2|2"]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT rows_raw, rows_duplicates, rows_staged FROM _sluice_runs"
+        ),
+        ["4|3|5"]
+    );
+    assert!(
+        stdout.contains(
+            "  model           raw  quarantined  duplicates      staged\n  repos             4            0           1           3\n  popular           4            0           2           2\n"
+        ),
+        "{stdout}"
+    );
+    // `{window_start}` in a filter: polars is older than the window.
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT name, stars FROM stars ORDER BY stars DESC"
+        ),
+        ["duckdb|30", "sluice|5"]
+    );
+    // The parameters in a `sql:` mart (polars is older than the window);
+    // `topics` is null where a page lacked it.
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT name, topics FROM fresh"),
+        ["duckdb|NULL"]
+    );
+    assert!(
+        stdout.contains("published: `agg_result.db` (stars 2 rows, fresh 1 rows)\n"),
+        "no dangling comma without a CSV export: {stdout}"
+    );
+}
+
+#[test]
+fn a_source_that_reads_none_of_its_files_is_an_error() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    std::fs::create_dir_all(ws.path("hits")).unwrap();
+    ws.write("hits/hits-1.json.gz", "not read");
+    let (code, _, stderr) = ws.run_unchecked(&["--input", "hits"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: source `repos` reads none of the files it was given: `hits/hits-1.json.gz`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("set `format` on source `repos`"), "{stderr}");
+    // An empty directory is an empty input, not an error.
+    std::fs::remove_file(ws.path("hits/hits-1.json.gz")).unwrap();
+    let (code, _, stderr) = ws.run_unchecked(&["--input", "hits"]);
+    assert_eq!(code, 0, "{stderr}");
+}
+
+#[test]
+fn an_optional_column_must_be_declared_and_a_required_one_stays_required() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    let config = ws.read("sluice.yaml");
+    ws.write(
+        "sluice.yaml",
+        config.replace("optional: [topics]", "optional: [topic]"),
+    );
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`sources[0].optional[0]`: `topic` is not a column of the source"),
+        "{stderr}"
+    );
+    ws.write("sluice.yaml", config.replace("    optional: [topics]\n", ""));
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("has no column `topics`"), "{stderr}");
+}
+
+/// With `--log-format json` every line on stderr is JSON: the log, Polars'
+/// own warnings and the final error with its hint.
+#[test]
+fn json_logs_are_json_on_every_line() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    let config = ws.read("sluice.yaml");
+    ws.write(
+        "sluice.yaml",
+        config.replace(
+            "SELECT name, topics FROM popular",
+            "SELECT name, topics, CAST('2022-05-01' AS DATE) AS since FROM popular",
+        ),
+    );
+    let every_line_is_json = |stderr: &str| {
+        assert!(!stderr.trim().is_empty());
+        for line in stderr.lines() {
+            assert!(
+                serde_json::from_str::<serde_json::Value>(line).is_ok(),
+                "not JSON: {line}\n{stderr}"
+            );
+        }
+    };
+    let (code, _, stderr) = ws.run_unchecked(&["--log-format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    every_line_is_json(&stderr);
+    let (code, _, stderr) = ws.run_unchecked(&["--log-format", "json", "--input", "nope"]);
+    assert_eq!(code, 2, "{stderr}");
+    every_line_is_json(&stderr);
+    let error: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap()).unwrap();
+    assert_eq!(error["level"], "ERROR", "{error}");
+    assert_eq!(error["message"], "input `nope` does not exist", "{error}");
+    assert!(
+        error["hint"].as_str().is_some_and(|h| h.contains("--input")),
+        "{error}"
+    );
+    assert_eq!(error["exit_code"], 2, "{error}");
+}

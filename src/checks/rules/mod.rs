@@ -141,8 +141,7 @@ impl Sql {
 
     /// `{as_of}` and `{window_start}` replaced by the run's timestamps.
     pub(crate) fn expand(&self, text: &str) -> String {
-        text.replace("{as_of}", &sql::timestamp(self.as_of))
-            .replace("{window_start}", &sql::timestamp(self.window_start))
+        sql::expand_params(text, self.as_of, self.window_start)
     }
 
     /// A filter as a condition, `TRUE` when there is none.
