@@ -9,9 +9,8 @@ use chrono::{DateTime, Utc};
 use crate::checks::engine::{self, Audit, Context, History, Status};
 use crate::checks::{self, Check, ConfigError, report};
 use crate::config::Pipeline;
-use crate::engine::{DuckDb, handoff};
+use crate::engine::DuckDb;
 use crate::error::{Error, Result};
-use crate::marts::Mart;
 use crate::settings::CheckSelection;
 
 /// The gate: the audit and how strict the run is about warnings.
@@ -63,19 +62,16 @@ pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<(Ve
     Ok((checks, chosen))
 }
 
-/// Hands the mart candidates to DuckDB and runs the checks.
+/// Runs the checks (the mart candidates are in DuckDB as `marts.<name>`:
+/// [`crate::marts::build`] handed them back).
 pub(crate) fn audit(
     engine: &DuckDb,
     checks: &[Check],
-    marts: &[Mart],
     as_of: DateTime<Utc>,
     window_start: DateTime<Utc>,
     failed_rows_dir: &Path,
     history: &History,
 ) -> Result<Audit> {
-    for mart in marts {
-        handoff::register_frame(engine, "marts", &mart.name, &mart.frame, &mart.money)?;
-    }
     let ctx = Context {
         engine,
         as_of,

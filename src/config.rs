@@ -128,6 +128,23 @@ pub(crate) struct SourceSpec {
     pub optional: Vec<String>,
 }
 
+/// The marts mart `start` reads through `from`, when they come back to it.
+fn mart_cycle(marts: &[MartSpec], start: usize) -> Option<Vec<String>> {
+    let mut path = vec![marts[start].name.clone()];
+    let mut i = start;
+    while let Some(next) = marts.iter().position(|m| m.name == marts[i].from) {
+        path.push(marts[next].name.clone());
+        if next == start {
+            return Some(path);
+        }
+        if path.len() > marts.len() + 1 {
+            return None;
+        }
+        i = next;
+    }
+    None
+}
+
 /// A value or a list of values.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(untagged)]
@@ -475,17 +492,32 @@ impl Pipeline {
             }
         }
         let models: Vec<&str> = s.staging.iter().map(|x| x.name.as_str()).collect();
+        let mart_names: Vec<&str> = s.marts.iter().map(|x| x.name.as_str()).collect();
         for (i, mart) in s.marts.iter().enumerate() {
             let at = |key: &str| format!("/marts/{i}/{key}");
-            if !models.contains(&mart.from.as_str()) {
-                errors.push(self.error(
+            let from = mart.from.as_str();
+            match (models.contains(&from), mart_names.contains(&from)) {
+                (false, false) => errors.push(self.error(
                     &at("from"),
                     format!(
-                        "no staging model named `{}`; models: {}",
-                        mart.from,
-                        models.join(", ")
+                        "no staging model or mart named `{from}`; models: {}; marts: {}",
+                        models.join(", "),
+                        mart_names.join(", ")
                     ),
-                ));
+                )),
+                (true, true) => errors.push(self.error(
+                    &at("from"),
+                    format!("`{from}` is both a staging model and a mart: rename one of them"),
+                )),
+                (false, true) => {
+                    if let Some(cycle) = mart_cycle(&s.marts, i) {
+                        errors.push(self.error(
+                            &at("from"),
+                            format!("marts read each other in a circle: {}", cycle.join(" <- ")),
+                        ));
+                    }
+                }
+                (true, false) => {}
             }
             let declarative = mart.group_by.is_some() || mart.aggregate.is_some();
             match (&mart.sql, declarative) {
@@ -516,6 +548,38 @@ impl Pipeline {
             }
         }
         errors
+    }
+
+    /// The marts in the order they can be computed: each layer reads only
+    /// staging models and marts of earlier layers (a valid pipeline has no
+    /// circle of marts).
+    pub(crate) fn mart_layers(&self) -> Vec<Vec<usize>> {
+        let marts = &self.spec.marts;
+        let depth = |mut i: usize| {
+            let mut depth = 0;
+            while let Some(upstream) = marts.iter().position(|m| m.name == marts[i].from) {
+                if depth > marts.len() {
+                    break;
+                }
+                depth += 1;
+                i = upstream;
+            }
+            depth
+        };
+        let mut layers: Vec<Vec<usize>> = Vec::new();
+        for i in 0..marts.len() {
+            let d = depth(i);
+            if layers.len() <= d {
+                layers.resize(d + 1, Vec::new());
+            }
+            layers[d].push(i);
+        }
+        layers
+    }
+
+    /// Whether `name` is a mart (else a staging model) as a mart's `from`.
+    pub(crate) fn is_mart(&self, name: &str) -> bool {
+        self.spec.marts.iter().any(|m| m.name == name)
     }
 
     /// The source a staging model reads.
@@ -663,7 +727,7 @@ mod tests {
             [
                 "p.yaml:5: `staging[0].name`: no source named `ev`; sources: events (set `source`)",
                 "p.yaml:6: `staging[0].sql`: cannot read `/nonexistent/x.sql`: No such file or directory (os error 2)",
-                "p.yaml:9: `marts[0].from`: no staging model named `nope`; models: ev",
+                "p.yaml:9: `marts[0].from`: no staging model or mart named `nope`; models: ev; marts: m",
                 "p.yaml:13: `exports[0].mart`: no mart named `other`; marts: m",
             ]
         );

@@ -202,7 +202,6 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let checked = audit::audit(
         &engine,
         &checks,
-        &marts,
         window.as_of,
         window.start(),
         &settings.places.output_dir.join("failed_rows"),

@@ -54,6 +54,8 @@ impl Window {
 /// What crosses from DuckDB for one group of marts: the same model, window
 /// and filter share one query.
 struct Handoff {
+    /// `staging`, or `marts` for a mart that reads a mart.
+    schema: &'static str,
     from: String,
     window: Option<(String, Window)>,
     filter: Option<String>,
@@ -103,12 +105,13 @@ impl Handoff {
             conditions.push(format!("hash({}) % {n} = {p}", sql::ident(column)));
         }
         format!(
-            "SELECT {} FROM staging.{}{}",
+            "SELECT {} FROM {}.{}{}",
             if select.is_empty() {
                 "1 AS _row".to_string()
             } else {
                 select.join(", ")
             },
+            self.schema,
             sql::ident(&self.from),
             if conditions.is_empty() {
                 String::new()
@@ -162,11 +165,11 @@ fn decimal_scale(duck_type: &str) -> Option<u32> {
     inner.split(',').nth(1)?.trim().parse().ok()
 }
 
-/// The columns of `staging.<model>` and their types.
-fn describe(engine: &DuckDb, model: &str) -> Result<Columns> {
+/// The columns of `<schema>.<table>` and their types.
+fn describe(engine: &DuckDb, schema: &str, table: &str) -> Result<Columns> {
     engine
-        .describe(&format!("staging.{}", sql::ident(model)))
-        .map_err(Error::engine(format!("describing staging.{model}")))
+        .describe(&format!("{schema}.{}", sql::ident(table)))
+        .map_err(Error::engine(format!("describing {schema}.{table}")))
 }
 
 /// Builds every mart of the pipeline over the staged models, in file order,
@@ -178,20 +181,54 @@ pub(crate) fn build(
     lookback_days: u32,
     pass_rows: u64,
 ) -> Result<Vec<Mart>> {
+    let mut marts: Vec<Option<Mart>> = pipeline.marts.iter().map(|_| None).collect();
+    // Marts that read marts come after them; each mart is handed back to
+    // DuckDB as `marts.<name>` once built, for the marts after it and the checks.
+    for layer in pipeline.mart_layers() {
+        build_layer(
+            engine,
+            pipeline,
+            &layer,
+            as_of,
+            lookback_days,
+            pass_rows,
+            &mut marts,
+        )?;
+        for &i in &layer {
+            if let Some(mart) = &marts[i] {
+                handoff::register_frame(engine, "marts", &mart.name, &mart.frame, &mart.money)?;
+            }
+        }
+    }
+    Ok(marts.into_iter().flatten().collect())
+}
+
+/// Builds the marts `layer` names (indices into the pipeline's marts) into `marts`.
+fn build_layer(
+    engine: &DuckDb,
+    pipeline: &Pipeline,
+    layer: &[usize],
+    as_of: DateTime<Utc>,
+    lookback_days: u32,
+    pass_rows: u64,
+    marts: &mut [Option<Mart>],
+) -> Result<()> {
     let mut models: BTreeMap<&str, Columns> = BTreeMap::new();
-    for mart in &pipeline.marts {
-        if !models.contains_key(mart.from.as_str()) {
-            models.insert(&mart.from, describe(engine, &mart.from)?);
+    for &i in layer {
+        let from = pipeline.marts[i].from.as_str();
+        if !models.contains_key(from) {
+            models.insert(from, describe(engine, schema_of(pipeline, from), from)?);
         }
     }
 
-    let (handoffs, handoff_of) = handoffs(pipeline, &models, as_of, lookback_days)?;
-    let mut marts: Vec<Option<Mart>> = pipeline.marts.iter().map(|_| None).collect();
+    let (handoffs, handoff_of) = handoffs(pipeline, layer, &models, as_of, lookback_days)?;
     for (index, h) in handoffs.iter().enumerate() {
         let model = &models[h.from.as_str()];
         let query = h.query(model, None);
-        let served: Vec<usize> = (0..handoff_of.len())
-            .filter(|m| handoff_of[*m] == index)
+        let served: Vec<usize> = handoff_of
+            .iter()
+            .filter(|(_, h)| *h == index)
+            .map(|(m, _)| *m)
             .collect();
         // A filter is the user's SQL: a bad one is theirs to fix, at a mart that has it.
         let bad_filter = |e: Error| match e {
@@ -257,7 +294,19 @@ pub(crate) fn build(
             marts[i] = Some(collect(pipeline, i, mart, order(mart, merged), money)?);
         }
     }
-    Ok(marts.into_iter().flatten().collect())
+    Ok(())
+}
+
+/// A mart (its index) and the handoff that serves it (its index).
+type Served = (usize, usize);
+
+/// The schema a mart's `from` is in.
+fn schema_of(pipeline: &Pipeline, from: &str) -> &'static str {
+    if pipeline.is_mart(from) {
+        "marts"
+    } else {
+        "staging"
+    }
 }
 
 /// The handoffs the marts need (marts over the same model, window and filter
@@ -265,14 +314,16 @@ pub(crate) fn build(
 /// mart names against its model: nothing moves before the plan holds.
 fn handoffs(
     pipeline: &Pipeline,
+    members: &[usize],
     models: &BTreeMap<&str, Columns>,
     as_of: DateTime<Utc>,
     lookback_days: u32,
-) -> Result<(Vec<Handoff>, Vec<usize>)> {
+) -> Result<(Vec<Handoff>, Vec<Served>)> {
     let mut errors = Vec::new();
     let mut handoffs: Vec<Handoff> = Vec::new();
     let mut handoff_of = Vec::new();
-    for (i, mart) in pipeline.marts.iter().enumerate() {
+    for &i in members {
+        let mart = &pipeline.marts[i];
         let model = &models[mart.from.as_str()];
         let window = mart.lookback.as_ref().map(|(column, days)| {
             (
@@ -372,6 +423,7 @@ fn handoffs(
             Some(h) => h,
             None => {
                 handoffs.push(Handoff {
+                    schema: schema_of(pipeline, &mart.from),
                     from: mart.from.clone(),
                     window,
                     filter,
@@ -386,7 +438,7 @@ fn handoffs(
                 handoffs[index].columns.push(column);
             }
         }
-        handoff_of.push(index);
+        handoff_of.push((i, index));
     }
     if !errors.is_empty() {
         return Err(Error::Config { errors });
@@ -1121,6 +1173,7 @@ mod tests {
         let pipeline = Pipeline::built_in().unwrap();
         let as_of = "2026-11-20T00:00:00Z".parse().unwrap();
         let h = Handoff {
+            schema: "staging",
             from: "events".into(),
             window: Some((
                 "event_time".into(),
@@ -1133,7 +1186,7 @@ mod tests {
             decimals_as_float: false,
             columns: vec!["user_id".into()],
         };
-        let model = describe(&engine, "events").unwrap();
+        let model = describe(&engine, "staging", "events").unwrap();
         let streamed: Vec<Streamed> = pipeline
             .marts
             .iter()

@@ -39,7 +39,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
+        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows, countries 1 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
         "{stdout}"
     );
 
@@ -56,7 +56,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
             "agg_result.db",
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice%' ESCAPE '\\' ORDER BY name"
         ),
-        ["sessions_by_day", "top_pages"]
+        ["countries", "sessions_by_day", "top_pages"]
     );
     assert_eq!(
         ws.query("agg_result.db", "SELECT * FROM top_pages ORDER BY rank"),
@@ -129,7 +129,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout,
-        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 3 marts; 5 checks in 1 file\n"
+        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 4 marts; 5 checks in 1 file\n"
     );
 }
 
@@ -304,7 +304,7 @@ fn references_between_parts_are_checked_before_any_data_is_read() {
              \x20 bad.yaml:4: `sources[1].name`: `views` is already the name of another entry of `sources`\n\
              \x20 bad.yaml:7: `staging[0].name`: no source named `clicks`; sources: views, views (set `source`)\n\
              \x20 bad.yaml:11: `staging[1].sql`: cannot read `missing.sql`: No such file or directory (os error 2)\n\
-             \x20 bad.yaml:14: `marts[0].from`: no staging model named `nope`; models: clicks, visits\n\
+             \x20 bad.yaml:14: `marts[0].from`: no staging model or mart named `nope`; models: clicks, visits; marts: top, both, neither\n\
              \x20 bad.yaml:19: `marts[1].sql`: give `sql` or `group_by`/`aggregate`, not both\n\
              \x20 bad.yaml:20: `marts[2].name`: a mart needs `aggregate` (with `group_by` to group) or `sql`\n\
              \x20 bad.yaml:23: `exports[0].mart`: no mart named `other`; marts: top, both, neither\n\
@@ -647,4 +647,62 @@ fn json_logs_are_json_on_every_line() {
         "{error}"
     );
     assert_eq!(error["exit_code"], 2, "{error}");
+}
+
+/// A mart may read a mart: it runs after it, reads its candidate rows (money
+/// stays exact), and is audited and published on its own. A circle of
+/// marts is a configuration error.
+#[test]
+fn a_mart_reads_a_mart() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    let config = ws.read("sluice.yaml");
+    // Listed before the mart it reads: the order comes from `from`.
+    let with_total = config.replace(
+        "marts:\n",
+        "marts:\n\
+         \x20 - name: total\n\
+         \x20   from: stars\n\
+         \x20   aggregate: {repos: count(), stars: sum(stars), best: max(stars)}\n",
+    );
+    ws.write("sluice.yaml", &with_total);
+    ws.write(
+        "checks/total.yaml",
+        "checks:\n\
+         \x20 - name: total_matches_stars\n\
+         \x20   table: marts.total\n\
+         \x20   kind: consistency\n\
+         \x20   expression: sum(stars)\n\
+         \x20   compare_to: {table: marts.stars, expression: sum(stars)}\n\
+         \x20   fail: \"> 0\"\n",
+    );
+    let (code, stdout, stderr) = ws.run(&["--checks-dir", "checks"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("total_matches_stars"), "{stdout}");
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT repos, stars, best FROM total"),
+        ["2|35|30"]
+    );
+
+    let circle = with_total.replace("from: stars", "from: total2").replace(
+        "marts:\n",
+        "marts:\n  - name: total2\n    from: total\n    aggregate: {n: count()}\n",
+    );
+    ws.write("sluice.yaml", circle);
+    let (code, _, stderr) = ws.run(&["--checks-dir", "checks"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("marts read each other in a circle: total2 <- total <- total2")
+            || stderr.contains("marts read each other in a circle: total <- total2 <- total"),
+        "{stderr}"
+    );
+    ws.write("sluice.yaml", config.replace("from: popular", "from: nowhere"));
+    let (code, _, stderr) = ws.run(&["--checks-dir", "checks"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(
+            "no staging model or mart named `nowhere`; models: repos, popular; marts: stars, fresh"
+        ),
+        "{stderr}"
+    );
 }
