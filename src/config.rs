@@ -203,6 +203,10 @@ pub(crate) struct MartSpec {
     /// Keep the first rows only.
     #[schemars(range(min = 1))]
     pub limit: Option<u32>,
+    /// Apply `limit` (and number `rank`) within each group of these mart
+    /// columns instead of over the whole mart: the top N per group.
+    #[serde(default)]
+    pub limit_per: Vec<String>,
     /// Add the row number (1, 2, ...) after sorting as the first column, named so.
     #[schemars(regex(pattern = IDENT))]
     pub rank: Option<String>,

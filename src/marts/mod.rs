@@ -291,7 +291,8 @@ fn build_layer(
             let mart = &pipeline.marts[i];
             let money = s.money.clone();
             let merged = s.finish().map_err(|e| e.into_error(&mart.name))?;
-            marts[i] = Some(collect(pipeline, i, mart, order(mart, merged), money)?);
+            let ordered = order(mart, merged).map_err(|e| plan_error(pipeline, i, &e))?;
+            marts[i] = Some(collect(pipeline, i, mart, ordered, money)?);
         }
     }
     Ok(())
@@ -391,13 +392,23 @@ fn handoffs(
                     .map(|k| k.name.as_str())
                     .chain(aggregates.iter().map(|(n, _)| n.as_str()))
                     .collect();
-                for (k, key) in mart.sort.iter().enumerate() {
-                    if !outputs.contains(&key.column.as_str()) {
+                let named = mart
+                    .sort
+                    .iter()
+                    .enumerate()
+                    .map(|(k, key)| (format!("sort/{k}"), &key.column))
+                    .chain(
+                        mart.limit_per
+                            .iter()
+                            .enumerate()
+                            .map(|(k, c)| (format!("limit_per/{k}"), c)),
+                    );
+                for (pointer, column) in named {
+                    if !outputs.contains(&column.as_str()) {
                         errors.push(pipeline.error(
-                            &format!("/marts/{i}/sort/{k}"),
+                            &format!("/marts/{i}/{pointer}"),
                             format!(
-                                "`{}` is not a column of the mart (its columns: {})",
-                                key.column,
+                                "`{column}` is not a column of the mart (its columns: {})",
                                 outputs.join(", ")
                             ),
                         ));
@@ -792,7 +803,7 @@ impl Streamed {
         if self.key_columns.iter().any(|k| k == column) {
             self.check_sums(&running)?;
             let finished = running.lazy().select(self.finish.clone());
-            self.done.push(sort_and_limit(&self.spec, finished).collect()?);
+            self.done.push(sort_and_limit(&self.spec, finished)?.collect()?);
             return Ok(());
         }
         let mut collapse = Vec::new();
@@ -885,18 +896,30 @@ impl Unfinished {
 }
 
 /// Sort, limit and rank: the same for declarative and SQL marts.
-fn order(mart: &MartPlan, lf: LazyFrame) -> LazyFrame {
-    let lf = sort_and_limit(mart, lf);
-    match &mart.rank {
-        Some(rank) => lf
+fn order(mart: &MartPlan, lf: LazyFrame) -> PolarsResult<LazyFrame> {
+    let lf = sort_and_limit(mart, lf)?;
+    Ok(match &mart.rank {
+        Some(rank) if mart.limit_per.is_empty() => lf
             .with_row_index(rank.as_str(), Some(1))
             .with_column(col(rank.as_str()).cast(DataType::Int64)),
+        // Numbered within each group, and the first column all the same.
+        Some(rank) => lf.select([
+            (row_in_group(mart)? + lit(1i64)).alias(rank.as_str()),
+            all().as_expr(),
+        ]),
         None => lf,
-    }
+    })
 }
 
-/// A mart's `sort` and `limit`: also what a pass keeps of its final groups.
-fn sort_and_limit(mart: &MartPlan, mut lf: LazyFrame) -> LazyFrame {
+/// Each row's place in its `limit_per` group, from 0, in frame order.
+fn row_in_group(mart: &MartPlan) -> PolarsResult<Expr> {
+    let per: Vec<Expr> = mart.limit_per.iter().map(|c| col(c.as_str())).collect();
+    int_range(lit(0i64), len().cast(DataType::Int64), 1, DataType::Int64).over(per)
+}
+
+/// A mart's `sort` and `limit` (within `limit_per` groups): also what a pass
+/// keeps of its final groups.
+fn sort_and_limit(mart: &MartPlan, mut lf: LazyFrame) -> PolarsResult<LazyFrame> {
     if !mart.sort.is_empty() {
         let keys = &mart.sort;
         lf = lf.sort_by_exprs(
@@ -907,10 +930,11 @@ fn sort_and_limit(mart: &MartPlan, mut lf: LazyFrame) -> LazyFrame {
                 .with_maintain_order(true),
         );
     }
-    match mart.limit {
-        Some(limit) => lf.limit(limit as IdxSize),
+    Ok(match mart.limit {
+        Some(limit) if mart.limit_per.is_empty() => lf.limit(limit as IdxSize),
+        Some(limit) => lf.filter(row_in_group(mart)?.lt(lit(i64::from(limit)))),
         None => lf,
-    }
+    })
 }
 
 /// The final frame of a mart: a plan that cannot resolve is the mart's
@@ -945,7 +969,8 @@ fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartPlan, query: &str, rows: L
             format!("Polars SQL: {}", polars_message(&e)),
         )],
     })?;
-    collect(pipeline, i, mart, order(mart, lf), Vec::new())
+    let ordered = order(mart, lf).map_err(|e| plan_error(pipeline, i, &e))?;
+    collect(pipeline, i, mart, ordered, Vec::new())
 }
 
 #[cfg(test)]
@@ -1037,7 +1062,7 @@ mod tests {
             for start in (0..n).step_by(chunk) {
                 s.feed(frame.slice(start as i64, chunk)).unwrap();
             }
-            order(&spec, s.finish().unwrap()).collect().unwrap()
+            order(&spec, s.finish().unwrap()).unwrap().collect().unwrap()
         };
         let whole = run(n, 1 << 16);
         assert_eq!(whole.height(), 5 * 4);
@@ -1094,7 +1119,7 @@ mod tests {
             }
             s.end_pass(column).unwrap();
         }
-        order(spec, s.finish().unwrap()).collect().unwrap()
+        order(spec, s.finish().unwrap()).unwrap().collect().unwrap()
     }
 
     /// Grouped by the partition column, each pass's groups are final: sorted,

@@ -81,6 +81,8 @@ pub(crate) struct MartPlan {
     pub body: Body,
     pub sort: Vec<SortKey>,
     pub limit: Option<u32>,
+    /// Mart columns whose groups `limit` and `rank` apply within.
+    pub limit_per: Vec<String>,
     /// The name of the row-number column, first after sorting.
     pub rank: Option<String>,
 }
@@ -285,6 +287,12 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
                 .ok()
         })
         .collect();
+    if !spec.limit_per.is_empty() && spec.limit.is_none() && spec.rank.is_none() {
+        problems.push((
+            "limit_per".into(),
+            "`limit_per` applies `limit` or `rank` within groups: give one of them".into(),
+        ));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -302,6 +310,7 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
         },
         sort,
         limit: spec.limit,
+        limit_per: spec.limit_per.clone(),
         rank: spec.rank.clone(),
     })
 }

@@ -706,3 +706,73 @@ fn a_mart_reads_a_mart() {
         "{stderr}"
     );
 }
+
+/// `limit_per`: the top N rows of each group (here the two best-selling
+/// SKUs of each region), ranked within the group; over several passes too.
+#[test]
+fn limit_per_keeps_the_top_rows_of_each_group() {
+    let ws = Workspace::new();
+    ws.sluice(&["init"]).assert().success();
+    let config = ws.read("sluice.yaml").replace(
+        "exports:\n",
+        "  - name: top_skus\n\
+         \x20   from: events\n\
+         \x20   group_by: [region, sku]\n\
+         \x20   aggregate: {revenue: sum(amount), events: count()}\n\
+         \x20   sort: [region, revenue desc, sku]\n\
+         \x20   limit: 2\n\
+         \x20   limit_per: [region]\n\
+         \x20   rank: rank\n\
+         \n\
+         exports:\n",
+    );
+    ws.write("sluice.yaml", config);
+    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
+    for (i, (region, sku, amount)) in [
+        ("eu", "a", "5.00"),
+        ("eu", "b", "7.50"),
+        ("eu", "c", "1.00"),
+        ("eu", "b", "0.25"),
+        ("us", "a", "2.00"),
+        ("us", "c", "9.00"),
+        ("ap", "z", "3.00"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        rows.push_str(&format!(
+            "e{i},{i},2026-11-19T10:00:00Z,{region},{sku},{amount}\n"
+        ));
+    }
+    ws.write("input/events.csv", rows);
+    for passes in ["", "--pass-rows=1"] {
+        let mut args = vec![];
+        if !passes.is_empty() {
+            args.push(passes);
+        }
+        let (code, stdout, stderr) = ws.run_unchecked(&args);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_eq!(
+            ws.query("agg_result.db", "SELECT * FROM top_skus"),
+            [
+                "1|ap|z|3.00|300|1",
+                "1|eu|b|7.75|775|2",
+                "2|eu|a|5.00|500|1",
+                "1|us|c|9.00|900|1",
+                "2|us|a|2.00|200|1",
+            ],
+            "{passes}"
+        );
+    }
+    ws.write(
+        "sluice.yaml",
+        ws.read("sluice.yaml")
+            .replace("limit_per: [region]", "limit_per: [country]"),
+    );
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`marts[2].limit_per[0]`: `country` is not a column of the mart"),
+        "{stderr}"
+    );
+}
