@@ -192,6 +192,10 @@ pub(crate) struct MartSpec {
     /// `name: function(column)` with sum, count, count_distinct, min, max or
     /// mean; `count()` counts rows.
     pub aggregate: Option<Ordered<Aggregate>>,
+    /// Columns of the model to keep as they are, one row per row: with
+    /// `sort` and `limit`, the top rows by a sort (no aggregate).
+    #[schemars(length(min = 1))]
+    pub select: Option<Vec<String>>,
     /// Polars SQL over the model (a table named as the model, window and
     /// filter already applied): the escape hatch for what the keys above
     /// cannot say. Decimal columns arrive as floating point here.
@@ -524,14 +528,21 @@ impl Pipeline {
                 (true, false) => {}
             }
             let declarative = mart.group_by.is_some() || mart.aggregate.is_some();
-            match (&mart.sql, declarative) {
-                (Some(_), true) => errors.push(self.error(
+            match (&mart.sql, declarative, &mart.select) {
+                (Some(_), true, _) => errors.push(self.error(
                     &at("sql"),
                     "give `sql` or `group_by`/`aggregate`, not both".into(),
                 )),
-                (None, false) => errors.push(self.error(
+                (Some(_), false, Some(_)) => {
+                    errors.push(self.error(&at("select"), "give `sql` or `select`, not both".into()))
+                }
+                (None, true, Some(_)) => errors.push(self.error(
+                    &at("select"),
+                    "`select` keeps rows as they are: give it or `group_by`/`aggregate`, not both".into(),
+                )),
+                (None, false, None) => errors.push(self.error(
                     &at("name"),
-                    "a mart needs `aggregate` (with `group_by` to group) or `sql`".into(),
+                    "a mart needs `aggregate` (with `group_by` to group), `select` or `sql`".into(),
                 )),
                 _ => {}
             }

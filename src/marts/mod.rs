@@ -343,7 +343,8 @@ fn handoffs(
                 errors.push(pipeline.error(
                     &pointer,
                     format!(
-                        "no column `{column}` in staging.{} (its columns: {})",
+                        "no column `{column}` in {}.{} (its columns: {})",
+                        schema_of(pipeline, &mart.from),
                         mart.from,
                         names.join(", ")
                     ),
@@ -365,7 +366,7 @@ fn handoffs(
                 Some(TIME),
             );
         }
-        match &mart.body {
+        let outputs = match &mart.body {
             Body::Declarative { keys, aggregates } => {
                 for key in keys {
                     let takes = key.bucket.map(|_| TIME);
@@ -387,36 +388,47 @@ fn handoffs(
                         );
                     }
                 }
-                let outputs: Vec<&str> = keys
-                    .iter()
-                    .map(|k| k.name.as_str())
-                    .chain(aggregates.iter().map(|(n, _)| n.as_str()))
-                    .collect();
-                let named = mart
-                    .sort
-                    .iter()
-                    .enumerate()
-                    .map(|(k, key)| (format!("sort/{k}"), &key.column))
-                    .chain(
-                        mart.limit_per
-                            .iter()
-                            .enumerate()
-                            .map(|(k, c)| (format!("limit_per/{k}"), c)),
-                    );
-                for (pointer, column) in named {
-                    if !outputs.contains(&column.as_str()) {
-                        errors.push(pipeline.error(
-                            &format!("/marts/{i}/{pointer}"),
-                            format!(
-                                "`{column}` is not a column of the mart (its columns: {})",
-                                outputs.join(", ")
-                            ),
-                        ));
-                    }
+                Some(
+                    keys.iter()
+                        .map(|k| k.name.clone())
+                        .chain(aggregates.iter().map(|(n, _)| n.clone()))
+                        .collect::<Vec<_>>(),
+                )
+            }
+            Body::Rows { columns } => {
+                for (k, column) in columns.iter().enumerate() {
+                    need(format!("/marts/{i}/select/{k}"), column.clone(), column, None);
                 }
+                Some(columns.clone())
             }
             // Polars SQL may use any column.
-            Body::Sql(_) => used = model.iter().map(|(c, _)| c.clone()).collect(),
+            Body::Sql(_) => {
+                used = model.iter().map(|(c, _)| c.clone()).collect();
+                None
+            }
+        };
+        // What sorts and groups the rows must be a column of the mart.
+        let named = mart
+            .sort
+            .iter()
+            .enumerate()
+            .map(|(k, key)| (format!("sort/{k}"), &key.column))
+            .chain(
+                mart.limit_per
+                    .iter()
+                    .enumerate()
+                    .map(|(k, c)| (format!("limit_per/{k}"), c)),
+            );
+        for (pointer, column) in named {
+            if let Some(outputs) = outputs.as_ref().filter(|o| !o.contains(column)) {
+                errors.push(pipeline.error(
+                    &format!("/marts/{i}/{pointer}"),
+                    format!(
+                        "`{column}` is not a column of the mart (its columns: {})",
+                        outputs.join(", ")
+                    ),
+                ));
+            }
         }
         let sql = matches!(mart.body, Body::Sql(_));
         let filter = mart
@@ -608,6 +620,8 @@ struct Streamed {
     distinct: Vec<(String, String, String)>,
     /// Integer sums (mart column, i64 partial, f64 partial beside it).
     sums: Vec<(String, String, String)>,
+    /// Rows kept as they are (`select`): partials are the top rows, not groups.
+    rows: bool,
     money: Vec<(String, u32)>,
     /// Partials merged so far, and those waiting to be merged.
     running: Option<DataFrame>,
@@ -641,6 +655,7 @@ impl Streamed {
             finish: Vec::new(),
             distinct: Vec::new(),
             sums: Vec::new(),
+            rows: false,
             money: Vec::new(),
             running: None,
             pending: Vec::new(),
@@ -650,6 +665,19 @@ impl Streamed {
         };
         let (keys, aggregates) = match &mart.body {
             Body::Declarative { keys, aggregates } => (keys.as_slice(), aggregates.as_slice()),
+            Body::Rows { columns } => {
+                // The rows themselves: each chunk is cut to the mart's
+                // top rows (see `feed`), so only `limit` rows are held.
+                s.rows = true;
+                for column in columns {
+                    if let Some(scale) = scale_of(Some(column)) {
+                        s.money.push((column.clone(), scale));
+                    }
+                    s.partial.push(col(column.as_str()));
+                    s.finish.push(col(column.as_str()));
+                }
+                (&[][..], &[][..])
+            }
             Body::Sql(_) => (&[][..], &[][..]),
         };
         for key in keys {
@@ -751,6 +779,15 @@ impl Streamed {
         s
     }
 
+    /// The rows of a `select` mart that can still make its top rows: all of
+    /// them without a `limit`.
+    fn top(&self, rows: LazyFrame) -> PolarsResult<LazyFrame> {
+        match self.spec.limit {
+            Some(_) => sort_and_limit(&self.spec, rows),
+            None => Ok(rows),
+        }
+    }
+
     fn reduce(rows: LazyFrame, exprs: &[Expr], keys: Vec<Expr>) -> LazyFrame {
         if keys.is_empty() {
             rows.select(exprs)
@@ -763,7 +800,11 @@ impl Streamed {
     /// once as many rows wait as are merged already, so merging stays linear
     /// in the input however many chunks there are.
     fn feed(&mut self, chunk: DataFrame) -> PolarsResult<()> {
-        let partial = Self::reduce(chunk.lazy(), &self.partial, self.keys.clone()).collect()?;
+        let partial = match self.rows {
+            true => self.top(chunk.lazy().select(&self.partial))?,
+            false => Self::reduce(chunk.lazy(), &self.partial, self.keys.clone()),
+        }
+        .collect()?;
         self.pending_rows += partial.height();
         self.pending.push(partial);
         let merged = self.running.as_ref().map_or(0, DataFrame::height);
@@ -787,7 +828,11 @@ impl Streamed {
         }
         let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
         let all = concat(frames, UnionArgs::default())?;
-        self.running = Some(Self::reduce(all, &self.merge, keys).collect()?);
+        let merged = match self.rows {
+            true => self.top(all)?,
+            false => Self::reduce(all, &self.merge, keys),
+        };
+        self.running = Some(merged.collect()?);
         Ok(())
     }
 

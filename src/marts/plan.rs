@@ -64,6 +64,9 @@ pub(crate) enum Body {
         keys: Vec<Key>,
         aggregates: Vec<(String, Aggregate)>,
     },
+    /// The rows themselves, these columns (with `sort` and `limit`: the top
+    /// rows by a sort, no aggregate).
+    Rows { columns: Vec<String> },
     /// Polars SQL over the model, the escape hatch.
     Sql(String),
 }
@@ -306,7 +309,12 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
         }),
         body: match &spec.sql {
             Some(sql) => Body::Sql(sql.clone()),
-            None => Body::Declarative { keys, aggregates },
+            None => match &spec.select {
+                Some(columns) => Body::Rows {
+                    columns: columns.clone(),
+                },
+                None => Body::Declarative { keys, aggregates },
+            },
         },
         sort,
         limit: spec.limit,

@@ -39,7 +39,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows, countries 1 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
+        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows, longest_views 3 rows, countries 1 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
         "{stdout}"
     );
 
@@ -56,7 +56,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
             "agg_result.db",
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice%' ESCAPE '\\' ORDER BY name"
         ),
-        ["countries", "sessions_by_day", "top_pages"]
+        ["countries", "longest_views", "sessions_by_day", "top_pages"]
     );
     assert_eq!(
         ws.query("agg_result.db", "SELECT * FROM top_pages ORDER BY rank"),
@@ -129,7 +129,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout,
-        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 4 marts; 5 checks in 1 file\n"
+        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 5 marts; 5 checks in 1 file\n"
     );
 }
 
@@ -306,7 +306,7 @@ fn references_between_parts_are_checked_before_any_data_is_read() {
              \x20 bad.yaml:11: `staging[1].sql`: cannot read `missing.sql`: No such file or directory (os error 2)\n\
              \x20 bad.yaml:14: `marts[0].from`: no staging model or mart named `nope`; models: clicks, visits; marts: top, both, neither\n\
              \x20 bad.yaml:19: `marts[1].sql`: give `sql` or `group_by`/`aggregate`, not both\n\
-             \x20 bad.yaml:20: `marts[2].name`: a mart needs `aggregate` (with `group_by` to group) or `sql`\n\
+             \x20 bad.yaml:20: `marts[2].name`: a mart needs `aggregate` (with `group_by` to group), `select` or `sql`\n\
              \x20 bad.yaml:23: `exports[0].mart`: no mart named `other`; marts: top, both, neither\n\
              \x20 bad.yaml:25: `exports[1]`: an export needs `csv`, `parquet` or `sqlite`\n\
              {HINT}"
@@ -773,6 +773,58 @@ fn limit_per_keeps_the_top_rows_of_each_group() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("`marts[2].limit_per[0]`: `country` is not a column of the mart"),
+        "{stderr}"
+    );
+}
+
+/// `select`: the rows themselves, no aggregate; with `sort` and `limit`,
+/// the top rows by a sort (money exact), over several passes too.
+#[test]
+fn select_keeps_the_top_rows_by_a_sort_without_an_aggregate() {
+    let ws = Workspace::new();
+    ws.sluice(&["init"]).assert().success();
+    let config = ws.read("sluice.yaml").replace(
+        "exports:\n",
+        "  - name: biggest\n\
+         \x20   from: events\n\
+         \x20   select: [event_id, region, amount]\n\
+         \x20   sort: [amount desc, event_id]\n\
+         \x20   limit: 3\n\
+         \x20   rank: rank\n\
+         \n\
+         exports:\n\
+         \x20 - mart: biggest\n\
+         \x20   csv: biggest.csv\n",
+    );
+    ws.write("sluice.yaml", config);
+    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
+    for (i, amount) in ["5.00", "7.50", "1.00", "90071992547409.93", "2.00", "7.50"]
+        .iter()
+        .enumerate()
+    {
+        rows.push_str(&format!("e{i},{i},2026-11-19T10:00:00Z,eu,s,{amount}\n"));
+    }
+    ws.write("input/events.csv", rows);
+    for passes in [&[][..], &["--pass-rows=1"][..]] {
+        let (code, stdout, stderr) = ws.run_unchecked(passes);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+        assert_eq!(
+            ws.read("output/biggest.csv"),
+            "rank,event_id,region,amount\n1,e3,eu,90071992547409.93\n2,e1,eu,7.50\n3,e5,eu,7.50\n",
+            "{passes:?}"
+        );
+    }
+    ws.write(
+        "sluice.yaml",
+        ws.read("sluice.yaml").replace(
+            "select: [event_id, region, amount]",
+            "select: [event_id, country]",
+        ),
+    );
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`marts[2].select[1]`: no column `country` in staging.events"),
         "{stderr}"
     );
 }
