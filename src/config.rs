@@ -192,6 +192,10 @@ pub(crate) struct MartSpec {
     /// `name: function(column)` with sum, count, count_distinct, min, max or
     /// mean; `count()` counts rows.
     pub aggregate: Option<Ordered<Aggregate>>,
+    /// The listed values of a text column become columns, each the
+    /// aggregate over the group's rows with that value (with `group_by`;
+    /// listing the values keeps the columns known before any data is read).
+    pub pivot: Option<PivotSpec>,
     /// Columns of the model to keep as they are, one row per row: with
     /// `sort` and `limit`, the top rows by a sort (no aggregate).
     #[schemars(length(min = 1))]
@@ -254,6 +258,23 @@ pub(crate) struct KeyExpr(#[schemars(regex(pattern = KEY_EXPR))] pub String);
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub(crate) struct Aggregate(#[schemars(regex(pattern = AGGREGATE))] pub String);
+
+/// A pivot: `values` of `column` become the columns `<prefix><value>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PivotSpec {
+    /// A text column of the model.
+    #[schemars(regex(pattern = IDENT))]
+    pub column: String,
+    /// Its values that become columns, in this order; other values are left out.
+    #[schemars(length(min = 1))]
+    pub values: Vec<String>,
+    /// What each of those columns holds: `sum(col)`, `count()`, ...
+    pub aggregate: Aggregate,
+    /// Put before each value to name its column. Default: none.
+    #[serde(default)]
+    pub prefix: String,
+}
 
 /// A sort key: `column`, then optionally `asc`/`desc` and `nulls first`/`nulls last`.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -527,7 +548,7 @@ impl Pipeline {
                 }
                 (true, false) => {}
             }
-            let declarative = mart.group_by.is_some() || mart.aggregate.is_some();
+            let declarative = mart.group_by.is_some() || mart.aggregate.is_some() || mart.pivot.is_some();
             match (&mart.sql, declarative, &mart.select) {
                 (Some(_), true, _) => errors.push(self.error(
                     &at("sql"),

@@ -133,11 +133,14 @@ fn polars_message(e: &PolarsError) -> String {
 const TIME: &str = "a TIMESTAMP or DATE column";
 /// What a summed or averaged column needs to be.
 const NUMBER: &str = "a number column";
+/// What a pivot's column needs to be.
+const TEXT: &str = "a text column";
 
-/// Whether a column of DuckDB type `ty` is what `needs` says ([`TIME`] or [`NUMBER`]).
+/// Whether a column of DuckDB type `ty` is what `needs` says ([`TIME`], [`NUMBER`] or [`TEXT`]).
 fn is_a(needs: &str, ty: &str) -> bool {
     match needs {
         TIME => ty.starts_with("TIMESTAMP") || ty == "DATE",
+        TEXT => ty == "VARCHAR",
         _ => {
             decimal_scale(ty).is_some()
                 || [
@@ -367,7 +370,11 @@ fn handoffs(
             );
         }
         let outputs = match &mart.body {
-            Body::Declarative { keys, aggregates } => {
+            Body::Declarative {
+                keys,
+                aggregates,
+                pivot,
+            } => {
                 for key in keys {
                     let takes = key.bucket.map(|_| TIME);
                     need(
@@ -388,10 +395,29 @@ fn handoffs(
                         );
                     }
                 }
+                if let Some(p) = pivot {
+                    need(
+                        format!("/marts/{i}/pivot/column"),
+                        "pivot".into(),
+                        &p.column,
+                        Some(TEXT),
+                    );
+                    let takes =
+                        matches!(p.aggregate, Aggregate::Sum(_) | Aggregate::Mean(_)).then_some(NUMBER);
+                    if let Some(column) = p.aggregate.column() {
+                        need(
+                            format!("/marts/{i}/pivot/aggregate"),
+                            p.aggregate.to_string(),
+                            column,
+                            takes,
+                        );
+                    }
+                }
                 Some(
                     keys.iter()
                         .map(|k| k.name.clone())
                         .chain(aggregates.iter().map(|(n, _)| n.clone()))
+                        .chain(pivot.iter().flat_map(|p| p.values.iter().map(|(_, n)| n.clone())))
                         .collect::<Vec<_>>(),
                 )
             }
@@ -663,8 +689,12 @@ impl Streamed {
             min_merge: 1 << 16,
             done: Vec::new(),
         };
-        let (keys, aggregates) = match &mart.body {
-            Body::Declarative { keys, aggregates } => (keys.as_slice(), aggregates.as_slice()),
+        let (keys, aggregates, pivot) = match &mart.body {
+            Body::Declarative {
+                keys,
+                aggregates,
+                pivot,
+            } => (keys.as_slice(), aggregates.as_slice(), pivot.as_ref()),
             Body::Rows { columns } => {
                 // The rows themselves: each chunk is cut to the mart's
                 // top rows (see `feed`), so only `limit` rows are held.
@@ -676,9 +706,9 @@ impl Streamed {
                     s.partial.push(col(column.as_str()));
                     s.finish.push(col(column.as_str()));
                 }
-                (&[][..], &[][..])
+                (&[][..], &[][..], None)
             }
-            Body::Sql(_) => (&[][..], &[][..]),
+            Body::Sql(_) => (&[][..], &[][..], None),
         };
         for key in keys {
             let c = col(key.column.as_str());
@@ -704,14 +734,32 @@ impl Streamed {
             empty_as_null: false,
             keep_nulls: false,
         };
-        for (name, agg) in aggregates {
+        // A pivot's columns are its aggregate over the rows with each value.
+        let pivoted = pivot.into_iter().flat_map(|p| {
+            p.values.iter().map(|(value, name)| {
+                let only = col(p.column.as_str()).eq(lit(value.as_str()));
+                (name, &p.aggregate, Some(only))
+            })
+        });
+        for (name, agg, only) in aggregates.iter().map(|(n, a)| (n, a, None)).chain(pivoted) {
             let column = agg.column();
-            let c = col(column.unwrap_or_default());
+            let c = match &only {
+                Some(only) => when(only.clone())
+                    .then(col(column.unwrap_or_default()))
+                    .otherwise(lit(NULL)),
+                None => col(column.unwrap_or_default()),
+            };
             let scale = scale_of(column);
             let (a, b) = (format!("__{name}_a"), format!("__{name}_b"));
             let (pa, pb) = (col(a.as_str()), col(b.as_str()));
             let (partial, merge, finish): (Vec<Expr>, Vec<Expr>, Expr) = match agg {
-                Aggregate::CountRows => (vec![len().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
+                Aggregate::CountRows => {
+                    let rows = match only {
+                        Some(only) => only.cast(DataType::Int64).sum(),
+                        None => len().cast(DataType::Int64),
+                    };
+                    (vec![rows], vec![pa.clone().sum()], pa)
+                }
                 Aggregate::Count(_) => (vec![c.count().cast(DataType::Int64)], vec![pa.clone().sum()], pa),
                 // The distinct values themselves, as a list per group, and
                 // how many earlier passes counted (see `end_pass`).

@@ -47,6 +47,16 @@ pub(crate) enum Aggregate {
     Mean(String),
 }
 
+/// Values of a text column as columns, each an aggregate over the rows
+/// with that value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Pivot {
+    pub column: String,
+    /// Each value and the name of its column.
+    pub values: Vec<(String, String)>,
+    pub aggregate: Aggregate,
+}
+
 /// One sort key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct SortKey {
@@ -59,10 +69,12 @@ pub(crate) struct SortKey {
 /// What a mart computes from its rows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Body {
-    /// Group keys (none: one row) and named aggregates, in file order.
+    /// Group keys (none: one row) and named aggregates, in file order (a
+    /// pivot's columns last).
     Declarative {
         keys: Vec<Key>,
         aggregates: Vec<(String, Aggregate)>,
+        pivot: Option<Pivot>,
     },
     /// The rows themselves, these columns (with `sort` and `limit`: the top
     /// rows by a sort, no aggregate).
@@ -280,6 +292,34 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
             }
         })
         .collect();
+    let pivot = spec
+        .pivot
+        .as_ref()
+        .and_then(|p| match Aggregate::parse(&p.aggregate.0) {
+            Ok(aggregate) => Some(Pivot {
+                column: p.column.clone(),
+                values: p
+                    .values
+                    .iter()
+                    .map(|v| (v.clone(), format!("{}{v}", p.prefix)))
+                    .collect(),
+                aggregate,
+            }),
+            Err(m) => {
+                problems.push(("pivot/aggregate".into(), m));
+                None
+            }
+        });
+    if let Some(pivot) = &pivot {
+        for (k, (_, name)) in pivot.values.iter().enumerate() {
+            if aggregates.iter().any(|(n, _)| n == name) || pivot.values[..k].iter().any(|(_, n)| n == name) {
+                problems.push((
+                    format!("pivot/values/{k}"),
+                    format!("`{name}` is already a column of the mart"),
+                ));
+            }
+        }
+    }
     let sort: Vec<SortKey> = spec
         .sort
         .iter()
@@ -313,7 +353,11 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
                 Some(columns) => Body::Rows {
                     columns: columns.clone(),
                 },
-                None => Body::Declarative { keys, aggregates },
+                None => Body::Declarative {
+                    keys,
+                    aggregates,
+                    pivot,
+                },
             },
         },
         sort,

@@ -39,7 +39,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, views_by_country 3 rows, longest_views 3 rows, countries 1 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
+        stdout.contains("published: `agg_result.db` (top_pages 2 rows, daily_sessions 6 rows, durations_by_country 4 rows, views_by_country 3 rows, longest_views 3 rows, countries 1 rows), `output/reports/top_pages.csv`, `output/reports/daily_sessions.csv`\n"),
         "{stdout}"
     );
 
@@ -56,7 +56,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
             "agg_result.db",
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_sluice%' ESCAPE '\\' ORDER BY name"
         ),
-        ["countries", "longest_views", "sessions_by_day", "top_pages"]
+        ["countries", "durations_by_country", "longest_views", "sessions_by_day", "top_pages"]
     );
     assert_eq!(
         ws.query("agg_result.db", "SELECT * FROM top_pages ORDER BY rank"),
@@ -129,7 +129,7 @@ fn a_second_pipeline_runs_end_to_end_from_its_own_sluice_yaml() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(
         stdout,
-        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 5 marts; 5 checks in 1 file\n"
+        "ok: pipeline `pageviews` in pv/sluice.yaml: 1 source, 1 staging model, 6 marts; 5 checks in 1 file\n"
     );
 }
 
@@ -825,6 +825,69 @@ fn select_keeps_the_top_rows_by_a_sort_without_an_aggregate() {
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("`marts[2].select[1]`: no column `country` in staging.events"),
+        "{stderr}"
+    );
+}
+
+/// `pivot`: the listed values of a text column become columns, each the
+/// aggregate over the group's rows with that value (other values left out;
+/// a value with no rows sums and counts to 0).
+#[test]
+fn pivot_turns_listed_values_into_columns() {
+    let ws = Workspace::new();
+    ws.sluice(&["init"]).assert().success();
+    let config = ws.read("sluice.yaml").replace(
+        "exports:\n",
+        "  - name: by_region\n\
+         \x20   from: events\n\
+         \x20   group_by: [sku]\n\
+         \x20   aggregate: {events: count()}\n\
+         \x20   pivot: {column: region, values: [eu, us], aggregate: sum(amount), prefix: revenue_}\n\
+         \x20   sort: [sku]\n\
+         \x20 - name: counts\n\
+         \x20   from: events\n\
+         \x20   pivot: {column: region, values: [eu, ap], aggregate: count()}\n\
+         \n\
+         exports:\n\
+         \x20 - mart: by_region\n\
+         \x20   csv: by_region.csv\n",
+    );
+    ws.write("sluice.yaml", &config);
+    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
+    for (i, (region, sku, amount)) in [
+        ("eu", "a", "5.00"),
+        ("eu", "b", "7.50"),
+        ("us", "a", "1.25"),
+        ("eu", "a", "0.25"),
+        ("ap", "b", "9.00"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        rows.push_str(&format!(
+            "e{i},{i},2026-11-19T10:00:00Z,{region},{sku},{amount}\n"
+        ));
+    }
+    ws.write("input/events.csv", rows);
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        ws.read("output/by_region.csv"),
+        "sku,events,revenue_eu,revenue_us\na,3,5.25,1.25\nb,2,7.50,0.00\n"
+    );
+    assert_eq!(ws.query("agg_result.db", "SELECT eu, ap FROM counts"), ["3|1"]);
+
+    ws.write(
+        "sluice.yaml",
+        config.replace(
+            "column: region, values: [eu, us]",
+            "column: amount, values: [eu, us]",
+        ),
+    );
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("`marts[2].pivot.column`: `pivot` takes a text column; `amount` is DECIMAL(18,2)"),
         "{stderr}"
     );
 }
