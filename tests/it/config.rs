@@ -707,14 +707,35 @@ fn a_mart_reads_a_mart() {
     );
 }
 
+/// `sluice init` in `ws`, with `marts` (YAML list entries) added to its
+/// marts and `exports` to its exports.
+fn init_with(ws: &Workspace, marts: &str, exports: &str) -> String {
+    ws.sluice(&["init"]).assert().success();
+    let config = ws
+        .read("sluice.yaml")
+        .replace("exports:\n", &format!("{marts}\nexports:\n{exports}"));
+    ws.write("sluice.yaml", &config);
+    config
+}
+
+/// Events of one day as the default pipeline reads them: (region, sku, amount).
+fn write_events(ws: &Workspace, rows: &[(&str, &str, &str)]) {
+    let mut csv = String::from("event_id,user_id,event_time,region,sku,amount\n");
+    for (i, (region, sku, amount)) in rows.iter().enumerate() {
+        csv.push_str(&format!(
+            "e{i},{i},2026-11-19T10:00:00Z,{region},{sku},{amount}\n"
+        ));
+    }
+    ws.write("input/events.csv", csv);
+}
+
 /// `limit_per`: the top N rows of each group (here the two best-selling
 /// SKUs of each region), ranked within the group; over several passes too.
 #[test]
 fn limit_per_keeps_the_top_rows_of_each_group() {
     let ws = Workspace::new();
-    ws.sluice(&["init"]).assert().success();
-    let config = ws.read("sluice.yaml").replace(
-        "exports:\n",
+    init_with(
+        &ws,
         "  - name: top_skus\n\
          \x20   from: events\n\
          \x20   group_by: [region, sku]\n\
@@ -722,29 +743,21 @@ fn limit_per_keeps_the_top_rows_of_each_group() {
          \x20   sort: [region, revenue desc, sku]\n\
          \x20   limit: 2\n\
          \x20   limit_per: [region]\n\
-         \x20   rank: rank\n\
-         \n\
-         exports:\n",
+         \x20   rank: rank\n",
+        "",
     );
-    ws.write("sluice.yaml", config);
-    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
-    for (i, (region, sku, amount)) in [
-        ("eu", "a", "5.00"),
-        ("eu", "b", "7.50"),
-        ("eu", "c", "1.00"),
-        ("eu", "b", "0.25"),
-        ("us", "a", "2.00"),
-        ("us", "c", "9.00"),
-        ("ap", "z", "3.00"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        rows.push_str(&format!(
-            "e{i},{i},2026-11-19T10:00:00Z,{region},{sku},{amount}\n"
-        ));
-    }
-    ws.write("input/events.csv", rows);
+    write_events(
+        &ws,
+        &[
+            ("eu", "a", "5.00"),
+            ("eu", "b", "7.50"),
+            ("eu", "c", "1.00"),
+            ("eu", "b", "0.25"),
+            ("us", "a", "2.00"),
+            ("us", "c", "9.00"),
+            ("ap", "z", "3.00"),
+        ],
+    );
     for passes in ["", "--pass-rows=1"] {
         let mut args = vec![];
         if !passes.is_empty() {
@@ -782,29 +795,18 @@ fn limit_per_keeps_the_top_rows_of_each_group() {
 #[test]
 fn select_keeps_the_top_rows_by_a_sort_without_an_aggregate() {
     let ws = Workspace::new();
-    ws.sluice(&["init"]).assert().success();
-    let config = ws.read("sluice.yaml").replace(
-        "exports:\n",
+    init_with(
+        &ws,
         "  - name: biggest\n\
          \x20   from: events\n\
          \x20   select: [event_id, region, amount]\n\
          \x20   sort: [amount desc, event_id]\n\
          \x20   limit: 3\n\
-         \x20   rank: rank\n\
-         \n\
-         exports:\n\
-         \x20 - mart: biggest\n\
-         \x20   csv: biggest.csv\n",
+         \x20   rank: rank\n",
+        "  - mart: biggest\n    csv: biggest.csv\n",
     );
-    ws.write("sluice.yaml", config);
-    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
-    for (i, amount) in ["5.00", "7.50", "1.00", "90071992547409.93", "2.00", "7.50"]
-        .iter()
-        .enumerate()
-    {
-        rows.push_str(&format!("e{i},{i},2026-11-19T10:00:00Z,eu,s,{amount}\n"));
-    }
-    ws.write("input/events.csv", rows);
+    let amounts = ["5.00", "7.50", "1.00", "90071992547409.93", "2.00", "7.50"];
+    write_events(&ws, &amounts.map(|a| ("eu", "s", a)));
     for passes in [&[][..], &["--pass-rows=1"][..]] {
         let (code, stdout, stderr) = ws.run_unchecked(passes);
         assert_eq!(code, 0, "{stdout}{stderr}");
@@ -835,9 +837,8 @@ fn select_keeps_the_top_rows_by_a_sort_without_an_aggregate() {
 #[test]
 fn pivot_turns_listed_values_into_columns() {
     let ws = Workspace::new();
-    ws.sluice(&["init"]).assert().success();
-    let config = ws.read("sluice.yaml").replace(
-        "exports:\n",
+    let config = init_with(
+        &ws,
         "  - name: by_region\n\
          \x20   from: events\n\
          \x20   group_by: [sku]\n\
@@ -846,29 +847,19 @@ fn pivot_turns_listed_values_into_columns() {
          \x20   sort: [sku]\n\
          \x20 - name: counts\n\
          \x20   from: events\n\
-         \x20   pivot: {column: region, values: [eu, ap], aggregate: count()}\n\
-         \n\
-         exports:\n\
-         \x20 - mart: by_region\n\
-         \x20   csv: by_region.csv\n",
+         \x20   pivot: {column: region, values: [eu, ap], aggregate: count()}\n",
+        "  - mart: by_region\n    csv: by_region.csv\n",
     );
-    ws.write("sluice.yaml", &config);
-    let mut rows = String::from("event_id,user_id,event_time,region,sku,amount\n");
-    for (i, (region, sku, amount)) in [
-        ("eu", "a", "5.00"),
-        ("eu", "b", "7.50"),
-        ("us", "a", "1.25"),
-        ("eu", "a", "0.25"),
-        ("ap", "b", "9.00"),
-    ]
-    .iter()
-    .enumerate()
-    {
-        rows.push_str(&format!(
-            "e{i},{i},2026-11-19T10:00:00Z,{region},{sku},{amount}\n"
-        ));
-    }
-    ws.write("input/events.csv", rows);
+    write_events(
+        &ws,
+        &[
+            ("eu", "a", "5.00"),
+            ("eu", "b", "7.50"),
+            ("us", "a", "1.25"),
+            ("eu", "a", "0.25"),
+            ("ap", "b", "9.00"),
+        ],
+    );
     let (code, stdout, stderr) = ws.run_unchecked(&[]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert_eq!(
