@@ -274,6 +274,79 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     })
 }
 
+/// The run's path over empty inputs, to report before any data is read what
+/// a run would find wrong: every staging script runs on empty raw tables of
+/// the declared columns, every mart is planned against the tables they
+/// make (its columns and their types), and every check runs over the empty
+/// layers (a check naming a column or table that is not there).
+pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> Result<()> {
+    let engine = DuckDb::open(None, None).map_err(Error::engine("starting DuckDB"))?;
+    let window = Window {
+        as_of: Utc::now(),
+        lookback_days: pipeline
+            .spec
+            .lookback_days
+            .unwrap_or(crate::settings::LOOKBACK_DAYS),
+    };
+    for source in pipeline.sources() {
+        ingest::create_raw_table(&engine, &source)?;
+    }
+    for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
+        let sql = crate::sql::expand_params(sql, window.as_of, window.start());
+        stage::run_script(
+            &engine,
+            &stage::Model {
+                name: &model.name,
+                source: pipeline.source_of(model),
+                sql: &sql,
+                file: &model.sql,
+                reasons: &model.reasons,
+            },
+        )?;
+    }
+    marts::build(
+        &engine,
+        pipeline,
+        window.as_of,
+        window.lookback_days,
+        marts::PASS_ROWS,
+    )?;
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
+    let audit = audit::audit(
+        &engine,
+        checks,
+        window.as_of,
+        window.start(),
+        scratch.path(),
+        &crate::checks::engine::History::new(),
+    )?;
+    // Only what is wrong in a check's SQL; its verdict on no rows means nothing.
+    let errors: Vec<crate::yaml::ConfigError> = audit
+        .outcomes
+        .iter()
+        .filter_map(|o| {
+            let message = o.message.as_deref()?;
+            let class = crate::engine::classify(message.split_once("DuckDB: ").map_or(message, |(_, m)| m));
+            let in_the_sql = matches!(
+                class,
+                crate::engine::ErrorClass::Syntax | crate::engine::ErrorClass::Binding
+            );
+            in_the_sql.then(|| crate::yaml::ConfigError {
+                file: o.check.file.clone(),
+                line: o.check.line,
+                key: o.check.name.clone(),
+                message: message.to_string(),
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Checks { errors })
+    }
+}
+
 /// Every sink of every mart, by the mart's index in file order (the order
 /// `marts::build` returns them in); files under `output_dir`.
 fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<Export> {

@@ -58,13 +58,8 @@ pub(crate) struct Model<'a> {
     pub reasons: &'a [String],
 }
 
-/// Runs one model's SQL and writes its silver layer and quarantine.
-pub(crate) fn stage(
-    engine: &DuckDb,
-    model: &Model,
-    staging_dir: &Path,
-    quarantine_dir: &Path,
-) -> Result<StageCounts> {
+/// Runs one model's script, which must create `staging.<model>`.
+pub(crate) fn run_script(engine: &DuckDb, model: &Model) -> Result<()> {
     // The schema is there for the script to write to.
     engine
         .execute("CREATE SCHEMA IF NOT EXISTS staging;")
@@ -83,19 +78,31 @@ pub(crate) fn stage(
             }
         }
     })?;
-    let exists = |table: &str| {
-        engine
-            .has_table("staging", table)
-            .map_err(Error::engine(format!("looking up staging.{table}")))
-    };
-    if !exists(model.name)? {
+    if !has_table(engine, model.name)? {
         return Err(Error::ModelNotCreated {
             file: model.file.to_string(),
             table: format!("staging.{}", model.name),
         });
     }
+    Ok(())
+}
+
+fn has_table(engine: &DuckDb, table: &str) -> Result<bool> {
+    engine
+        .has_table("staging", table)
+        .map_err(Error::engine(format!("looking up staging.{table}")))
+}
+
+/// Runs one model's SQL and writes its silver layer and quarantine.
+pub(crate) fn stage(
+    engine: &DuckDb,
+    model: &Model,
+    staging_dir: &Path,
+    quarantine_dir: &Path,
+) -> Result<StageCounts> {
+    run_script(engine, model)?;
     let quarantine = format!("{}_quarantine", model.name);
-    let has_quarantine = exists(&quarantine)?;
+    let has_quarantine = has_table(engine, &quarantine)?;
 
     let raw = count(
         engine,

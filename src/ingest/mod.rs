@@ -194,16 +194,9 @@ fn raw_schema(source: &Source) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// Lands every input file in `raw.<source>` and writes
-/// `data/raw/<source>/<source>.parquet`.
-pub(crate) fn land(
-    engine: &DuckDb,
-    source: &Source,
-    inputs: &[Input],
-    raw_dir: &Path,
-    ingested_at: &str,
-    progress: &indicatif::ProgressBar,
-) -> Result<Ingested> {
+/// Creates `raw.<source>`, empty: the declared columns as text, then
+/// `_source_file`, `_line` and `_malformed`, as the staging scripts read it.
+pub(crate) fn create_raw_table(engine: &DuckDb, source: &Source) -> Result<()> {
     let table = source.table();
     let mut columns: Vec<String> = source
         .names()
@@ -215,7 +208,21 @@ pub(crate) fn land(
             "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE {table} ({});",
             columns.join(", ")
         ))
-        .map_err(Error::engine(format!("creating {table}")))?;
+        .map_err(Error::engine(format!("creating {table}")))
+}
+
+/// Lands every input file in `raw.<source>` and writes
+/// `data/raw/<source>/<source>.parquet`.
+pub(crate) fn land(
+    engine: &DuckDb,
+    source: &Source,
+    inputs: &[Input],
+    raw_dir: &Path,
+    ingested_at: &str,
+    progress: &indicatif::ProgressBar,
+) -> Result<Ingested> {
+    let table = source.table();
+    create_raw_table(engine, source)?;
 
     let mut out = Ingested::default();
     for input in inputs {

@@ -882,3 +882,42 @@ fn pivot_turns_listed_values_into_columns() {
         "{stderr}"
     );
 }
+
+/// `sluice validate` compiles: the staging scripts run on empty raw tables,
+/// the marts are planned against what they make and the checks run over the
+/// empty layers, so a wrong column shows before any data is read.
+#[test]
+fn validate_finds_a_wrong_column_without_data() {
+    let ws = Workspace::new();
+    ws.sluice(&["init"]).assert().success();
+    ws.sluice(&["validate"]).assert().success();
+    let config = ws.read("sluice.yaml");
+    ws.write(
+        "sluice.yaml",
+        config.replace("total_amount: sum(amount)", "total_amount: sum(amounts)"),
+    );
+    let out = ws.sluice(&["validate"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`marts[0].aggregate.total_amount`: no column `amounts` in staging.events"),
+        "{stderr}"
+    );
+    ws.write("sluice.yaml", &config);
+    let checks = ws.read("checks/events.yaml");
+    ws.write(
+        "checks/events.yaml",
+        checks
+            + "\n  - name: bad_column\n    table: staging.events\n    kind: validity\n    predicate: \"amountz > 0\"\n    fail: \"> 0\"\n",
+    );
+    let out = ws.sluice(&["validate"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`bad_column`: Binder Error: Referenced column \"amountz\" not found"),
+        "{stderr}"
+    );
+    // Nothing was written: validate reads no data and keeps no state.
+    assert!(!ws.path("agg_result.db").exists());
+    assert!(!ws.path("data").exists());
+}
