@@ -8,6 +8,7 @@ mod bad_input;
 mod checks;
 mod config;
 mod docker;
+mod examples;
 mod formats;
 mod metrics;
 mod pipeline;
