@@ -394,8 +394,10 @@ impl Pipeline {
         let validator = jsonschema::options()
             .build(&schema())
             .expect("the generated sluice.yaml schema is valid");
-        let (spec, doc) = yaml::load::<PipelineFile>(file, text, &validator, &describe)
-            .map_err(|errors| Error::Config { errors })?;
+        let (mut errors, parsed) = yaml::load_all::<PipelineFile>(file, text, &validator, &describe);
+        let Some((spec, doc)) = parsed else {
+            return Err(Error::Config { errors });
+        };
         let mut pipeline = Pipeline {
             spec,
             file: file.to_string(),
@@ -405,7 +407,7 @@ impl Pipeline {
             hash: String::new(),
             doc,
         };
-        let mut errors = pipeline.cross_check();
+        errors.extend(pipeline.cross_check());
         let mut hash = Sha256::new();
         hash.update(text.as_bytes());
         for (i, model) in pipeline.spec.staging.iter().enumerate() {

@@ -102,14 +102,36 @@ pub(crate) fn load<T: serde::de::DeserializeOwned>(
     validator: &jsonschema::Validator,
     describe_pattern: &dyn Fn(&str) -> Option<&'static str>,
 ) -> Result<(T, Document), Vec<ConfigError>> {
+    match load_all(file, text, validator, describe_pattern) {
+        (errors, Some(parsed)) if errors.is_empty() => Ok(parsed),
+        (errors, _) => Err(errors),
+    }
+}
+
+/// As [`load`], and when the only schema errors are unknown keys, the file
+/// read without them too: what can still be read is checked further, so an
+/// unknown key does not hide a wrong reference (every problem at once).
+pub(crate) fn load_all<T: serde::de::DeserializeOwned>(
+    file: &str,
+    text: &str,
+    validator: &jsonschema::Validator,
+    describe_pattern: &dyn Fn(&str) -> Option<&'static str>,
+) -> (Vec<ConfigError>, Option<(T, Document)>) {
     let err = |line: usize, key: String, message: String| ConfigError {
         file: file.to_string(),
         line,
         key,
         message,
     };
-    let doc =
-        parse(text).map_err(|e| vec![err(e.line, String::new(), format!("invalid YAML: {}", e.message))])?;
+    let doc = match parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return (
+                vec![err(e.line, String::new(), format!("invalid YAML: {}", e.message))],
+                None,
+            );
+        }
+    };
     let mut errors: Vec<ConfigError> = validator
         .iter_errors(&doc.value)
         .map(|e| {
@@ -117,15 +139,41 @@ pub(crate) fn load<T: serde::de::DeserializeOwned>(
             err(doc.line(&pointer), key_of(&pointer), message)
         })
         .collect();
-    if !errors.is_empty() {
-        // Schema order is not file order; people read files top to bottom.
-        errors.sort_by_key(|e| e.line);
-        return Err(errors);
+    // Schema order is not file order; people read files top to bottom.
+    errors.sort_by_key(|e| e.line);
+    let value = if errors.is_empty() {
+        doc.value.clone()
+    } else {
+        let known = without_unknown_keys(&doc.value, validator);
+        if !validator.is_valid(&known) {
+            return (errors, None);
+        }
+        known
+    };
+    match serde_json::from_value(value) {
+        Ok(parsed) => (errors, Some((parsed, doc))),
+        Err(e) => {
+            errors.push(err(1, String::new(), e.to_string()));
+            (errors, None)
+        }
     }
-    match serde_json::from_value(doc.value.clone()) {
-        Ok(parsed) => Ok((parsed, doc)),
-        Err(e) => Err(vec![err(1, String::new(), e.to_string())]),
+}
+
+/// `value` without the object keys its schema does not allow.
+fn without_unknown_keys(value: &serde_json::Value, validator: &jsonschema::Validator) -> serde_json::Value {
+    let mut known = value.clone();
+    for e in validator.iter_errors(value) {
+        if let jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } = e.kind()
+            && let Some(object) = known
+                .pointer_mut(e.instance_path().as_str())
+                .and_then(serde_json::Value::as_object_mut)
+        {
+            for key in unexpected {
+                object.remove(key);
+            }
+        }
     }
+    known
 }
 
 /// Where a schema error is and what it says, in words a person acts on:

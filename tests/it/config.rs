@@ -921,3 +921,28 @@ fn validate_finds_a_wrong_column_without_data() {
     assert!(!ws.path("agg_result.db").exists());
     assert!(!ws.path("data").exists());
 }
+
+/// An unknown key does not hide a wrong reference: the file is read without
+/// it and checked further, and both come back at once, in file order.
+#[test]
+fn an_unknown_key_does_not_hide_a_wrong_reference() {
+    let ws = Workspace::new();
+    api_pages(&ws);
+    let config = ws
+        .read("sluice.yaml")
+        .replace("  - name: stars\n", "  - name: stars\n    colour: blue\n")
+        .replace("from: popular", "from: nowhere");
+    ws.write("sluice.yaml", config);
+    let out = ws.sluice(&["validate"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: 2 problems in the pipeline:\n"),
+        "{stderr}"
+    );
+    let colour = stderr.find("('colour' was unexpected)").unwrap_or(usize::MAX);
+    let from = stderr
+        .find("`marts[1].from`: no staging model or mart named `nowhere`")
+        .unwrap_or(usize::MAX);
+    assert!(colour < from && from < usize::MAX, "{stderr}");
+}
