@@ -128,11 +128,16 @@ pub(crate) struct SourceSpec {
     pub optional: Vec<String>,
 }
 
+/// The mart that mart `i` reads, if it reads a mart.
+fn upstream(marts: &[MartSpec], i: usize) -> Option<usize> {
+    marts.iter().position(|m| m.name == marts[i].from)
+}
+
 /// The marts mart `start` reads through `from`, when they come back to it.
 fn mart_cycle(marts: &[MartSpec], start: usize) -> Option<Vec<String>> {
     let mut path = vec![marts[start].name.clone()];
     let mut i = start;
-    while let Some(next) = marts.iter().position(|m| m.name == marts[i].from) {
+    while let Some(next) = upstream(marts, i) {
         path.push(marts[next].name.clone());
         if next == start {
             return Some(path);
@@ -595,12 +600,12 @@ impl Pipeline {
         let marts = &self.spec.marts;
         let depth = |mut i: usize| {
             let mut depth = 0;
-            while let Some(upstream) = marts.iter().position(|m| m.name == marts[i].from) {
+            while let Some(next) = upstream(marts, i) {
                 if depth > marts.len() {
                     break;
                 }
                 depth += 1;
-                i = upstream;
+                i = next;
             }
             depth
         };

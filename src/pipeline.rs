@@ -127,13 +127,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         let sql = crate::sql::expand_params(sql, window.as_of, window.start());
         let counts = stage::stage(
             &engine,
-            &stage::Model {
-                name: &model.name,
-                source: pipeline.source_of(model),
-                sql: &sql,
-                file: &model.sql,
-                reasons: &model.reasons,
-            },
+            &staging_model(pipeline, model, &sql),
             &settings.places.data_dir.join("staging"),
             &settings.places.output_dir.join("quarantine"),
         )?;
@@ -274,6 +268,22 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     })
 }
 
+/// A staging model of the pipeline to run, with its script as `sql` (the
+/// run's parameters filled in).
+fn staging_model<'a>(
+    pipeline: &'a Pipeline,
+    model: &'a crate::config::StagingSpec,
+    sql: &'a str,
+) -> stage::Model<'a> {
+    stage::Model {
+        name: &model.name,
+        source: pipeline.source_of(model),
+        sql,
+        file: &model.sql,
+        reasons: &model.reasons,
+    }
+}
+
 /// The run's path over empty inputs, to report before any data is read what
 /// a run would find wrong: every staging script runs on empty raw tables of
 /// the declared columns, every mart is planned against the tables they
@@ -293,16 +303,7 @@ pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> R
     }
     for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
         let sql = crate::sql::expand_params(sql, window.as_of, window.start());
-        stage::run_script(
-            &engine,
-            &stage::Model {
-                name: &model.name,
-                source: pipeline.source_of(model),
-                sql: &sql,
-                file: &model.sql,
-                reasons: &model.reasons,
-            },
-        )?;
+        stage::run_script(&engine, &staging_model(pipeline, model, &sql))?;
     }
     marts::build(
         &engine,

@@ -646,8 +646,6 @@ struct Streamed {
     distinct: Vec<(String, String, String)>,
     /// Integer sums (mart column, i64 partial, f64 partial beside it).
     sums: Vec<(String, String, String)>,
-    /// Rows kept as they are (`select`): partials are the top rows, not groups.
-    rows: bool,
     money: Vec<(String, u32)>,
     /// Partials merged so far, and those waiting to be merged.
     running: Option<DataFrame>,
@@ -681,7 +679,6 @@ impl Streamed {
             finish: Vec::new(),
             distinct: Vec::new(),
             sums: Vec::new(),
-            rows: false,
             money: Vec::new(),
             running: None,
             pending: Vec::new(),
@@ -698,7 +695,6 @@ impl Streamed {
             Body::Rows { columns } => {
                 // The rows themselves: each chunk is cut to the mart's
                 // top rows (see `feed`), so only `limit` rows are held.
-                s.rows = true;
                 for column in columns {
                     if let Some(scale) = scale_of(Some(column)) {
                         s.money.push((column.clone(), scale));
@@ -848,9 +844,9 @@ impl Streamed {
     /// once as many rows wait as are merged already, so merging stays linear
     /// in the input however many chunks there are.
     fn feed(&mut self, chunk: DataFrame) -> PolarsResult<()> {
-        let partial = match self.rows {
-            true => self.top(chunk.lazy().select(&self.partial))?,
-            false => Self::reduce(chunk.lazy(), &self.partial, self.keys.clone()),
+        let partial = match self.spec.body {
+            Body::Rows { .. } => self.top(chunk.lazy().select(&self.partial))?,
+            _ => Self::reduce(chunk.lazy(), &self.partial, self.keys.clone()),
         }
         .collect()?;
         self.pending_rows += partial.height();
@@ -876,9 +872,9 @@ impl Streamed {
         }
         let keys: Vec<Expr> = self.key_names.iter().map(|k| col(k.as_str())).collect();
         let all = concat(frames, UnionArgs::default())?;
-        let merged = match self.rows {
-            true => self.top(all)?,
-            false => Self::reduce(all, &self.merge, keys),
+        let merged = match self.spec.body {
+            Body::Rows { .. } => self.top(all)?,
+            _ => Self::reduce(all, &self.merge, keys),
         };
         self.running = Some(merged.collect()?);
         Ok(())
