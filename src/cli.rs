@@ -138,6 +138,11 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_INPUT", value_name = "PATH")]
     pub input: Vec<String>,
 
+    /// A variable of the pipeline (`vars` in sluice.yaml), as `name=value`
+    /// (repeatable; comma-separated in the environment): `--var org=duckdb`.
+    #[arg(long = "var", env = "SLUICE_VARS", value_delimiter = ',', value_parser = parse_var, value_name = "NAME=VALUE")]
+    pub vars: Vec<(String, String)>,
+
     #[command(flatten)]
     pub places: PlacesArgs,
 
@@ -150,6 +155,11 @@ pub struct RunArgs {
     #[arg(long, env = "SLUICE_LOOKBACK_DAYS",
           value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
     pub lookback_days: Option<u32>,
+
+    /// Read incremental sources from their start (`initial`), as if no run
+    /// had published before; their cursors move on from there if this run publishes.
+    #[arg(long, env = "SLUICE_FULL_REFRESH")]
+    pub full_refresh: bool,
 
     /// Compute and audit, but publish nothing (pull requests): candidates go to
     /// output/unpublished/ and the exit code is the gate's.
@@ -257,6 +267,14 @@ pub fn parse_memory(s: &str) -> Result<String, String> {
         Ok(format!("{number}{}", unit.trim()))
     } else {
         Err(format!("`{s}` is not a size such as `512MB` or `2GB`"))
+    }
+}
+
+/// `name=value`, for `--var`.
+fn parse_var(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_string(), value.to_string())),
+        _ => Err(format!("`{text}` is not `name=value`")),
     }
 }
 

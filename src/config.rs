@@ -17,8 +17,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::ingest::{ColumnType, Format, NewColumns, Source};
+use crate::ingest::{ColumnType, CursorValue, Format, HttpSpec, IncrementalSpec, NewColumns, Source};
 use crate::marts::MartPlan;
+use crate::stage::WriteMode;
 use crate::yaml::{self, ConfigError, Document, key_of};
 
 /// The default pipeline's files, as `sluice init` writes them.
@@ -79,6 +80,15 @@ pub(crate) struct PipelineFile {
     /// own (`--lookback-days` wins). Default: 30.
     #[schemars(range(min = 1, max = 36500))]
     pub lookback_days: Option<u32>,
+    /// The IANA time zone (`Europe/Berlin`) whose wall clock the marts'
+    /// `day()`, `hour()`, `month()` and `year()` keys follow, and `sql:` marts
+    /// see timestamps in; a mart's own `time_zone` wins. Times are still
+    /// published as UTC. Default: UTC.
+    pub time_zone: Option<String>,
+    /// Variables and their defaults, used as `{name}` in a source's `http`
+    /// (URL, parameters, headers); `--var name=value` sets one for a run.
+    #[serde(default)]
+    pub vars: BTreeMap<String, String>,
     /// Directory of the checks, relative to this file (`--checks-dir` wins).
     /// Default: `checks/` beside this file.
     pub checks: Option<String>,
@@ -111,6 +121,11 @@ pub(crate) struct SourceSpec {
     /// A file, a directory (read recursively) or a glob, or a list of them,
     /// relative to this file; `--input` wins. Default: `input`.
     pub path: Option<OneOrMany>,
+    /// Pages of JSON records from an HTTP API, instead of files.
+    pub http: Option<HttpSpec>,
+    /// Read only the records that are new since the last published run,
+    /// by a cursor column (an `http` source).
+    pub incremental: Option<IncrementalSpec>,
     /// Read every file as this format. Default: by the file name (`.csv`,
     /// `.ndjson`, `.jsonl`, `.parquet`, compressed with `.gz` or `.zst`).
     pub format: Option<Format>,
@@ -174,6 +189,22 @@ pub(crate) struct StagingSpec {
     /// each is counted (in metrics and history) even when no row has it.
     #[serde(default)]
     pub reasons: Vec<String>,
+    /// How this run's rows join the model's rows of earlier runs: `replace`
+    /// (default: the model is this run's rows), `append`, or `merge` by
+    /// `primary_key` (a record's newest version replaces the older ones).
+    /// The marts and checks see the whole model.
+    #[serde(default)]
+    pub write: WriteMode,
+    /// The columns that identify a record, for `merge`.
+    #[serde(default)]
+    pub primary_key: Vec<String>,
+    /// Which version of a record is newest, for `merge`: a column such as
+    /// `updated_at`. On a tie, or without it, this run's version wins.
+    #[schemars(regex(pattern = IDENT))]
+    pub order_by: Option<String>,
+    /// A DuckDB condition that marks a record's newest version as a
+    /// deletion (`merge`): the record leaves the model.
+    pub delete_when: Option<String>,
 }
 
 /// One mart: declarative (`group_by`, `aggregate`, `sort`, `limit`, `rank`,
@@ -223,6 +254,9 @@ pub(crate) struct MartSpec {
     /// Add the row number (1, 2, ...) after sorting as the first column, named so.
     #[schemars(regex(pattern = IDENT))]
     pub rank: Option<String>,
+    /// The time zone of this mart's day, hour, month and year keys (or of
+    /// the timestamps a `sql:` mart sees), instead of the pipeline's.
+    pub time_zone: Option<String>,
 }
 
 /// The window column, with its own length or the run's.
@@ -424,8 +458,16 @@ impl Pipeline {
                 Err(message) => errors.push(pipeline.error(&format!("/staging/{i}/sql"), message)),
             }
         }
+        let zone = match pipeline.spec.time_zone.as_deref().map(crate::marts::time_zone) {
+            Some(Ok(zone)) => zone,
+            Some(Err(message)) => {
+                errors.push(pipeline.error("/time_zone", message));
+                None
+            }
+            None => None,
+        };
         for (i, mart) in pipeline.spec.marts.iter().enumerate() {
-            match crate::marts::plan(mart) {
+            match crate::marts::plan(mart, zone.as_deref()) {
                 Ok(plan) => pipeline.marts.push(plan),
                 Err(problems) => errors.extend(
                     problems
@@ -508,6 +550,14 @@ impl Pipeline {
                 }
             }
         }
+        for (i, source) in s.sources.iter().enumerate() {
+            if let Some(http) = &source.http {
+                errors.extend(self.check_http(i, source, http));
+            }
+            if let Some(incremental) = &source.incremental {
+                errors.extend(self.check_incremental(i, source, incremental));
+            }
+        }
         let sources: Vec<&str> = s.sources.iter().map(|x| x.name.as_str()).collect();
         for (i, model) in s.staging.iter().enumerate() {
             let source = self.source_of(model);
@@ -525,6 +575,33 @@ impl Pipeline {
                         }
                     ),
                 ));
+            }
+        }
+        for (i, model) in s.staging.iter().enumerate() {
+            let at = |key: &str| format!("/staging/{i}/{key}");
+            match model.write {
+                WriteMode::Merge if model.primary_key.is_empty() => errors.push(self.error(
+                    &at("primary_key"),
+                    "a `merge` model needs the columns that identify a record: `primary_key: [id]`".into(),
+                )),
+                WriteMode::Merge => {}
+                mode => {
+                    for (key, given) in [
+                        ("primary_key", !model.primary_key.is_empty()),
+                        ("order_by", model.order_by.is_some()),
+                        ("delete_when", model.delete_when.is_some()),
+                    ] {
+                        if given {
+                            errors.push(self.error(
+                                &at(key),
+                                format!(
+                                    "`{key}` is for `write: merge`; this model's `write` is `{}`",
+                                    format!("{mode:?}").to_lowercase()
+                                ),
+                            ));
+                        }
+                    }
+                }
             }
         }
         let models: Vec<&str> = s.staging.iter().map(|x| x.name.as_str()).collect();
@@ -641,8 +718,124 @@ impl Pipeline {
                 new_columns: s.new_columns,
                 format: s.format,
                 optional: s.optional.clone(),
+                http: s.http.clone(),
+                incremental: s.incremental.clone(),
             })
             .collect()
+    }
+
+    /// What is wrong with the `http` of source `i`: what it cannot be
+    /// given with, durations, variables, credentials.
+    fn check_http(&self, i: usize, source: &SourceSpec, http: &HttpSpec) -> Vec<ConfigError> {
+        let at = |key: &str| format!("/sources/{i}/{key}");
+        let mut errors = Vec::new();
+        for (key, given) in [
+            ("path", source.path.is_some()),
+            ("format", source.format.is_some()),
+        ] {
+            if given {
+                errors.push(self.error(
+                    &at(key),
+                    format!(
+                        "a source reads files (`path`) or an API (`http`), not both: `{key}` is for files"
+                    ),
+                ));
+            }
+        }
+        for (key, parsed) in http.durations() {
+            if let Err(message) = parsed {
+                errors.push(self.error(&at(&format!("http/{key}")), message));
+            }
+        }
+        for (key, name) in http.placeholders() {
+            if !self.spec.vars.contains_key(&name) {
+                let declared: Vec<&str> = self.spec.vars.keys().map(String::as_str).collect();
+                errors.push(self.error(
+                    &at(&format!("http/{key}")),
+                    format!(
+                        "`{{{name}}}` is not a variable: declare it under `vars` with its default (declared: {})",
+                        if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                    ),
+                ));
+            }
+        }
+        if let Some(auth) = &http.auth
+            && auth.bearer.is_some() == auth.basic.is_some()
+        {
+            errors.push(self.error(
+                &at("http/auth"),
+                "give `bearer` (a token) or `basic` (a user name and a password), one of them".into(),
+            ));
+        }
+        errors
+    }
+
+    /// What is wrong with the `incremental` of source `i`.
+    fn check_incremental(&self, i: usize, source: &SourceSpec, spec: &IncrementalSpec) -> Vec<ConfigError> {
+        let at = |key: &str| format!("/sources/{i}/incremental/{key}");
+        let mut errors = Vec::new();
+        if source.http.is_none() {
+            errors.push(self.error(
+                &format!("/sources/{i}/incremental"),
+                "a cursor applies to an `http` source: a directory of files is read whole each run".into(),
+            ));
+        }
+        let ty = source
+            .columns
+            .0
+            .iter()
+            .find(|(c, _)| *c == spec.cursor)
+            .map(|(_, t)| *t);
+        match ty {
+            Some(ColumnType::Timestamp | ColumnType::Integer) => {}
+            Some(other) => errors.push(self.error(
+                &at("cursor"),
+                format!(
+                    "the cursor `{}` is a {} column: it must be a timestamp or an integer",
+                    spec.cursor,
+                    format!("{other:?}").to_lowercase()
+                ),
+            )),
+            None => errors.push(self.error(
+                &at("cursor"),
+                format!("`{}` is not a column of the source", spec.cursor),
+            )),
+        }
+        if let (Some(ty), Some(initial)) = (ty, &spec.initial)
+            && CursorValue::parse(initial, ty).is_none()
+        {
+            errors.push(self.error(
+                &at("initial"),
+                format!("`{initial}` is not a value of the cursor (RFC 3339 for a timestamp, such as `2026-01-01T00:00:00Z`)"),
+            ));
+        }
+        if let Some(lag) = &spec.lag
+            && let Err(e) = humantime::parse_duration(lag.trim())
+        {
+            errors.push(self.error(
+                &at("lag"),
+                format!("`{lag}` is not a duration such as `1h` ({e})"),
+            ));
+        }
+        errors
+    }
+
+    /// The values of the pipeline's variables for a run: `vars`, with
+    /// `--var` over them; a `--var` the file does not declare is an error.
+    pub(crate) fn vars(&self, flags: &[(String, String)]) -> Result<BTreeMap<String, String>> {
+        let mut vars = self.spec.vars.clone();
+        for (name, value) in flags {
+            match vars.get_mut(name) {
+                Some(v) => *v = value.clone(),
+                None => {
+                    return Err(Error::UnknownVar {
+                        name: name.clone(),
+                        declared: self.spec.vars.keys().cloned().collect(),
+                    });
+                }
+            }
+        }
+        Ok(vars)
     }
 
     /// The input paths of a source: `--input` when given, else its `path`

@@ -44,6 +44,53 @@ pub enum Error {
     #[error("input `{}` is not a regular file", path.display())]
     NotAFile { path: PathBuf },
 
+    #[error("source `{source_name}` needs the environment variable{} {}, which {} not set",
+        if variables.len() == 1 { "" } else { "s" }, variables.join(" and "),
+        if variables.len() == 1 { "is" } else { "are" })]
+    MissingSecret {
+        source_name: String,
+        variables: Vec<String>,
+    },
+
+    #[error("--var `{name}` is not a variable of the pipeline ({})",
+        if declared.is_empty() { "it declares none in `vars`".to_string() } else { format!("its `vars`: {}", declared.join(", ")) })]
+    UnknownVar { name: String, declared: Vec<String> },
+
+    #[error("cannot fetch `{url}`: {message}")]
+    HttpTransport { url: String, message: String },
+
+    #[error("`{url}` answered HTTP {status}: {excerpt}")]
+    HttpStatus {
+        url: String,
+        status: u16,
+        excerpt: String,
+    },
+
+    #[error("`{url}` still failed after {attempts} attempts (last: {last})")]
+    HttpRetries {
+        url: String,
+        attempts: u32,
+        last: String,
+    },
+
+    #[error("`{url}`: {why} asks for a wait of {wait}, longer than `retry.max_wait` ({max_wait})")]
+    HttpWait {
+        url: String,
+        wait: String,
+        max_wait: String,
+        why: String,
+    },
+
+    #[error("page `{url}`: {problem}")]
+    HttpPage { url: String, problem: String },
+
+    #[error("source `{source_name}` stopped at `{url}`: {what}")]
+    HttpLimit {
+        source_name: String,
+        url: String,
+        what: String,
+    },
+
     #[error("input file `{}` has the column `{column}` more than once", path.display())]
     DuplicateColumn { path: PathBuf, column: String },
 
@@ -153,11 +200,17 @@ pub enum Error {
     #[error("`{file}`: {message}")]
     BadSql { file: String, message: String },
 
+    #[error("staging model `{model}` keeps its rows across runs, and its current version `{}` is gone", path.display())]
+    KeptModelLost { model: String, path: PathBuf },
+
     #[error("`{file}` did not create table `{table}`")]
     ModelNotCreated { file: String, table: String },
 
     #[error("pipeline file `{}` does not exist", path.display())]
     ConfigNotFound { path: PathBuf },
+
+    #[error("--input names files, and source `{source_name}` reads an HTTP API")]
+    InputForHttpSource { source_name: String },
 
     #[error("--input names the files of one source, and the pipeline has {count}: {}", names.join(", "))]
     InputForManySources { count: usize, names: Vec<String> },
@@ -212,6 +265,8 @@ impl Error {
             | Error::UnsupportedInput { .. }
             | Error::NotAFile { .. }
             | Error::NoReadableInput { .. }
+            | Error::MissingSecret { .. }
+            | Error::UnknownVar { .. }
             | Error::BadGlob { .. }
             | Error::DbIsDirectory { .. }
             | Error::DbNotAFile { .. }
@@ -222,6 +277,7 @@ impl Error {
             | Error::ModelNotCreated { .. }
             | Error::BadSql { .. }
             | Error::InputForManySources { .. }
+            | Error::InputForHttpSource { .. }
             | Error::WouldOverwrite { .. }
             | Error::ChecksDirNotFound { .. }
             | Error::NoChecks { .. }
@@ -231,6 +287,12 @@ impl Error {
             | Error::DuplicateColumn { .. }
             | Error::NewColumns { .. }
             | Error::ReadInput { .. }
+            | Error::HttpTransport { .. }
+            | Error::HttpStatus { .. }
+            | Error::HttpRetries { .. }
+            | Error::HttpWait { .. }
+            | Error::HttpPage { .. }
+            | Error::HttpLimit { .. }
             | Error::Locked { .. }
             | Error::CorruptDb { .. }
             | Error::DbTooNew { .. }
@@ -240,6 +302,7 @@ impl Error {
             | Error::Sqlite { .. }
             | Error::PublishInterrupted { .. }
             | Error::SumOverflow { .. }
+            | Error::KeptModelLost { .. }
             | Error::WriteCsv { .. } => ExitStatus::Runtime,
         }
     }
@@ -257,6 +320,37 @@ impl Error {
             Error::NoReadableInput { source_name, .. } => format!(
                 "sluice tells a file's format by its name (`.csv`, `.ndjson`, `.jsonl`, `.parquet`, with `.gz` or `.zst`): set `format` on source `{source_name}` in sluice.yaml to read these (`.json.gz` hits are `format: ndjson`)"
             ),
+            Error::MissingSecret { variables, .. } => format!(
+                "export {} in the environment (in GitHub Actions: `env:` from `secrets`), or set `auth.optional: true` to fetch without credentials",
+                variables.join(" and ")
+            ),
+            Error::UnknownVar { .. } => {
+                "declare the variable under `vars:` in sluice.yaml (with its default) and use it as `{name}` in a source's `http`".into()
+            }
+            Error::HttpTransport { .. } => {
+                "check the URL and the network (sluice reaches what this machine reaches); a timeout is the source's `timeout`".into()
+            }
+            Error::HttpStatus { status: 401 | 403, .. } => {
+                "the API refused the credentials: check the token in the environment variable that the source's `auth` names, and its scopes".into()
+            }
+            Error::HttpStatus { status: 404, .. } => {
+                "check the URL and its variables (`--var`); some APIs answer 404 for what a token may not see".into()
+            }
+            Error::HttpStatus { .. } => {
+                "the API rejected the request: check the source's URL, `params` and `headers` against its documentation".into()
+            }
+            Error::HttpRetries { .. } => {
+                "the API or the network kept failing: run again later (nothing was published), or raise the source's `retry.attempts`".into()
+            }
+            Error::HttpWait { .. } => {
+                "run again once the wait is over (nothing was published), or raise the source's `retry.max_wait`; a token raises most rate limits".into()
+            }
+            Error::HttpPage { .. } => {
+                "check the source's `records` and `paginate` against what the API returns; nothing was published".into()
+            }
+            Error::HttpLimit { .. } => {
+                "raise the source's `max_pages` or `max_time`, or ask for less per run (parameters, an incremental cursor); nothing was published".into()
+            }
             Error::NotAFile { .. } => {
                 "sluice reads regular files (a FIFO or a device could block the run): write the data to a file first".into()
             }
@@ -309,8 +403,14 @@ impl Error {
             Error::ConfigNotFound { .. } => {
                 "pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline".into()
             }
+            Error::InputForHttpSource { .. } => {
+                "leave out --input (SLUICE_INPUT): the source's `http` says where its records come from".into()
+            }
             Error::InputForManySources { .. } => {
                 "set each source's `path` in sluice.yaml instead of --input (SLUICE_INPUT)".into()
+            }
+            Error::KeptModelLost { .. } => {
+                "the lake lost the model's earlier rows (a new --data-dir?): point --data-dir at the lake of the earlier runs, or run once with --full-refresh to read every source from its start".into()
             }
             Error::BadSql { .. } => "fix the staging SQL; DuckDB's message above names the line and the object".into(),
             Error::ModelNotCreated { table, .. } => format!(

@@ -31,6 +31,7 @@ pub(crate) struct Metrics {
     check_status: GaugeVec,
     check_observed: GaugeVec,
     freshness_lag: GaugeVec,
+    cursor: GaugeVec,
 }
 
 impl Default for Metrics {
@@ -92,8 +93,18 @@ impl Metrics {
                 "as_of minus the newest timestamp, per table with a freshness check.",
                 &["table"],
             ),
+            cursor: vec(
+                "sluice_source_cursor_timestamp_seconds",
+                "The timestamp cursor of each incremental source after the run: where the next run reads from.",
+                &["source"],
+            ),
             registry,
         }
+    }
+
+    /// Where an incremental source's timestamp cursor stands.
+    pub(crate) fn cursor(&self, source: &str, seconds: f64) {
+        self.cursor.with_label_values(&[source]).set(seconds);
     }
 
     pub(crate) fn stage(&self, stage: &str, seconds: f64) {

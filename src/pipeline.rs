@@ -12,13 +12,13 @@ use crate::config::Pipeline;
 use crate::engine::DuckDb;
 use crate::error::{Error, Result};
 use crate::format::{hex, iso_seconds};
-use crate::ingest::{self, InputFile};
+use crate::ingest::{self, Http, InputFile, Inputs};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
 use crate::publish::{self, Export, Finish, Sink};
 use crate::settings::{Places, RunSettings};
-use crate::stage::{self, StageCounts};
-use crate::state::{RunRecord, RunState};
+use crate::stage::{self, StageCounts, WriteMode};
+use crate::state::{ModelRecord, RunRecord, RunState};
 
 /// What a run did, for the summary and the exit code.
 #[derive(Debug)]
@@ -32,6 +32,8 @@ pub(crate) struct Outcome {
     pub gate: Gate,
     pub published: bool,
     pub places: Places,
+    /// Where each incremental source's cursor went.
+    pub cursors: Vec<(String, ingest::Cursor)>,
     /// Where each mart is published (or would have been).
     pub exports: Vec<Export>,
 }
@@ -39,6 +41,7 @@ pub(crate) struct Outcome {
 /// Runs `pipeline` with the given settings.
 pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics) -> Result<Outcome> {
     let started_at = Utc::now();
+    let run_id = run_id(started_at);
     let window = Window {
         as_of: settings.as_of,
         lookback_days: settings.lookback_days,
@@ -54,11 +57,35 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         });
     }
     let checks = audit::selected_checks(&settings.checks, pipeline)?;
+    let vars = pipeline.vars(&settings.vars)?;
     let mut files = Vec::new();
     for (source, spec) in sources.iter().zip(&pipeline.spec.sources) {
-        files.push(ingest::resolve(&pipeline.inputs(spec, &settings.inputs), source)?);
+        files.push(match &source.http {
+            Some(http) if settings.inputs.is_empty() => {
+                let env = |name: &str| std::env::var(name).ok();
+                Inputs::Http(Box::new(Http::new(&source.name, http, &vars, &env)?))
+            }
+            Some(_) => {
+                return Err(Error::InputForHttpSource {
+                    source_name: source.name.clone(),
+                });
+            }
+            None => Inputs::Files(ingest::resolve(&pipeline.inputs(spec, &settings.inputs), source)?),
+        });
     }
     let mut state = RunState::open(&settings.places.db)?;
+    // An incremental source reads on from the last published run's cursor.
+    for (source, inputs) in sources.iter().zip(files.iter_mut()) {
+        if let Inputs::Http(http) = inputs {
+            let last = match settings.full_refresh {
+                true => None,
+                false => state.cursor(&source.name)?,
+            };
+            if let Some(cursor) = source.cursor(last.as_deref()) {
+                http.set_cursor(cursor);
+            }
+        }
+    }
     for dir in [&settings.places.output_dir, &settings.places.data_dir] {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
@@ -85,6 +112,20 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             ),
         }
     }
+    // A model kept across runs goes on from the last published run's version;
+    // the versions of failed or superseded runs are removed.
+    let mut kept = Vec::new();
+    for model in &pipeline.spec.staging {
+        if model.write == WriteMode::Replace {
+            kept.push(None);
+            continue;
+        }
+        let published = state.model_version(&model.name)?;
+        let dir = settings.places.data_dir.join("staging").join(&model.name);
+        let path = published.as_ref().map(|p| settings.places.data_dir.join(p));
+        stage::remove_old_versions(&dir, path.as_deref());
+        kept.push(if settings.full_refresh { None } else { published });
+    }
     let removed =
         publish::remove_leftovers(&[&settings.places.output_dir, &settings.places.data_dir], &spill);
     if removed > 0 {
@@ -94,10 +135,11 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         DuckDb::open(Some(&settings.memory_limit), Some(&spill)).map_err(Error::engine("starting DuckDB"))?;
 
     let show = settings.progress;
-    let total_bytes = files.iter().flatten().filter_map(|input| input.size()).sum();
+    let total_bytes = files.iter().map(Inputs::size).sum();
     let bar = crate::progress::ingest(total_bytes, show);
     let step = Stage::start("ingest", metrics);
     let mut inputs = Vec::new();
+    let mut cursors = Vec::new();
     let mut raw_rows = 0;
     for (source, files) in sources.iter().zip(&files) {
         let ingested = ingest::land(
@@ -111,6 +153,16 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         metrics.rows("raw", &source.name, ingested.rows);
         raw_rows += ingested.rows;
         inputs.extend(ingested.files);
+        if let Some(cursor) = ingested.cursor {
+            if cursor.older > 0 {
+                tracing::info!(
+                    "source `{}`: {} records older than the cursor dropped",
+                    source.name,
+                    cursor.older
+                );
+            }
+            cursors.push((source.name.clone(), cursor));
+        }
     }
     bar.finish_and_clear();
     tracing::info!(
@@ -123,14 +175,27 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let step = Stage::start("stage", metrics);
     let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
     let mut models = Vec::new();
-    for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
+    let mut versions = Vec::new();
+    for ((model, sql), current) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql).zip(&kept) {
         let sql = crate::sql::expand_params(sql, window.as_of, window.start());
+        let mut staging = staging_model(pipeline, model, &sql);
+        let version =
+            (model.write != WriteMode::Replace).then(|| format!("staging/{}/{run_id}.parquet", model.name));
+        staging.keep = version.as_ref().map(|version| stage::Keep {
+            mode: model.write,
+            primary_key: &model.primary_key,
+            order_by: model.order_by.as_deref(),
+            delete_when: model.delete_when.as_deref(),
+            current: current.as_ref().map(|c| settings.places.data_dir.join(c)),
+            next: settings.places.data_dir.join(version),
+        });
         let counts = stage::stage(
             &engine,
-            &staging_model(pipeline, model, &sql),
+            &staging,
             &settings.places.data_dir.join("staging"),
             &settings.places.output_dir.join("quarantine"),
         )?;
+        versions.push(version);
         metrics.rows("staging", &model.name, counts.staged);
         metrics.rows(
             "staging",
@@ -214,7 +279,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         seconds = step.done(gate.audit.outcomes.len() as u64)
     );
     let record = RunRecord {
-        run_id: run_id(started_at),
+        run_id: run_id.clone(),
         pipeline: name.into(),
         as_of: window.as_of,
         lookback_days: window.lookback_days,
@@ -226,9 +291,16 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             .staging
             .iter()
             .zip(&models)
-            .map(|(spec, (name, c))| (name.clone(), pipeline.source_of(spec).to_string(), c.clone()))
+            .zip(versions)
+            .map(|((spec, (name, c)), version)| ModelRecord {
+                name: name.clone(),
+                source: pipeline.source_of(spec).to_string(),
+                counts: c.clone(),
+                version,
+            })
             .collect(),
         inputs: inputs.clone(),
+        cursors: cursors.clone(),
         git_sha: git_sha(),
         config_hash: config_hash(pipeline, window.lookback_days, &checks),
         checks: gate.audit.outcomes.clone(),
@@ -245,6 +317,12 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     } else {
         publish::record_unpublished(&mut state, &record)?;
         publish::write_unpublished(&marts, &unpublished)?;
+    }
+    for (source, cursor) in &cursors {
+        let reached = if publishing { cursor.after } else { cursor.before };
+        if let Some(seconds) = reached.and_then(|c| c.seconds()) {
+            metrics.cursor(source, seconds);
+        }
     }
     tracing::info!(
         stage = "publish",
@@ -264,6 +342,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         marts,
         gate,
         places: settings.places.clone(),
+        cursors,
         exports,
     })
 }
@@ -281,6 +360,7 @@ fn staging_model<'a>(
         sql,
         file: &model.sql,
         reasons: &model.reasons,
+        keep: None,
     }
 }
 

@@ -52,6 +52,10 @@ pub(crate) struct RunSettings {
     pub places: Places,
     /// Files, directories or globs of the one source; empty: each source's `path`.
     pub inputs: Vec<String>,
+    /// `--var name=value`: values for the pipeline's `vars`.
+    pub vars: Vec<(String, String)>,
+    /// Read incremental sources from their start, ignoring their cursors.
+    pub full_refresh: bool,
     /// The run's "now", to the second as the run record keeps it, so a
     /// re-audit reproduces the run.
     pub as_of: DateTime<Utc>,
@@ -100,6 +104,8 @@ impl RunSettings {
         RunSettings {
             places: Places::from(&args.places),
             inputs: args.input.clone(),
+            vars: args.vars.clone(),
+            full_refresh: args.full_refresh,
             as_of: args.as_of.unwrap_or_else(Utc::now).trunc_subsecs(0),
             lookback_days: args
                 .lookback_days

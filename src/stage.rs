@@ -5,7 +5,7 @@
 //! `data/staging/<model>.parquet` and `output/quarantine/<model>.csv`, and
 //! counts where every raw row went.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::engine::{DuckDb, FileFormat, Value};
 use crate::error::{Error, Result};
@@ -22,6 +22,9 @@ pub(crate) struct StageCounts {
     /// Raw rows neither staged nor quarantined (removed by deduplication).
     pub duplicates: u64,
     pub staged: u64,
+    /// Rows of the model after this run's rows joined the earlier ones
+    /// (`append` and `merge` models).
+    pub total: Option<u64>,
 }
 
 impl StageCounts {
@@ -47,6 +50,16 @@ impl StageCounts {
     }
 }
 
+/// How a run's rows join the model's rows of earlier runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum WriteMode {
+    #[default]
+    Replace,
+    Append,
+    Merge,
+}
+
 /// One staging model to run.
 pub(crate) struct Model<'a> {
     pub name: &'a str,
@@ -56,6 +69,22 @@ pub(crate) struct Model<'a> {
     pub file: &'a str,
     /// Reasons counted even when no row has them (metrics at zero).
     pub reasons: &'a [String],
+    /// For an `append` or `merge` model: how its rows persist across runs.
+    pub keep: Option<Keep<'a>>,
+}
+
+/// A model whose rows persist across runs: each run writes a new version
+/// of the whole table beside the current one, and the version becomes
+/// current only when the run's publish commits (the run record names it).
+pub(crate) struct Keep<'a> {
+    pub mode: WriteMode,
+    pub primary_key: &'a [String],
+    pub order_by: Option<&'a str>,
+    pub delete_when: Option<&'a str>,
+    /// The current version (none: the first run, or a full refresh).
+    pub current: Option<PathBuf>,
+    /// Where this run's version goes.
+    pub next: PathBuf,
 }
 
 /// Runs one model's script, which must create `staging.<model>`.
@@ -131,17 +160,31 @@ pub(crate) fn stage(
             }
         }
     }
-    let counts = StageCounts {
+    let mut counts = StageCounts {
         raw,
         duplicates: raw.saturating_sub(staged + quarantined.iter().map(|(_, n)| n).sum::<u64>()),
         quarantined,
         staged,
+        total: None,
     };
 
-    std::fs::create_dir_all(staging_dir).map_err(|e| Error::io("create directory", staging_dir, e))?;
+    let target = match &model.keep {
+        Some(keep) => {
+            combine(engine, model, keep)?;
+            counts.total = Some(count(
+                engine,
+                &format!("SELECT count(*) FROM staging.{}", sql::ident(model.name)),
+            )?);
+            keep.next.clone()
+        }
+        None => staging_dir.join(format!("{}.parquet", model.name)),
+    };
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    }
     engine.copy_to(
         &format!("SELECT * FROM staging.{}", sql::ident(model.name)),
-        &staging_dir.join(format!("{}.parquet", model.name)),
+        &target,
         FileFormat::Parquet,
     )?;
     if has_quarantine {
@@ -169,6 +212,95 @@ pub(crate) fn stage(
         )?;
     }
     Ok(counts)
+}
+
+/// Replaces `staging.<model>` (this run's rows) with the model's rows across
+/// runs: its current version and this run's rows appended, or merged by
+/// primary key (the newest version of a record wins, this run's on a tie;
+/// a newest version meeting `delete_when` removes the record).
+fn combine(engine: &DuckDb, model: &Model, keep: &Keep) -> Result<()> {
+    let table = format!("staging.{}", sql::ident(model.name));
+    let columns = engine
+        .describe(&table)
+        .map_err(Error::engine(format!("describing {table}")))?;
+    let named: Vec<&str> = keep
+        .primary_key
+        .iter()
+        .map(String::as_str)
+        .chain(keep.order_by)
+        .collect();
+    for column in named {
+        if !columns.iter().any(|(c, _)| c == column) {
+            let have: Vec<&str> = columns.iter().map(|(c, _)| c.as_str()).collect();
+            return Err(Error::BadSql {
+                file: model.file.to_string(),
+                message: format!(
+                    "`{column}` (the model's `primary_key` or `order_by`) is not a column of {table}; its columns: {}",
+                    have.join(", ")
+                ),
+            });
+        }
+    }
+    let earlier = match &keep.current {
+        Some(path) if !path.exists() => {
+            return Err(Error::KeptModelLost {
+                model: model.name.to_string(),
+                path: path.clone(),
+            });
+        }
+        Some(path) => format!(
+            " UNION ALL BY NAME SELECT *, 0 AS __sluice_new FROM read_parquet({})",
+            sql::path(path)
+        ),
+        None => String::new(),
+    };
+    let rows = format!("SELECT *, 1 AS __sluice_new FROM {table}{earlier}");
+    let combined = match keep.mode {
+        WriteMode::Merge => {
+            let key: Vec<String> = keep.primary_key.iter().map(|c| sql::ident(c)).collect();
+            let newest = keep
+                .order_by
+                .map(|c| format!("{} DESC NULLS LAST, ", sql::ident(c)))
+                .unwrap_or_default();
+            format!(
+                "SELECT * EXCLUDE (__sluice_new) FROM ({rows}) \
+                 QUALIFY row_number() OVER (PARTITION BY {} ORDER BY {newest}__sluice_new DESC) = 1",
+                key.join(", ")
+            )
+        }
+        _ => format!("SELECT * EXCLUDE (__sluice_new) FROM ({rows})"),
+    };
+    // After the newest version is chosen: a delete marker removes the record.
+    let combined = match (keep.mode, keep.delete_when) {
+        (WriteMode::Merge, Some(condition)) => {
+            format!("SELECT * FROM ({combined}) WHERE NOT coalesce(({condition}), false)")
+        }
+        _ => combined,
+    };
+    engine
+        .execute(&format!(
+            "CREATE OR REPLACE TABLE staging.__sluice_combined AS {combined}; \
+             DROP TABLE {table}; ALTER TABLE staging.__sluice_combined RENAME TO {};",
+            sql::ident(model.name)
+        ))
+        .map_err(Error::engine(format!(
+            "joining {table} with its rows of earlier runs"
+        )))
+}
+
+/// Removes the version files in `dir` other than `current`: those of runs
+/// that did not publish, and those a later run superseded. Best effort: a
+/// file that stays is only disk space.
+pub(crate) fn remove_old_versions(dir: &Path, current: Option<&Path>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for path in entries.flatten().map(|e| e.path()) {
+        let old = path.extension().is_some_and(|e| e == "parquet") && Some(path.as_path()) != current;
+        if old && let Err(e) = std::fs::remove_file(&path) {
+            tracing::warn!("could not remove the old version `{}`: {e}", path.display());
+        }
+    }
 }
 
 fn count(engine: &DuckDb, sql: &str) -> Result<u64> {

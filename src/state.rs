@@ -17,15 +17,15 @@ use rusqlite::{Connection, params, types::Value};
 use crate::checks::engine::{History, Outcome};
 use crate::error::{Error, Result};
 use crate::format::iso_seconds;
-use crate::ingest::InputFile;
+use crate::ingest::{Cursor, InputFile};
 use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 5;
+pub(crate) const SCHEMA_VERSION: i64 = 6;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
@@ -119,6 +119,21 @@ CREATE TABLE _sluice_money_columns (
     column_name TEXT NOT NULL,
     scale INTEGER NOT NULL,
     PRIMARY KEY (table_name, column_name)
+);
+"#,
+    // The cursor of each incremental source, before and after the run, and
+    // the version file of each model kept across runs: the last published
+    // run's are where the next run goes on from.
+    r#"
+ALTER TABLE _sluice_run_models ADD COLUMN rows_total INTEGER;
+ALTER TABLE _sluice_run_models ADD COLUMN version_file TEXT;
+CREATE TABLE _sluice_run_cursors (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    source TEXT NOT NULL,
+    cursor_before TEXT,
+    cursor_after TEXT,
+    records_older INTEGER NOT NULL,
+    PRIMARY KEY (run_id, source)
 );
 "#,
 ];
@@ -245,6 +260,46 @@ impl RunState {
             history.entry(key).or_default().push(value);
         }
         Ok(history)
+    }
+
+    /// The cursor of `source` that the last published run reached.
+    pub(crate) fn cursor(&self, source: &str) -> Result<Option<String>> {
+        let err = |e| sqlite(&self.path, "reading the source cursors", e);
+        if self.version().map_err(err)? < 6 {
+            return Ok(None);
+        }
+        let found = self.conn.query_row(
+            "SELECT c.cursor_after FROM _sluice_run_cursors c JOIN _sluice_runs r ON r.run_id = c.run_id \
+             WHERE c.source = ?1 AND r.published_db = 1 ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
+            [source],
+            |r| r.get::<_, Option<String>>(0),
+        );
+        match found {
+            Ok(value) => Ok(value),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
+    }
+
+    /// The version file of kept model `model` that the last published run
+    /// wrote (relative to the data directory).
+    pub(crate) fn model_version(&self, model: &str) -> Result<Option<String>> {
+        let err = |e| sqlite(&self.path, "reading the model versions", e);
+        if self.version().map_err(err)? < 6 {
+            return Ok(None);
+        }
+        let found = self.conn.query_row(
+            "SELECT m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
+             WHERE m.model = ?1 AND r.published_db = 1 AND m.version_file IS NOT NULL \
+             ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
+            [model],
+            |r| r.get::<_, String>(0),
+        );
+        match found {
+            Ok(value) => Ok(Some(value)),
+            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
+            Err(e) => Err(err(e)),
+        }
     }
 
     /// The newest run whose marts were published.
@@ -454,12 +509,24 @@ pub(crate) struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub status: &'static str,
     pub counts: StageCounts,
-    /// Per staging model: its name, its source and its counts.
-    pub models: Vec<(String, String, StageCounts)>,
+    pub models: Vec<ModelRecord>,
     pub inputs: Vec<InputFile>,
+    /// Per incremental source: its name and where its cursor went.
+    pub cursors: Vec<(String, Cursor)>,
     pub git_sha: Option<String>,
     pub config_hash: String,
     pub checks: Vec<Outcome>,
+}
+
+/// One staging model of a run, as `_sluice_run_models` holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct ModelRecord {
+    pub name: String,
+    pub source: String,
+    pub counts: StageCounts,
+    /// The version file of a model kept across runs, relative to the data
+    /// directory: current once the run is published.
+    pub version: Option<String>,
 }
 
 /// One export of a run, as `_sluice_run_exports` holds it.
@@ -578,17 +645,33 @@ fn insert_run(
             e.sha256,
         ])?;
     }
-    let mut stmt = tx.prepare("INSERT INTO _sluice_run_models VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)")?;
-    for (model, source, c) in &run.models {
+    let mut stmt = tx.prepare(
+        "INSERT INTO _sluice_run_models (run_id, model, source, rows_raw, rows_quarantined, rows_duplicates, \
+         rows_staged, quarantined_by_reason, rows_total, version_file) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?;
+    for m in &run.models {
+        let c = &m.counts;
         stmt.execute(params![
             run.run_id,
-            model,
-            source,
+            m.name,
+            m.source,
             c.raw as i64,
             c.quarantined_total() as i64,
             c.duplicates as i64,
             c.staged as i64,
             by_reason(c),
+            c.total.map(|n| n as i64),
+            m.version,
+        ])?;
+    }
+    let mut stmt = tx.prepare("INSERT INTO _sluice_run_cursors VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    for (source, c) in &run.cursors {
+        stmt.execute(params![
+            run.run_id,
+            source,
+            c.before.map(|v| v.text()),
+            c.after.map(|v| v.text()),
+            c.older as i64,
         ])?;
     }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;

@@ -96,21 +96,9 @@ pub(crate) fn key_of(pointer: &str) -> String {
 /// Parses `text`, validates it against the schema of `T`, then deserialises
 /// it: every problem comes back at once, with its line and key.
 /// `describe_pattern` turns a schema regex into words ("a lower-case name").
-pub(crate) fn load<T: serde::de::DeserializeOwned>(
-    file: &str,
-    text: &str,
-    validator: &jsonschema::Validator,
-    describe_pattern: &dyn Fn(&str) -> Option<&'static str>,
-) -> Result<(T, Document), Vec<ConfigError>> {
-    match load_all(file, text, validator, describe_pattern) {
-        (errors, Some(parsed)) if errors.is_empty() => Ok(parsed),
-        (errors, _) => Err(errors),
-    }
-}
-
-/// As [`load`], and when the only schema errors are unknown keys, the file
-/// read without them too: what can still be read is checked further, so an
-/// unknown key does not hide a wrong reference (every problem at once).
+/// When the only schema errors are unknown keys, the file is also read
+/// without them: what can still be read is checked further, so an unknown
+/// key does not hide a wrong reference (every problem at once).
 pub(crate) fn load_all<T: serde::de::DeserializeOwned>(
     file: &str,
     text: &str,
@@ -157,6 +145,31 @@ pub(crate) fn load_all<T: serde::de::DeserializeOwned>(
             (errors, None)
         }
     }
+}
+
+/// The items of the array at `pointer` of `text`, each deserialised on its
+/// own when `item` (the schema of one item) accepts it with its unknown keys
+/// dropped, else left as the value it is: when a file as a whole cannot be
+/// read, its sound items can still be checked further (every problem at once).
+pub(crate) fn items<T: serde::de::DeserializeOwned>(
+    text: &str,
+    pointer: &str,
+    item: &jsonschema::Validator,
+) -> Option<(Document, Vec<Result<T, Value>>)> {
+    let doc = parse(text).ok()?;
+    let values = doc.value.pointer(pointer)?.as_array()?.clone();
+    let items = values
+        .into_iter()
+        .map(|value| {
+            let known = without_unknown_keys(&value, item);
+            if item.is_valid(&known) {
+                serde_json::from_value(known).map_err(|_| value)
+            } else {
+                Err(value)
+            }
+        })
+        .collect();
+    Some((doc, items))
 }
 
 /// `value` without the object keys its schema does not allow.

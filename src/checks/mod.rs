@@ -71,6 +71,10 @@ pub(crate) fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigE
     let validator = jsonschema::options()
         .build(&schema)
         .expect("the generated checks schema is valid");
+    let item_schema = serde_json::to_value(schemars::schema_for!(CheckSpec)).expect("a schema is JSON");
+    let item_validator = jsonschema::options()
+        .build(&item_schema)
+        .expect("the generated check schema is valid");
     let mut checks = Vec::new();
     let mut errors = Vec::new();
     for (file, text) in files {
@@ -80,23 +84,30 @@ pub(crate) fn load(files: &[(String, String)]) -> Result<Vec<Check>, Vec<ConfigE
             key,
             message,
         };
-        let (parsed, doc) = match yaml::load::<ChecksFile>(file, text, &validator, &spec::describe) {
-            Ok(loaded) => loaded,
-            Err(problems) => {
-                errors.extend(problems);
-                continue;
-            }
+        let (problems, parsed) = yaml::load_all::<ChecksFile>(file, text, &validator, &spec::describe);
+        errors.extend(problems);
+        let (doc, specs) = match parsed {
+            Some((parsed, doc)) => (doc, parsed.checks.into_iter().map(Ok).collect()),
+            None => match yaml::items::<CheckSpec>(text, "/checks", &item_validator) {
+                Some(salvaged) => salvaged,
+                None => continue,
+            },
         };
-        for (i, spec) in parsed.checks.into_iter().enumerate() {
+        for (i, spec) in specs.into_iter().enumerate() {
             let pointer = format!("/checks/{i}");
-            match build(file, doc.line(&pointer), spec) {
-                Ok(check) => checks.push(check),
-                Err(problems) => {
-                    for (field, message) in problems {
-                        let p = format!("{pointer}/{field}");
-                        errors.push(err(doc.line(&p), key_of(&p), message));
+            let problems = match spec {
+                Ok(spec) => match build(file, doc.line(&pointer), spec) {
+                    Ok(check) => {
+                        checks.push(check);
+                        continue;
                     }
-                }
+                    Err(problems) => problems,
+                },
+                Err(value) => tier_syntax(&value),
+            };
+            for (field, message) in problems {
+                let p = format!("{pointer}/{field}");
+                errors.push(err(doc.line(&p), key_of(&p), message));
             }
         }
     }
@@ -211,6 +222,18 @@ fn tiers(s: &CheckSpec, problems: &mut Vec<Problem>) -> (Option<Threshold>, Opti
     (warn, fail)
 }
 
+/// What can be said of a check the schema rejects (an unknown `kind`, say):
+/// whether its tiers parse at all, which does not depend on the kind.
+fn tier_syntax(value: &serde_json::Value) -> Vec<Problem> {
+    ["warn", "fail"]
+        .into_iter()
+        .filter_map(|field| {
+            let text = value.get(field)?.as_str()?;
+            Threshold::parse(text).err().map(|message| (field, message))
+        })
+        .collect()
+}
+
 /// A kind that decides its own result takes no tiers and no history.
 fn no_tiers(s: &CheckSpec, how: &str, problems: &mut Vec<Problem>) -> (Option<Threshold>, Option<Threshold>) {
     if s.warn.is_some() || s.fail.is_some() {
@@ -299,6 +322,31 @@ mod tests {
                 "checks/t.yaml:6: `checks[0].fail`: a freshness check takes a duration such as `24h`, not `> 5%`",
                 "checks/t.yaml:9: `checks[1].kind`: a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`",
             ]
+        );
+    }
+
+    #[test]
+    fn a_schema_error_does_not_hide_the_other_problems_of_its_file() {
+        let errors = load_one(
+            "checks:\n  - name: a\n    table: staging.events\n    kind: row_cnt\n    fail: \"more than 3\"\n  - name: b\n    table: staging.events\n    kind: validity\n    column: x\n    warn: \"> 0\"\n    colour: red\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 4, "{errors:#?}");
+        assert!(
+            errors[0].starts_with("checks/t.yaml:4: `checks[0].kind`: \"row_cnt\" is not one of"),
+            "{errors:#?}"
+        );
+        assert_eq!(
+            errors[1],
+            "checks/t.yaml:5: `checks[0].fail`: `more than 3` should start with >, >=, <, <=, = or !="
+        );
+        assert!(
+            errors[2].starts_with("checks/t.yaml:6: `checks[1]`: ") && errors[2].contains("colour"),
+            "{errors:#?}"
+        );
+        assert_eq!(
+            errors[3],
+            "checks/t.yaml:8: `checks[1].kind`: a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`"
         );
     }
 

@@ -12,6 +12,7 @@ use crate::cli::{DemoArgs, GenerateArgs, RunArgs};
 use crate::config::Pipeline;
 use crate::error::{ExitStatus, Result};
 use crate::format::iso_seconds;
+use crate::ingest::CursorValue;
 use crate::marts::Mart;
 use crate::metrics::{self, Metrics};
 use crate::pipeline::{self, Outcome};
@@ -72,11 +73,24 @@ pub(super) fn demo(args: &DemoArgs) -> Result<ExitStatus> {
 /// The human summary printed to stdout after a run.
 fn summary(o: &Outcome) -> String {
     let c = &o.counts;
+    let pages = o
+        .inputs
+        .iter()
+        .filter(|i| {
+            i.path
+                .to_str()
+                .is_some_and(|p| p.starts_with("http://") || p.starts_with("https://"))
+        })
+        .count();
+    let counted = |n: usize, what: &str| format!("{n} {what}{}", if n == 1 { "" } else { "s" });
+    let read = match (o.inputs.len() - pages, pages) {
+        (_, 0) => counted(o.inputs.len(), "file"),
+        (0, pages) => counted(pages, "page"),
+        (files, pages) => format!("{} and {}", counted(files, "file"), counted(pages, "page")),
+    };
     let mut s = format!(
-        "sluice: {} rows from {} file{}; window {} .. {} ({} days)\n",
+        "sluice: {} rows from {read}; window {} .. {} ({} days)\n",
         c.raw,
-        o.inputs.len(),
-        if o.inputs.len() == 1 { "" } else { "s" },
         iso_seconds(o.window.start()),
         iso_seconds(o.window.as_of),
         o.window.lookback_days,
@@ -120,6 +134,23 @@ fn summary(o: &Outcome) -> String {
         }
     }
 
+    for (source, cursor) in &o.cursors {
+        let text = |v: Option<CursorValue>| v.map_or_else(|| "start".to_string(), |v| v.text());
+        s += &format!(
+            "  cursor       {source}: {} -> {}{}{}\n",
+            text(cursor.before),
+            text(cursor.after),
+            match cursor.older {
+                0 => String::new(),
+                n => format!(" ({n} older record{} dropped)", if n == 1 { "" } else { "s" }),
+            },
+            if o.published {
+                ""
+            } else {
+                "; not moved: nothing was published"
+            }
+        );
+    }
     s += &report::table(&o.gate.audit);
     if o.gate.passed() {
         s += "gate: passed\n";

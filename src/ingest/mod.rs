@@ -23,8 +23,12 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::sql;
 
+mod cursor;
+mod http;
 mod input;
 
+pub(crate) use cursor::{Cursor, CursorValue, IncrementalSpec};
+pub(crate) use http::{Http, HttpSpec};
 pub(crate) use input::{Input, resolve};
 
 const BATCH_ROWS: usize = 64 * 1024;
@@ -128,6 +132,37 @@ pub(crate) struct Source {
     pub format: Option<Format>,
     /// Declared columns a file may lack: null in every row of that file.
     pub optional: Vec<String>,
+    /// Pages from an HTTP API instead of files: its raw rows also keep the
+    /// page number and each record's JSON text.
+    pub http: Option<HttpSpec>,
+    pub incremental: Option<IncrementalSpec>,
+}
+
+impl Source {
+    /// The cursor of an incremental source, from the value the last
+    /// published run recorded (`None`: from the start).
+    pub(crate) fn cursor(&self, last: Option<&str>) -> Option<Cursor> {
+        let spec = self.incremental.as_ref()?;
+        let ty = self.columns.iter().find(|(c, _)| *c == spec.cursor)?.1;
+        Some(Cursor::new(spec, ty, last))
+    }
+}
+
+/// What a source reads in a run.
+#[derive(Debug)]
+pub(crate) enum Inputs {
+    Files(Vec<Input>),
+    Http(Box<Http>),
+}
+
+impl Inputs {
+    /// The bytes to read, when known before reading them.
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Inputs::Files(files) => files.iter().filter_map(Input::size).sum(),
+            Inputs::Http(_) => 0,
+        }
+    }
 }
 
 impl Source {
@@ -178,6 +213,8 @@ pub(crate) struct Ingested {
     pub rows: u64,
     /// Human warnings (extra columns ignored, files skipped), already logged.
     pub warnings: Vec<String>,
+    /// Where an incremental source's cursor went.
+    pub cursor: Option<Cursor>,
 }
 
 /// The Arrow schema of the rows a text file lands in `raw.<source>`: the
@@ -191,6 +228,9 @@ fn raw_schema(source: &Source) -> SchemaRef {
         .collect();
     fields.push(Field::new("_line", DataType::Int64, false));
     fields.push(Field::new("_malformed", DataType::Utf8, true));
+    if source.http.is_some() {
+        fields.push(Field::new("_record", DataType::Utf8, true));
+    }
     Arc::new(Schema::new(fields))
 }
 
@@ -203,6 +243,10 @@ pub(crate) fn create_raw_table(engine: &DuckDb, source: &Source) -> Result<()> {
         .map(|c| format!("{} VARCHAR", sql::ident(c)))
         .collect();
     columns.push("_source_file VARCHAR NOT NULL, _line BIGINT NOT NULL, _malformed VARCHAR".into());
+    if source.http.is_some() {
+        // The page (`_source_file` is its URL) and the record as it came.
+        columns.push("_record VARCHAR, _page BIGINT".into());
+    }
     engine
         .execute(&format!(
             "CREATE SCHEMA IF NOT EXISTS raw; CREATE OR REPLACE TABLE {table} ({});",
@@ -216,7 +260,7 @@ pub(crate) fn create_raw_table(engine: &DuckDb, source: &Source) -> Result<()> {
 pub(crate) fn land(
     engine: &DuckDb,
     source: &Source,
-    inputs: &[Input],
+    inputs: &Inputs,
     raw_dir: &Path,
     ingested_at: &str,
     progress: &indicatif::ProgressBar,
@@ -225,7 +269,21 @@ pub(crate) fn land(
     create_raw_table(engine, source)?;
 
     let mut out = Ingested::default();
-    for input in inputs {
+    let files: &[Input] = match inputs {
+        Inputs::Files(files) => files.as_slice(),
+        Inputs::Http(http) => {
+            out.cursor = http.fetch(&source.name, &mut |page| {
+                let file = land_page(engine, source, page, &mut out.warnings)?;
+                progress.inc(file.size);
+                out.rows += file.rows;
+                progress.set_message(format!("{} rows", out.rows));
+                out.files.push(file);
+                Ok(())
+            })?;
+            &[]
+        }
+    };
+    for input in files {
         let path = input.name();
         let Some((format, compression)) = source.format_of(path) else {
             return Err(Error::UnsupportedInput {
@@ -260,6 +318,41 @@ pub(crate) fn land(
         FileFormat::Parquet,
     )?;
     Ok(out)
+}
+
+/// Lands one page of an HTTP source: its records as NDJSON rows, with the
+/// page's URL as `_source_file` and its number as `_page`; its provenance
+/// is the body as it arrived.
+fn land_page(
+    engine: &DuckDb,
+    source: &Source,
+    page: http::Page,
+    warnings: &mut Vec<String>,
+) -> Result<InputFile> {
+    let table = source.table();
+    engine
+        .execute(&format!(
+            "ALTER TABLE {table} ALTER COLUMN _page SET DEFAULT {}",
+            page.number
+        ))
+        .map_err(Error::engine(format!("preparing {table}")))?;
+    let lines: Buffered = Box::new(io::Cursor::new(page.records.into_bytes()));
+    let path = PathBuf::from(&page.url);
+    let (file, page_warnings) = land_text(
+        engine,
+        source,
+        &path,
+        Format::Ndjson,
+        TextInput::Plain(HashingReader::new(lines)),
+        &mut |_, _| {},
+    )?;
+    warnings.extend(page_warnings);
+    Ok(InputFile {
+        path,
+        size: page.body.len() as u64,
+        sha256: hex(&Sha256::digest(&page.body)),
+        rows: file.rows,
+    })
 }
 
 /// Lands one CSV or NDJSON file: one thread parses it into Arrow batches
@@ -693,6 +786,9 @@ fn read_ndjson(
             continue;
         }
         rows += 1;
+        if let Some(record) = &mut batch.record {
+            record.append_value(String::from_utf8_lossy(&line).trim_end());
+        }
         match serde_json::from_slice::<Object>(&line) {
             Ok(object) => {
                 objects += 1;
@@ -761,6 +857,8 @@ struct BatchBuilder {
     columns: Vec<StringBuilder>,
     line: Int64Builder,
     malformed: StringBuilder,
+    /// Each record's JSON text, for an HTTP source.
+    record: Option<StringBuilder>,
     len: usize,
 }
 
@@ -771,6 +869,7 @@ impl BatchBuilder {
             columns: source.columns.iter().map(|_| StringBuilder::new()).collect(),
             line: Int64Builder::new(),
             malformed: StringBuilder::new(),
+            record: source.http.as_ref().map(|_| StringBuilder::new()),
             len: 0,
         }
     }
@@ -790,6 +889,9 @@ impl BatchBuilder {
             .collect();
         arrays.push(Arc::new(self.line.finish()));
         arrays.push(Arc::new(self.malformed.finish()));
+        if let Some(record) = &mut self.record {
+            arrays.push(Arc::new(record.finish()));
+        }
         self.len = 0;
         RecordBatch::try_new(self.schema.clone(), arrays).expect("arrays match raw_schema by construction")
     }

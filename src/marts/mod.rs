@@ -13,7 +13,7 @@ use polars::prelude::*;
 
 mod plan;
 
-pub(crate) use plan::{MartPlan, plan};
+pub(crate) use plan::{MartPlan, plan, time_zone};
 
 use plan::{Aggregate, Body, Bucket};
 
@@ -249,7 +249,10 @@ fn build_layer(
             for &i in &served {
                 let mart = &pipeline.marts[i];
                 if let Body::Sql(query) = &mart.body {
-                    let query = sql::expand_params(query, as_of, Window { as_of, lookback_days }.start());
+                    // In a zone, the parameters are its wall clock, like the rows.
+                    let wall = |t| mart.time_zone.as_deref().map_or(t, |zone| wall_time(t, zone));
+                    let start = Window { as_of, lookback_days }.start();
+                    let query = sql::expand_params(query, wall(as_of), wall(start));
                     marts[i] = Some(sql_mart(pipeline, i, mart, &query, frame.clone().lazy())?);
                 }
             }
@@ -709,6 +712,16 @@ impl Streamed {
         for key in keys {
             let c = col(key.column.as_str());
             let as_time = || c.clone().cast(DataType::Datetime(TimeUnit::Microseconds, None));
+            // The wall clock of the mart's time zone: days, months and years
+            // are cut there; a DATE has no instant and is taken as it is.
+            let zone = mart
+                .time_zone
+                .as_deref()
+                .filter(|_| type_of(Some(&key.column)).is_some_and(|t| t.starts_with("TIMESTAMP")));
+            let wall = || match zone {
+                Some(zone) => wall_clock(as_time(), zone),
+                None => as_time(),
+            };
             let expr = match key.bucket {
                 None => {
                     if let Some(scale) = scale_of(Some(&key.column)) {
@@ -717,10 +730,16 @@ impl Streamed {
                     s.key_columns.push(key.column.clone());
                     c
                 }
-                Some(Bucket::Day) => as_time().dt().date(),
-                Some(Bucket::Hour) => as_time().dt().truncate(lit("1h")),
-                Some(Bucket::Month) => as_time().dt().truncate(lit("1mo")).dt().date(),
-                Some(Bucket::Year) => as_time().dt().truncate(lit("1y")).dt().date(),
+                Some(Bucket::Day) => wall().dt().date(),
+                // The instant the local hour began: the UTC time less the
+                // minutes into the local hour, so a zone 30 minutes off UTC
+                // and the repeated hour when clocks go back are both right.
+                Some(Bucket::Hour) => match zone {
+                    Some(_) => as_time() - (wall() - wall().dt().truncate(lit("1h"))),
+                    None => as_time().dt().truncate(lit("1h")),
+                },
+                Some(Bucket::Month) => wall().dt().truncate(lit("1mo")).dt().date(),
+                Some(Bucket::Year) => wall().dt().truncate(lit("1y")).dt().date(),
             };
             s.keys.push(expr.alias(key.name.as_str()));
             s.finish.push(col(key.name.as_str()));
@@ -1048,18 +1067,90 @@ fn collect(
     })
 }
 
-/// A Polars SQL mart over the whole (windowed, filtered) model.
+/// UTC instants (naive, as they leave the engine) as the wall clock of `zone`.
+fn wall_clock(utc: Expr, zone: &str) -> Expr {
+    utc.dt()
+        .replace_time_zone(Some(TimeZone::UTC), lit("raise"), NonExistent::Raise)
+        .dt()
+        .convert_time_zone(zone_of(zone))
+        .dt()
+        .replace_time_zone(None, lit("raise"), NonExistent::Raise)
+}
+
+/// A zone the pipeline's validation accepted (see `plan::time_zone`).
+fn zone_of(zone: &str) -> TimeZone {
+    TimeZone::opt_try_new(Some(zone))
+        .ok()
+        .flatten()
+        .unwrap_or(TimeZone::UTC)
+}
+
+/// `t` as the wall clock of `zone` shows it (as a naive time, held in a
+/// `DateTime<Utc>` for the SQL literal it becomes).
+fn wall_time(t: DateTime<Utc>, zone: &str) -> DateTime<Utc> {
+    match zone.parse::<chrono_tz::Tz>() {
+        Ok(tz) => t.with_timezone(&tz).naive_local().and_utc(),
+        Err(_) => t,
+    }
+}
+
+/// A Polars SQL mart over the whole (windowed, filtered) model. With a time
+/// zone, its timestamps (and `{as_of}`, `{window_start}`) are that zone's
+/// wall clock, so `CAST(t AS DATE)` is the local day (Polars SQL has no
+/// zoned literals to compare zoned times with); the times it returns are
+/// read as that wall clock and published as UTC.
 fn sql_mart(pipeline: &Pipeline, i: usize, mart: &MartPlan, query: &str, rows: LazyFrame) -> Result<Mart> {
-    let mut ctx = polars::sql::SQLContext::new();
-    ctx.register(&mart.from, rows);
-    let lf = ctx.execute(query).map_err(|e| Error::Config {
+    let sql_error = |e: PolarsError| Error::Config {
         errors: vec![pipeline.error(
             &format!("/marts/{i}/sql"),
             format!("Polars SQL: {}", polars_message(&e)),
         )],
-    })?;
+    };
+    let mut rows = rows;
+    if let Some(zone) = &mart.time_zone {
+        let times = time_columns(&mut rows).map_err(sql_error)?;
+        rows = rows.with_columns(
+            times
+                .iter()
+                .map(|c| wall_clock(col(c.as_str()), zone).alias(c.as_str()))
+                .collect::<Vec<_>>(),
+        );
+    }
+    let mut ctx = polars::sql::SQLContext::new();
+    ctx.register(&mart.from, rows);
+    let mut lf = ctx.execute(query).map_err(sql_error)?;
+    if let Some(zone) = &mart.time_zone {
+        let times = time_columns(&mut lf).map_err(sql_error)?;
+        // A wall-clock time that comes twice (clocks going back) is read as
+        // its first; one that never came (clocks going forward) is null.
+        lf = lf.with_columns(
+            times
+                .iter()
+                .map(|c| {
+                    col(c.as_str())
+                        .dt()
+                        .replace_time_zone(Some(zone_of(zone)), lit("earliest"), NonExistent::Null)
+                        .dt()
+                        .convert_time_zone(TimeZone::UTC)
+                        .dt()
+                        .replace_time_zone(None, lit("raise"), NonExistent::Raise)
+                        .alias(c.as_str())
+                })
+                .collect::<Vec<_>>(),
+        );
+    }
     let ordered = order(mart, lf).map_err(|e| plan_error(pipeline, i, &e))?;
     collect(pipeline, i, mart, ordered, Vec::new())
+}
+
+/// The (naive, UTC or wall-clock) timestamp columns of `lf`.
+fn time_columns(lf: &mut LazyFrame) -> PolarsResult<Vec<String>> {
+    Ok(lf
+        .collect_schema()?
+        .iter()
+        .filter(|(_, t)| matches!(t, DataType::Datetime(_, None)))
+        .map(|(name, _)| name.to_string())
+        .collect())
 }
 
 #[cfg(test)]
@@ -1073,7 +1164,7 @@ mod tests {
 
     /// A mart of `sluice.yaml`, as JSON, parsed into its plan.
     fn mart_plan(spec: serde_json::Value) -> MartPlan {
-        plan(&serde_json::from_value(spec).unwrap()).unwrap()
+        plan(&serde_json::from_value(spec).unwrap(), None).unwrap()
     }
 
     /// A sum that wraps around i64 (here to exactly 0), or a money total
@@ -1261,7 +1352,7 @@ mod tests {
         .unwrap();
         let marts: Vec<Streamed> = marts
             .iter()
-            .map(|m| Streamed::new(&plan(m).unwrap(), &Columns::new()))
+            .map(|m| Streamed::new(&plan(m, None).unwrap(), &Columns::new()))
             .collect();
         assert_eq!(partition_column(&marts), Some("user_id".into()));
         assert_eq!(partition_column(&marts[..1]), Some("region".into()));

@@ -100,6 +100,21 @@ pub(crate) struct MartPlan {
     pub limit_per: Vec<String>,
     /// The name of the row-number column, first after sorting.
     pub rank: Option<String>,
+    /// The IANA zone whose wall clock its day, hour, month and year keys
+    /// (and a `sql:` mart's timestamps) follow; `None` for UTC.
+    pub time_zone: Option<String>,
+}
+
+/// `text` if it names a time zone of the IANA database (`Europe/Berlin`;
+/// `Etc/GMT-3` for a fixed offset); `None` for UTC, which needs no conversion.
+pub(crate) fn time_zone(text: &str) -> Result<Option<String>, String> {
+    match text.trim().parse::<chrono_tz::Tz>() {
+        Ok(_) if matches!(text.trim(), "UTC" | "Etc/UTC") => Ok(None),
+        Ok(_) => Ok(Some(text.trim().to_string())),
+        Err(_) => Err(format!(
+            "`{text}` is not a time zone: give an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
+        )),
+    }
 }
 
 /// `function(argument)` or a bare word; the argument is `None` for `f()` and `f(*)`.
@@ -254,9 +269,16 @@ impl SortKey {
 }
 
 /// Parses a mart of `sluice.yaml`, or lists `(JSON Pointer within the mart,
-/// problem)` pairs.
-pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
+/// problem)` pairs. `zone` is the pipeline's time zone, which the mart's own wins over.
+pub(crate) fn plan(spec: &MartSpec, zone: Option<&str>) -> Result<MartPlan, Vec<(String, String)>> {
     let mut problems = Vec::new();
+    let time_zone = match &spec.time_zone {
+        Some(own) => time_zone(own).unwrap_or_else(|m| {
+            problems.push(("time_zone".into(), m));
+            None
+        }),
+        None => zone.map(str::to_string),
+    };
     let keys: Vec<Key> = match &spec.group_by {
         None => Vec::new(),
         Some(GroupBy::Columns(columns)) => columns
@@ -336,6 +358,13 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
             "`limit_per` applies `limit` or `rank` within groups: give one of them".into(),
         ));
     }
+    let bucketed = keys.iter().any(|k| k.bucket.is_some());
+    if spec.time_zone.is_some() && !bucketed && spec.sql.is_none() {
+        problems.push((
+            "time_zone".into(),
+            "a time zone applies to `day()`, `hour()`, `month()` and `year()` keys and to `sql:` marts; this mart has none (times are published as UTC)".into(),
+        ));
+    }
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -364,6 +393,7 @@ pub(crate) fn plan(spec: &MartSpec) -> Result<MartPlan, Vec<(String, String)>> {
         limit: spec.limit,
         limit_per: spec.limit_per.clone(),
         rank: spec.rank.clone(),
+        time_zone,
     })
 }
 

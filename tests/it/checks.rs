@@ -214,7 +214,7 @@ fn config_errors_are_all_reported_with_file_line_and_key() {
         .output()
         .unwrap();
     assert_eq!(run.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&run.stderr).starts_with("error: 6 problems in the checks:"));
+    assert!(String::from_utf8_lossy(&run.stderr).starts_with("error: 8 problems in the checks:"));
 }
 
 #[test]

@@ -201,6 +201,8 @@ fn the_schema_describes_the_file_for_editors() {
         [
             "pipeline",
             "lookback_days",
+            "time_zone",
+            "vars",
             "checks",
             "sources",
             "staging",
@@ -945,4 +947,144 @@ fn an_unknown_key_does_not_hide_a_wrong_reference() {
         .find("`marts[1].from`: no staging model or mart named `nowhere`")
         .unwrap_or(usize::MAX);
     assert!(colour < from && from < usize::MAX, "{stderr}");
+}
+
+/// A pipeline over `input/events.csv` (`id`, `t`) with `top` keys before
+/// its sources and the marts `marts` (YAML list items).
+fn timed_events(ws: &Workspace, top: &str, marts: &str) {
+    ws.write(
+        "sluice.yaml",
+        format!(
+            "{top}sources:\n  - name: events\n    columns: {{id: integer, t: timestamp}}\n\
+             staging:\n  - name: events\n    sql: sql/events.sql\nmarts:\n{marts}"
+        ),
+    );
+    ws.write(
+        "sql/events.sql",
+        "CREATE OR REPLACE TABLE staging.events AS SELECT CAST(id AS BIGINT) AS id, CAST(t AS TIMESTAMP) AS t FROM raw.events;\n",
+    );
+}
+
+/// Days, hours and months follow the wall clock of a time zone: the
+/// pipeline's, or a mart's own; a `sql:` mart sees its timestamps there, and
+/// every time is still published as UTC.
+#[test]
+fn time_zones_decide_where_days_and_hours_begin() {
+    let ws = Workspace::new();
+    timed_events(
+        &ws,
+        "time_zone: Europe/Berlin\n",
+        "\x20 - name: berlin_days\n\
+         \x20   from: events\n\
+         \x20   group_by: {day: day(t)}\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sort: [day]\n\
+         \x20 - name: utc_days\n\
+         \x20   from: events\n\
+         \x20   time_zone: UTC\n\
+         \x20   group_by: {day: day(t)}\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sort: [day]\n\
+         \x20 - name: kolkata_hours\n\
+         \x20   from: events\n\
+         \x20   time_zone: Asia/Kolkata\n\
+         \x20   group_by: {hour: hour(t)}\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sort: [hour]\n\
+         \x20 - name: berlin_hours\n\
+         \x20   from: events\n\
+         \x20   filter: \"t >= TIMESTAMP '2026-10-24 22:00:00' AND t < TIMESTAMP '2026-10-25 03:00:00'\"\n\
+         \x20   group_by: {hour: hour(t)}\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sort: [hour]\n\
+         \x20 - name: new_york_months\n\
+         \x20   from: events\n\
+         \x20   time_zone: America/New_York\n\
+         \x20   group_by: {month: month(t), year: year(t)}\n\
+         \x20   aggregate: {n: count()}\n\
+         \x20   sort: [month]\n\
+         \x20 - name: sql_days\n\
+         \x20   from: events\n\
+         \x20   sql: \"SELECT CAST(t AS DATE) AS day, count(*) AS n, max(t) AS last FROM events WHERE t <= {as_of} AND t > {window_start} GROUP BY 1 ORDER BY 1\"\n",
+    );
+    // 22:30Z and 23:30Z on the 19th are either side of Berlin's midnight;
+    // 00:30Z and 01:30Z on 25 October are both 02:30 in Berlin (clocks went
+    // back at 01:00Z); 03:00Z on 1 March is still February in New York.
+    ws.write(
+        "input/events.csv",
+        "id,t\n1,2026-11-19 22:30:00\n2,2026-11-19 23:30:00\n3,2026-11-20 04:45:00\n\
+         4,2026-10-25 00:30:00\n5,2026-10-25 01:30:00\n6,2026-03-01 03:00:00\n",
+    );
+    let (code, stdout, stderr) = ws.run_unchecked(&["--lookback-days", "365"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let rows = |table: &str| ws.query("agg_result.db", &format!("SELECT * FROM {table}"));
+    assert_eq!(
+        rows("berlin_days"),
+        ["2026-03-01|1", "2026-10-25|2", "2026-11-19|1", "2026-11-20|2"]
+    );
+    assert_eq!(
+        rows("utc_days"),
+        ["2026-03-01|1", "2026-10-25|2", "2026-11-19|2", "2026-11-20|1"]
+    );
+    // Kolkata is 05:30 ahead: 10:15 there is in the hour that began at 04:30Z.
+    assert_eq!(
+        rows("kolkata_hours"),
+        [
+            "2026-03-01T02:30:00Z|1",
+            "2026-10-25T00:30:00Z|1",
+            "2026-10-25T01:30:00Z|1",
+            "2026-11-19T22:30:00Z|1",
+            "2026-11-19T23:30:00Z|1",
+            "2026-11-20T04:30:00Z|1",
+        ]
+    );
+    // The hour from 02:00 Berlin time comes twice that night: two buckets.
+    assert_eq!(
+        rows("berlin_hours"),
+        ["2026-10-25T00:00:00Z|1", "2026-10-25T01:00:00Z|1"]
+    );
+    assert_eq!(
+        rows("new_york_months"),
+        [
+            "2026-02-01|2026-01-01|1",
+            "2026-10-01|2026-01-01|2",
+            "2026-11-01|2026-01-01|3"
+        ]
+    );
+    // A `sql:` mart's days are Berlin's too, and its times come back as UTC;
+    // 02:30 came twice on 25 October, and is read as its first (docs/pipeline.md).
+    assert_eq!(
+        rows("sql_days"),
+        [
+            "2026-03-01|1|2026-03-01T03:00:00Z",
+            "2026-10-25|2|2026-10-25T00:30:00Z",
+            "2026-11-19|1|2026-11-19T22:30:00Z",
+            "2026-11-20|2|2026-11-20T04:45:00Z",
+        ]
+    );
+}
+
+/// A time zone that is not one, and one on a mart it cannot apply to, are
+/// configuration errors that `validate` finds.
+#[test]
+fn a_wrong_time_zone_is_a_configuration_error() {
+    let ws = Workspace::new();
+    timed_events(
+        &ws,
+        "time_zone: Europe/Berln\n",
+        "  - {name: ids, from: events, group_by: [id], aggregate: {n: count()},\n     time_zone: Asia/Kolkata}\n",
+    );
+    let out = ws.sluice(&["validate", "--checks-dir", "."]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "sluice.yaml:1: `time_zone`: `Europe/Berln` is not a time zone: give an IANA name such as `Europe/Berlin`, `America/New_York` or `UTC`"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("sluice.yaml:10: `marts[0].time_zone`: a time zone applies to `day()`"),
+        "{stderr}"
+    );
 }

@@ -101,3 +101,108 @@ fn the_viewing_example_unpacks_hits_and_pivots_categories() {
             .contains("\"missing_contract\":28"),
     );
 }
+
+/// `n` repositories of the fake org as GitHub lists them, the `i`th updated
+/// `i` hours before the run's `as_of`, then `changed` (id, hours) updates.
+fn github_org(n: i64, changed: &[(i64, i64)]) -> String {
+    let as_of = chrono::DateTime::parse_from_rfc3339(crate::util::AS_OF).unwrap();
+    let repos: Vec<String> = (1..=n)
+        .map(|id| {
+            let hours = changed.iter().find(|(c, _)| *c == id).map_or(id + 2, |(_, h)| *h);
+            let updated = (as_of - chrono::Duration::hours(hours)).format("%Y-%m-%dT%H:%M:%SZ");
+            let language = ["Rust", "C++", "Python", "null"][(id % 4) as usize];
+            let language = if language == "null" {
+                language.to_string()
+            } else {
+                format!("\"{language}\"")
+            };
+            format!(
+                "{{\"id\": {id}, \"full_name\": \"acme/repo-{id}\", \"language\": {language}, \
+                 \"stargazers_count\": {}, \"forks_count\": {}, \"archived\": false, \
+                 \"created_at\": \"2020-01-01T00:00:00Z\", \"updated_at\": \"{updated}\", \
+                 \"owner\": {{\"login\": \"acme\"}}, \"topics\": [\"etl\"]}}",
+                id * 3 + hours,
+                id % 7
+            )
+        })
+        .collect();
+    format!("[{}]", repos.join(",\n"))
+}
+
+/// The seed's pipeline against a local stand-in for GitHub's API: the first
+/// run reads every page, the next only the first (what changed since), and
+/// updated repositories replace their earlier versions.
+#[test]
+fn the_github_example_runs_incrementally_against_the_api() {
+    let ws = Workspace::new();
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/github");
+    copy_dir(&from, ws.dir.path());
+    let api = crate::http::FakeApi::start(&ws);
+    let base = api.url("");
+    let run = |ws: &Workspace| {
+        crate::util::outcome(
+            &ws.sluice(&[
+                "run",
+                "--as-of",
+                crate::util::AS_OF,
+                "--var",
+                &format!("api={base}"),
+                "--var",
+                "org=acme",
+            ])
+            .env_remove("GITHUB_TOKEN")
+            .output()
+            .unwrap(),
+        )
+    };
+    ws.write("api/repos.json", github_org(250, &[]));
+    let (code, stdout, stderr) = run(&ws);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("sluice: 250 rows from 3 pages;"), "{stdout}");
+    assert!(stdout.contains("gate: passed"), "{stdout}");
+    let repos = || ws.query("agg_result.db", "SELECT sum(repos) FROM repos_per_language");
+    assert_eq!(repos(), ["250"]);
+
+    // Two repositories updated since, one new: one page, merged.
+    let mut org = github_org(250, &[(40, 1), (41, 1)]);
+    org.insert_str(
+        org.len() - 1,
+        ",\n{\"id\": 251, \"full_name\": \"acme/new\", \"language\": \"Rust\", \"stargazers_count\": 1, \
+         \"forks_count\": 0, \"archived\": false, \"created_at\": \"2026-11-20T10:00:00Z\", \
+         \"updated_at\": \"2026-11-20T11:00:00Z\", \"owner\": {\"login\": \"acme\"}}",
+    );
+    ws.write("api/repos.json", org);
+    let before = crate::http::requests(&ws).len();
+    let (code, stdout, stderr) = run(&ws);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(crate::http::requests(&ws).len() - before, 1);
+    assert_eq!(repos(), ["251"]);
+    // The updates replace their earlier versions: stars were 126000 over
+    // 250 repositories (3 id + id + 2 each); repositories 40 and 41 lost 41
+    // and 42, the new one has 1.
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT sum(stars) FROM repos_per_language"),
+        ["125918"]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT cursor_before, cursor_after, records_older FROM _sluice_run_cursors ORDER BY rowid"
+        ),
+        [
+            "NULL|2026-11-20T09:00:00Z|0",
+            "2026-11-20T09:00:00Z|2026-11-20T11:00:00Z|95"
+        ]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT rows_staged, rows_total FROM _sluice_run_models ORDER BY rowid"
+        ),
+        // The second run keeps what is within the hour's lag of the cursor
+        // too (repositories 1 and 2), and drops the rest of its page.
+        ["250|250", "5|251"]
+    );
+    let header = ws.read("output/repos_per_language.csv");
+    assert!(header.starts_with("language,repos,stars,forks\n"), "{header}");
+}

@@ -10,6 +10,7 @@ mod config;
 mod docker;
 mod examples;
 mod formats;
+mod http;
 mod metrics;
 mod pipeline;
 mod publish;

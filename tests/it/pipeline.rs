@@ -200,16 +200,16 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
         ws.query("agg_result.db", "SELECT max(rows_raw) FROM _sluice_runs"),
         vec!["3000"]
     );
-    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["5"]);
+    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["6"]);
     // A database from before the metrics history is migrated forward.
     rusqlite::Connection::open(ws.path("agg_result.db"))
         .unwrap()
         .execute_batch(
-            "DROP TABLE _sluice_metrics_history; DROP TABLE _sluice_run_exports; DROP TABLE _sluice_money_columns; DROP TABLE _sluice_run_models; PRAGMA user_version = 2;",
+            "DROP TABLE _sluice_metrics_history; DROP TABLE _sluice_run_exports; DROP TABLE _sluice_money_columns; DROP TABLE _sluice_run_models; DROP TABLE _sluice_run_cursors; PRAGMA user_version = 2;",
         )
         .unwrap();
     assert_eq!(ws.run(&[]).0, 0);
-    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["5"]);
+    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["6"]);
     assert_eq!(
         ws.query(
             "agg_result.db",
