@@ -156,6 +156,11 @@ pub struct RunArgs {
           value_parser = clap::value_parser!(u32).range(1..=36500), value_name = "DAYS")]
     pub lookback_days: Option<u32>,
 
+    /// Stage, compute and audit the raw layer an earlier run left in the lake
+    /// (`data/raw/`) instead of reading the sources: no file is read, no API called.
+    #[arg(long, env = "SLUICE_SKIP_INGEST", conflicts_with_all = ["input", "full_refresh"])]
+    pub skip_ingest: bool,
+
     /// Read incremental sources from their start (`initial`), as if no run
     /// had published before; their cursors move on from there if this run publishes.
     #[arg(long, env = "SLUICE_FULL_REFRESH")]

@@ -209,6 +209,19 @@ pub enum Error {
     #[error("pipeline file `{}` does not exist", path.display())]
     ConfigNotFound { path: PathBuf },
 
+    #[error("--skip-ingest replays the raw layer, and source `{source_name}` has none at `{}`", path.display())]
+    NoRawLayer { source_name: String, path: PathBuf },
+
+    #[error("the raw layer of source `{source_name}` at `{}` has other columns than the source declares now (it has: {found})", path.display())]
+    RawLayerChanged {
+        source_name: String,
+        path: PathBuf,
+        found: String,
+    },
+
+    #[error("--skip-ingest would append the same rows to staging model `{model}` again")]
+    ReplayAppends { model: String },
+
     #[error("--input names files, and source `{source_name}` reads an HTTP API")]
     InputForHttpSource { source_name: String },
 
@@ -278,6 +291,9 @@ impl Error {
             | Error::BadSql { .. }
             | Error::InputForManySources { .. }
             | Error::InputForHttpSource { .. }
+            | Error::NoRawLayer { .. }
+            | Error::RawLayerChanged { .. }
+            | Error::ReplayAppends { .. }
             | Error::WouldOverwrite { .. }
             | Error::ChecksDirNotFound { .. }
             | Error::NoChecks { .. }
@@ -402,6 +418,15 @@ impl Error {
             }
             Error::ConfigNotFound { .. } => {
                 "pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline".into()
+            }
+            Error::NoRawLayer { .. } => {
+                "run once without --skip-ingest (or point --data-dir at the lake of an earlier run)".into()
+            }
+            Error::RawLayerChanged { .. } => {
+                "the source's columns changed since that run landed its rows: run without --skip-ingest to read the source again".into()
+            }
+            Error::ReplayAppends { .. } => {
+                "an `append` model keeps every run's rows: run without --skip-ingest (a `merge` model can replay)".into()
             }
             Error::InputForHttpSource { .. } => {
                 "leave out --input (SLUICE_INPUT): the source's `http` says where its records come from".into()

@@ -59,8 +59,19 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let checks = audit::selected_checks(&settings.checks, pipeline)?;
     let vars = pipeline.vars(&settings.vars)?;
     let mut files = Vec::new();
+    if let Some(model) = pipeline
+        .spec
+        .staging
+        .iter()
+        .find(|m| settings.skip_ingest && m.write == WriteMode::Append)
+    {
+        return Err(Error::ReplayAppends {
+            model: model.name.clone(),
+        });
+    }
     for (source, spec) in sources.iter().zip(&pipeline.spec.sources) {
         files.push(match &source.http {
+            _ if settings.skip_ingest => Inputs::Lake,
             Some(http) if settings.inputs.is_empty() => {
                 let env = |name: &str| std::env::var(name).ok();
                 Inputs::Http(Box::new(Http::new(&source.name, http, &vars, &env)?))

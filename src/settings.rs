@@ -56,6 +56,8 @@ pub(crate) struct RunSettings {
     pub vars: Vec<(String, String)>,
     /// Read incremental sources from their start, ignoring their cursors.
     pub full_refresh: bool,
+    /// Replay the lake's raw layer instead of reading the sources.
+    pub skip_ingest: bool,
     /// The run's "now", to the second as the run record keeps it, so a
     /// re-audit reproduces the run.
     pub as_of: DateTime<Utc>,
@@ -106,6 +108,7 @@ impl RunSettings {
             inputs: args.input.clone(),
             vars: args.vars.clone(),
             full_refresh: args.full_refresh,
+            skip_ingest: args.skip_ingest,
             as_of: args.as_of.unwrap_or_else(Utc::now).trunc_subsecs(0),
             lookback_days: args
                 .lookback_days

@@ -138,6 +138,25 @@ pub(crate) struct Source {
     pub incremental: Option<IncrementalSpec>,
 }
 
+/// What a source reads in a run.
+#[derive(Debug)]
+pub(crate) enum Inputs {
+    Files(Vec<Input>),
+    Http(Box<Http>),
+    /// `--skip-ingest`: the raw layer an earlier run left in the lake.
+    Lake,
+}
+
+impl Inputs {
+    /// The bytes to read, when known before reading them.
+    pub(crate) fn size(&self) -> u64 {
+        match self {
+            Inputs::Files(files) => files.iter().filter_map(Input::size).sum(),
+            Inputs::Http(_) | Inputs::Lake => 0,
+        }
+    }
+}
+
 impl Source {
     /// The cursor of an incremental source, from the value the last
     /// published run recorded (`None`: from the start).
@@ -146,26 +165,7 @@ impl Source {
         let ty = self.columns.iter().find(|(c, _)| *c == spec.cursor)?.1;
         Some(Cursor::new(spec, ty, last))
     }
-}
 
-/// What a source reads in a run.
-#[derive(Debug)]
-pub(crate) enum Inputs {
-    Files(Vec<Input>),
-    Http(Box<Http>),
-}
-
-impl Inputs {
-    /// The bytes to read, when known before reading them.
-    pub(crate) fn size(&self) -> u64 {
-        match self {
-            Inputs::Files(files) => files.iter().filter_map(Input::size).sum(),
-            Inputs::Http(_) => 0,
-        }
-    }
-}
-
-impl Source {
     /// Whether a file may lack `column`.
     fn is_optional(&self, column: &str) -> bool {
         self.optional.iter().any(|c| c == column)
@@ -265,11 +265,15 @@ pub(crate) fn land(
     ingested_at: &str,
     progress: &indicatif::ProgressBar,
 ) -> Result<Ingested> {
+    if let Inputs::Lake = inputs {
+        return replay(engine, source, raw_dir);
+    }
     let table = source.table();
     create_raw_table(engine, source)?;
 
     let mut out = Ingested::default();
     let files: &[Input] = match inputs {
+        Inputs::Lake => &[],
         Inputs::Files(files) => files.as_slice(),
         Inputs::Http(http) => {
             out.cursor = http.fetch(&source.name, &mut |page| {
@@ -600,6 +604,59 @@ impl Read for TextInput {
             TextInput::Zstd(z) => z.read(buf),
         }
     }
+}
+
+/// `--skip-ingest`: `raw.<source>` from the raw layer an earlier run left in
+/// the lake, as that run landed it, so staging and what follows run again
+/// without reading the source (an API is not called). Its provenance is the
+/// Parquet file.
+fn replay(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<Ingested> {
+    let file = raw_dir
+        .join(&source.name)
+        .join(format!("{}.parquet", source.name));
+    let meta = std::fs::metadata(&file).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::NoRawLayer {
+            source_name: source.name.clone(),
+            path: file.clone(),
+        },
+        _ => Error::io("read the raw layer", &file, e),
+    })?;
+    let scan = format!("read_parquet({})", sql::path(&file));
+    let found = engine
+        .describe(&format!("SELECT * EXCLUDE (_ingested_at) FROM {scan}"))
+        .map_err(Error::engine(format!("reading `{}`", file.display())))?;
+    create_raw_table(engine, source)?;
+    let table = source.table();
+    let wanted = engine
+        .describe(&table)
+        .map_err(Error::engine(format!("describing {table}")))?;
+    let names = |columns: &crate::engine::Columns| columns.iter().map(|(c, _)| c.clone()).collect::<Vec<_>>();
+    if names(&found) != names(&wanted) {
+        return Err(Error::RawLayerChanged {
+            source_name: source.name.clone(),
+            path: file,
+            found: names(&found).join(", "),
+        });
+    }
+    let rows = engine
+        .execute_counting(&format!(
+            "INSERT INTO {table} SELECT * EXCLUDE (_ingested_at) FROM {scan}"
+        ))
+        .map_err(Error::engine(format!("reading `{}`", file.display())))?;
+    let (_, sha256) = hash_input(&Input::File {
+        path: file.clone(),
+        size: meta.len(),
+    })?;
+    Ok(Ingested {
+        files: vec![InputFile {
+            path: file,
+            size: meta.len(),
+            sha256,
+            rows,
+        }],
+        rows,
+        ..Ingested::default()
+    })
 }
 
 /// Once staging has read `raw.<source>`, the checks read the raw layer from

@@ -627,3 +627,67 @@ fn a_run_killed_while_fetching_or_publishing_loses_and_duplicates_nothing() {
         ["1|duckdb|30", "2|polars|21", "3|sluice|5", "4|lake|7"]
     );
 }
+
+/// `--skip-ingest` stages the raw layer the last run landed again, without
+/// calling the API: a staging change is tried on the same records.
+#[test]
+fn skip_ingest_replays_the_raw_layer_without_calling_the_api() {
+    let ws = Workspace::new();
+    let api = FakeApi::start(&ws);
+    // Nothing landed yet: nothing to replay.
+    github_pipeline(&ws, &api, "");
+    let (code, _, stderr) = run(&ws, &["--skip-ingest"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: --skip-ingest replays the raw layer, and source `repos` has none at `data/raw/repos/repos.parquet`"),
+        "{stderr}"
+    );
+    ws.write("api/repos.json", repos_json(""));
+    let (code, stdout, stderr) = run(&ws, &[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let calls = requests(&ws).len();
+    // The staging SQL changes; the records are the ones landed.
+    let sql = ws.read("sql/repos.sql");
+    ws.write(
+        "sql/repos.sql",
+        sql.replace("coalesce(language, 'none')", "coalesce(language, 'unknown')"),
+    );
+    let (code, stdout, stderr) = outcome(
+        &ws.sluice(&[
+            "run",
+            "--checks-dir",
+            "no-checks",
+            "--allow-ungated",
+            "--skip-ingest",
+        ])
+        .env_remove("GITHUB_TOKEN")
+        .output()
+        .unwrap(),
+    );
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(requests(&ws).len(), calls, "no request");
+    assert!(stdout.contains("sluice: 5 rows from 1 file;"), "{stdout}");
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT * FROM repos_per_language"),
+        ["C++|2|45", "Rust|2|25", "unknown|1|1"]
+    );
+    assert_eq!(
+        ws.query(
+            "agg_result.db",
+            "SELECT path FROM _sluice_run_inputs ORDER BY rowid DESC LIMIT 1"
+        ),
+        ["data/raw/repos/repos.parquet"]
+    );
+    // An `append` model would get the same rows twice: refused.
+    let config = ws.read("sluice.yaml").replace(
+        "    sql: sql/repos.sql\n",
+        "    sql: sql/repos.sql\n    write: append\n",
+    );
+    ws.write("sluice.yaml", config);
+    let (code, _, stderr) = run(&ws, &["--skip-ingest"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: --skip-ingest would append the same rows to staging model `repos` again"),
+        "{stderr}"
+    );
+}
