@@ -17,7 +17,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::ingest::{ColumnType, CursorValue, Format, HttpSpec, IncrementalSpec, NewColumns, Source};
+use crate::ingest::{
+    ColumnType, CursorValue, Format, HttpSpec, Incremental, IncrementalSpec, NewColumns, Source,
+};
 use crate::marts::MartPlan;
 use crate::stage::WriteMode;
 use crate::yaml::{self, ConfigError, Document, key_of};
@@ -123,9 +125,10 @@ pub(crate) struct SourceSpec {
     pub path: Option<OneOrMany>,
     /// Pages of JSON records from an HTTP API, instead of files.
     pub http: Option<HttpSpec>,
-    /// Read only the records that are new since the last published run,
-    /// by a cursor column (an `http` source).
-    pub incremental: Option<IncrementalSpec>,
+    /// Read only what is new since the last published run: `files` (a
+    /// landing directory that only grows) or a cursor column (an `http`
+    /// source). Pair it with a `write: append` or `merge` staging model.
+    pub incremental: Option<Incremental>,
     /// Read every file as this format. Default: by the file name (`.csv`,
     /// `.ndjson`, `.jsonl`, `.parquet`, compressed with `.gz` or `.zst`).
     pub format: Option<Format>,
@@ -554,8 +557,13 @@ impl Pipeline {
             if let Some(http) = &source.http {
                 errors.extend(self.check_http(i, source, http));
             }
-            if let Some(incremental) = &source.incremental {
-                errors.extend(self.check_incremental(i, source, incremental));
+            match &source.incremental {
+                Some(Incremental::Cursor(spec)) => errors.extend(self.check_incremental(i, source, spec)),
+                Some(_) if source.http.is_some() => errors.push(self.error(
+                    &format!("/sources/{i}/incremental"),
+                    "`files` is for a source of files; an `http` source is incremental by a cursor: `{cursor: updated_at}`".into(),
+                )),
+                _ => {}
             }
         }
         let sources: Vec<&str> = s.sources.iter().map(|x| x.name.as_str()).collect();
@@ -777,7 +785,7 @@ impl Pipeline {
         if source.http.is_none() {
             errors.push(self.error(
                 &format!("/sources/{i}/incremental"),
-                "a cursor applies to an `http` source: a directory of files is read whole each run".into(),
+                "a cursor is for an `http` source; a landing directory that only grows is `incremental: files`".into(),
             ));
         }
         let ty = source

@@ -222,6 +222,9 @@ pub enum Error {
     #[error("--skip-ingest would append the same rows to staging model `{model}` again")]
     ReplayAppends { model: String },
 
+    #[error("input file `{}` changed since a published run read it", path.display())]
+    ChangedInput { path: PathBuf },
+
     #[error("--input names files, and source `{source_name}` reads an HTTP API")]
     InputForHttpSource { source_name: String },
 
@@ -292,6 +295,7 @@ impl Error {
             | Error::InputForManySources { .. }
             | Error::InputForHttpSource { .. }
             | Error::NoRawLayer { .. }
+            | Error::ChangedInput { .. }
             | Error::RawLayerChanged { .. }
             | Error::ReplayAppends { .. }
             | Error::WouldOverwrite { .. }
@@ -418,6 +422,9 @@ impl Error {
             }
             Error::ConfigNotFound { .. } => {
                 "pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline".into()
+            }
+            Error::ChangedInput { .. } => {
+                "a landing directory read with `incremental: files` only grows: write new data to a new file, set `incremental: {files: {changed: read}}` to read changed files again, or run with --full-refresh".into()
             }
             Error::NoRawLayer { .. } => {
                 "run once without --skip-ingest (or point --data-dir at the lake of an earlier run)".into()

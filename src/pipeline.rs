@@ -12,7 +12,7 @@ use crate::config::Pipeline;
 use crate::engine::DuckDb;
 use crate::error::{Error, Result};
 use crate::format::{hex, iso_seconds};
-use crate::ingest::{self, Http, InputFile, Inputs};
+use crate::ingest::{self, Http, Incremental, InputFile, Inputs};
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
 use crate::publish::{self, Export, Finish, Sink};
@@ -85,16 +85,34 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         });
     }
     let mut state = RunState::open(&settings.places.db)?;
-    // An incremental source reads on from the last published run's cursor.
+    // An incremental source reads on from the last published run: from its
+    // cursor, or past the files it read.
     for (source, inputs) in sources.iter().zip(files.iter_mut()) {
-        if let Inputs::Http(http) = inputs {
-            let last = match settings.full_refresh {
-                true => None,
-                false => state.cursor(&source.name)?,
-            };
-            if let Some(cursor) = source.cursor(last.as_deref()) {
-                http.set_cursor(cursor);
+        match inputs {
+            Inputs::Http(http) => {
+                let last = match settings.full_refresh {
+                    true => None,
+                    false => state.cursor(&source.name)?,
+                };
+                if let Some(cursor) = source.cursor(last.as_deref()) {
+                    http.set_cursor(cursor);
+                }
             }
+            Inputs::Files(_) if settings.full_refresh => {}
+            Inputs::Files(all) => {
+                if let Some(changed) = source.incremental.as_ref().and_then(Incremental::files) {
+                    let (unread, skipped) =
+                        ingest::unread(std::mem::take(all), &state.published_inputs()?, changed)?;
+                    if skipped > 0 {
+                        tracing::info!(
+                            "source `{}`: {skipped} files read by earlier runs skipped",
+                            source.name
+                        );
+                    }
+                    *all = unread;
+                }
+            }
+            Inputs::Lake => {}
         }
     }
     for dir in [&settings.places.output_dir, &settings.places.data_dir] {

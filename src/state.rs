@@ -281,6 +281,31 @@ impl RunState {
         }
     }
 
+    /// Every input file a published run read, with its SHA-256 as the last
+    /// such run found it.
+    pub(crate) fn published_inputs(&self) -> Result<std::collections::HashMap<String, String>> {
+        let err = |e| sqlite(&self.path, "reading the inputs of earlier runs", e);
+        let mut read = std::collections::HashMap::new();
+        if self.version().map_err(err)? == 0 {
+            return Ok(read);
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT i.path, i.sha256 FROM _sluice_run_inputs i JOIN _sluice_runs r ON r.run_id = i.run_id \
+                 WHERE r.published_db = 1 ORDER BY r.finished_at, r.rowid",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .map_err(err)?;
+        for row in rows {
+            let (path, sha256) = row.map_err(err)?;
+            read.insert(path, sha256);
+        }
+        Ok(read)
+    }
+
     /// The version file of kept model `model` that the last published run
     /// wrote (relative to the data directory).
     pub(crate) fn model_version(&self, model: &str) -> Result<Option<String>> {

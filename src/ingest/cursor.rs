@@ -14,7 +14,66 @@ use serde::Deserialize;
 
 use super::ColumnType;
 
-/// Read only what is new since the last published run.
+/// Read only what is new since the last published run: `files` for a
+/// landing directory that only grows, or a cursor for an API.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum Incremental {
+    /// `files`: skip the files a published run read (by path and SHA-256);
+    /// a file that changed since stops the run.
+    Files(FilesOnly),
+    /// `{files: {changed: read}}`: the same, and a changed file is read again.
+    FilesWith {
+        files: FilesSpec,
+    },
+    Cursor(IncrementalSpec),
+}
+
+impl Incremental {
+    /// What a file read before and changed since does, for `files`.
+    pub(crate) fn files(&self) -> Option<Changed> {
+        match self {
+            Incremental::Files(_) => Some(Changed::Fail),
+            Incremental::FilesWith { files } => Some(files.changed),
+            Incremental::Cursor(_) => None,
+        }
+    }
+
+    pub(crate) fn cursor(&self) -> Option<&IncrementalSpec> {
+        match self {
+            Incremental::Cursor(spec) => Some(spec),
+            _ => None,
+        }
+    }
+}
+
+/// The word `files`.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FilesOnly {
+    Files,
+}
+
+/// How a landing directory that only grows is read.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct FilesSpec {
+    /// A file a published run read whose bytes changed since: `fail` (stop
+    /// the run, exit 2) or `read` it again. Default: `fail`.
+    #[serde(default)]
+    pub changed: Changed,
+}
+
+/// What a changed file does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Changed {
+    #[default]
+    Fail,
+    Read,
+}
+
+/// A cursor: read what is new since the last published run.
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct IncrementalSpec {

@@ -8,7 +8,7 @@
 //! so DuckDB reads it; typed columns are landed in the canonical text staging
 //! parses (a `TIMESTAMP` as RFC 3339 UTC), so their values are taken as they are.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +27,7 @@ mod cursor;
 mod http;
 mod input;
 
-pub(crate) use cursor::{Cursor, CursorValue, IncrementalSpec};
+pub(crate) use cursor::{Changed, Cursor, CursorValue, Incremental, IncrementalSpec};
 pub(crate) use http::{Http, HttpSpec};
 pub(crate) use input::{Input, resolve};
 
@@ -135,7 +135,7 @@ pub(crate) struct Source {
     /// Pages from an HTTP API instead of files: its raw rows also keep the
     /// page number and each record's JSON text.
     pub http: Option<HttpSpec>,
-    pub incremental: Option<IncrementalSpec>,
+    pub incremental: Option<Incremental>,
 }
 
 /// What a source reads in a run.
@@ -161,7 +161,7 @@ impl Source {
     /// The cursor of an incremental source, from the value the last
     /// published run recorded (`None`: from the start).
     pub(crate) fn cursor(&self, last: Option<&str>) -> Option<Cursor> {
-        let spec = self.incremental.as_ref()?;
+        let spec = self.incremental.as_ref()?.cursor()?;
         let ty = self.columns.iter().find(|(c, _)| *c == spec.cursor)?.1;
         Some(Cursor::new(spec, ty, last))
     }
@@ -604,6 +604,38 @@ impl Read for TextInput {
             TextInput::Zstd(z) => z.read(buf),
         }
     }
+}
+
+/// A landing directory that only grows (`incremental: files`): `inputs`
+/// without the files a published run read, by path and SHA-256 (`read`:
+/// path to digest). A file read before whose bytes changed stops the run,
+/// or is read again, as `changed` says. Returns the inputs and the number
+/// of files skipped.
+pub(crate) fn unread(
+    inputs: Vec<Input>,
+    read: &HashMap<String, String>,
+    changed: Changed,
+) -> Result<(Vec<Input>, usize)> {
+    let mut kept = Vec::new();
+    let mut skipped = 0;
+    for input in inputs {
+        let path = input.name().display().to_string();
+        let Some(digest) = read.get(&path) else {
+            kept.push(input);
+            continue;
+        };
+        if hash_input(&input)?.1 == *digest {
+            skipped += 1;
+        } else if changed == Changed::Read {
+            tracing::warn!("`{path}` changed since a published run read it: read again");
+            kept.push(input);
+        } else {
+            return Err(Error::ChangedInput {
+                path: input.name().to_path_buf(),
+            });
+        }
+    }
+    Ok((kept, skipped))
 }
 
 /// `--skip-ingest`: `raw.<source>` from the raw layer an earlier run left in

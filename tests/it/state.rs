@@ -74,3 +74,71 @@ fn a_database_of_the_previous_release_migrates_forward_and_keeps_its_history() {
         ]
     );
 }
+
+/// A landing directory that only grows (`incremental: files`) with a model
+/// merged across runs: each run reads only the new files, the marts see
+/// every file's rows, and a file that changed after it was read stops the
+/// run unless the source says to read it again.
+#[test]
+fn a_growing_landing_directory_is_read_one_new_file_at_a_time() {
+    let ws = Workspace::new();
+    ws.sluice(&["init"]).assert().success();
+    let config = ws
+        .read("sluice.yaml")
+        .replace(
+            "    new_columns: warn ",
+            "    incremental: files\n    new_columns: warn ",
+        )
+        .replace(
+            "    sql: sql/staging/events.sql\n",
+            "    sql: sql/staging/events.sql\n    write: merge\n    primary_key: [event_id]\n",
+        );
+    ws.write("sluice.yaml", &config);
+    ws.generate_seeded("input/day-1.csv", 1_000, "", 1);
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("sluice: 1000 rows from 1 file;"), "{stdout}");
+
+    ws.generate_seeded("input/day-2.csv", 500, "", 2);
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("sluice: 500 rows from 1 file;"), "{stdout}");
+    assert!(
+        stderr.contains("source `events`: 1 files read by earlier runs skipped"),
+        "{stderr}"
+    );
+    let totals = || {
+        ws.query(
+            "agg_result.db",
+            "SELECT rows_staged, rows_total FROM _sluice_run_models ORDER BY rowid",
+        )
+    };
+    assert_eq!(totals(), ["1000|1000", "500|1500"]);
+    // The marts see both files' events (all within the window).
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT sum(events) FROM daily_region_revenue"),
+        ["1500"]
+    );
+
+    // A file read before is rewritten: stop, and say how to go on.
+    let mut day1 = ws.read("input/day-1.csv");
+    day1.push_str(&day1.lines().nth(1).unwrap().replacen(',', "x,", 1));
+    day1.push('\n');
+    ws.write("input/day-1.csv", &day1);
+    let (code, _, stderr) = ws.run(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("error: input file `input/day-1.csv` changed since a published run read it"),
+        "{stderr}"
+    );
+    assert_eq!(totals(), ["1000|1000", "500|1500"]);
+    // Told to read changed files again: its rows merge in, one new.
+    ws.write(
+        "sluice.yaml",
+        config.replace("incremental: files", "incremental: {files: {changed: read}}"),
+    );
+    let (code, stdout, stderr) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("sluice: 1001 rows from 1 file;"), "{stdout}");
+    assert_eq!(totals().last().unwrap(), "1001|1501");
+}
