@@ -18,7 +18,8 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 use crate::ingest::{
-    ColumnType, CursorValue, Format, HttpSpec, Incremental, IncrementalSpec, NewColumns, Source,
+    ColumnType, Contract, ContractFacets, ContractSpec, CursorValue, Format, HttpSpec, Incremental,
+    IncrementalSpec, NewColumns, Source,
 };
 use crate::marts::MartPlan;
 use crate::stage::WriteMode;
@@ -137,9 +138,14 @@ pub(crate) struct SourceSpec {
     /// by the staging SQL).
     #[schemars(length(min = 1))]
     pub columns: Ordered<ColumnType>,
-    /// What a column that is not declared does: `ignore`, `warn` (default) or `fail`.
-    #[serde(default)]
-    pub new_columns: NewColumns,
+    /// What a column that is not declared does: `ignore`, `warn` (default) or
+    /// `fail` (the same as `schema_contract.new_columns` `discard_value`,
+    /// `evolve`, `freeze`).
+    pub new_columns: Option<NewColumns>,
+    /// What a change in the data does, with dlt's names: `evolve`, `freeze`,
+    /// `discard_row` or `discard_value`, for every change or for each of
+    /// `new_columns`, `missing_columns` and `data_type`.
+    pub schema_contract: Option<ContractSpec>,
     /// Declared columns a file may lack (null in every row of it): a key
     /// that an API leaves out of a whole page, a column added later.
     #[serde(default)]
@@ -557,6 +563,20 @@ impl Pipeline {
             if let Some(http) = &source.http {
                 errors.extend(self.check_http(i, source, http));
             }
+            let both = matches!(
+                &source.schema_contract,
+                Some(ContractSpec::All(_))
+                    | Some(ContractSpec::Each(ContractFacets {
+                        new_columns: Some(_),
+                        ..
+                    }))
+            );
+            if source.new_columns.is_some() && both {
+                errors.push(self.error(
+                    &format!("/sources/{i}/new_columns"),
+                    "give `new_columns` or `schema_contract` (its `new_columns`), not both".into(),
+                ));
+            }
             match &source.incremental {
                 Some(Incremental::Cursor(spec)) => errors.extend(self.check_incremental(i, source, spec)),
                 Some(_) if source.http.is_some() => errors.push(self.error(
@@ -723,7 +743,7 @@ impl Pipeline {
             .map(|s| Source {
                 name: s.name.clone(),
                 columns: s.columns.0.clone(),
-                new_columns: s.new_columns,
+                contract: Contract::new(s.schema_contract.as_ref(), s.new_columns),
                 format: s.format,
                 optional: s.optional.clone(),
                 http: s.http.clone(),

@@ -222,6 +222,15 @@ pub enum Error {
     #[error("--skip-ingest would append the same rows to staging model `{model}` again")]
     ReplayAppends { model: String },
 
+    #[error("`{}` line {line}: `{column}` is not a {expected}: `{value}`", path.display())]
+    DataType {
+        path: PathBuf,
+        line: i64,
+        column: String,
+        expected: String,
+        value: String,
+    },
+
     #[error("input file `{}` changed since a published run read it", path.display())]
     ChangedInput { path: PathBuf },
 
@@ -306,6 +315,7 @@ impl Error {
             Error::MissingColumn(_)
             | Error::DuplicateColumn { .. }
             | Error::NewColumns { .. }
+            | Error::DataType { .. }
             | Error::ReadInput { .. }
             | Error::HttpTransport { .. }
             | Error::HttpStatus { .. }
@@ -422,6 +432,9 @@ impl Error {
             }
             Error::ConfigNotFound { .. } => {
                 "pass an existing file with --config (or SLUICE_CONFIG), or leave it out for sluice.yaml or the default pipeline".into()
+            }
+            Error::DataType { .. } => {
+                "the source's `schema_contract.data_type` is `freeze`: fix the value at the source, or set it to `discard_row` (quarantine such rows) or `discard_value` (land them without it)".into()
             }
             Error::ChangedInput { .. } => {
                 "a landing directory read with `incremental: files` only grows: write new data to a new file, set `incremental: {files: {changed: read}}` to read changed files again, or run with --full-refresh".into()

@@ -32,6 +32,7 @@ pub(crate) struct Metrics {
     check_observed: GaugeVec,
     freshness_lag: GaugeVec,
     cursor: GaugeVec,
+    schema_changes: GaugeVec,
 }
 
 impl Default for Metrics {
@@ -98,8 +99,20 @@ impl Metrics {
                 "The timestamp cursor of each incremental source after the run: where the next run reads from.",
                 &["source"],
             ),
+            schema_changes: vec(
+                "sluice_schema_changes",
+                "Rows a source's schema contract acted on: a new or missing column, or a value of another type.",
+                &["source", "change", "action"],
+            ),
             registry,
         }
+    }
+
+    /// Rows a source's schema contract acted on in the run.
+    pub(crate) fn schema_change(&self, source: &str, change: &str, action: &str, rows: u64) {
+        self.schema_changes
+            .with_label_values(&[source, change, action])
+            .add(rows as f64);
     }
 
     /// Where an incremental source's timestamp cursor stands.

@@ -34,6 +34,8 @@ pub(crate) struct Outcome {
     pub places: Places,
     /// Where each incremental source's cursor went.
     pub cursors: Vec<(String, ingest::Cursor)>,
+    /// What each source's schema contract did.
+    pub schema_changes: Vec<(String, ingest::Changes)>,
     /// Where each mart is published (or would have been).
     pub exports: Vec<Export>,
 }
@@ -169,6 +171,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let step = Stage::start("ingest", metrics);
     let mut inputs = Vec::new();
     let mut cursors = Vec::new();
+    let mut schema_changes = Vec::new();
     let mut raw_rows = 0;
     for (source, files) in sources.iter().zip(&files) {
         let ingested = ingest::land(
@@ -182,6 +185,12 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         metrics.rows("raw", &source.name, ingested.rows);
         raw_rows += ingested.rows;
         inputs.extend(ingested.files);
+        for ((change, action, _), rows) in &ingested.notes.changes.0 {
+            metrics.schema_change(&source.name, change.as_str(), action.as_str(), *rows);
+        }
+        if !ingested.notes.changes.0.is_empty() {
+            schema_changes.push((source.name.clone(), ingested.notes.changes));
+        }
         if let Some(cursor) = ingested.cursor {
             if cursor.older > 0 {
                 tracing::info!(
@@ -330,6 +339,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             .collect(),
         inputs: inputs.clone(),
         cursors: cursors.clone(),
+        schema_changes: schema_changes.clone(),
         git_sha: git_sha(),
         config_hash: config_hash(pipeline, window.lookback_days, &checks),
         checks: gate.audit.outcomes.clone(),
@@ -372,6 +382,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         gate,
         places: settings.places.clone(),
         cursors,
+        schema_changes,
         exports,
     })
 }

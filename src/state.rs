@@ -17,7 +17,7 @@ use rusqlite::{Connection, params, types::Value};
 use crate::checks::engine::{History, Outcome};
 use crate::error::{Error, Result};
 use crate::format::iso_seconds;
-use crate::ingest::{Cursor, InputFile};
+use crate::ingest::{Changes, Cursor, InputFile};
 use crate::sql;
 use crate::stage::StageCounts;
 
@@ -123,10 +123,19 @@ CREATE TABLE _sluice_money_columns (
 "#,
     // The cursor of each incremental source, before and after the run, and
     // the version file of each model kept across runs: the last published
-    // run's are where the next run goes on from.
+    // run's are where the next run goes on from. What each source's schema
+    // contract did.
     r#"
 ALTER TABLE _sluice_run_models ADD COLUMN rows_total INTEGER;
 ALTER TABLE _sluice_run_models ADD COLUMN version_file TEXT;
+CREATE TABLE _sluice_run_schema_changes (
+    run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
+    source TEXT NOT NULL,
+    change TEXT NOT NULL,
+    action TEXT NOT NULL,
+    columns TEXT NOT NULL,
+    rows INTEGER NOT NULL
+);
 CREATE TABLE _sluice_run_cursors (
     run_id TEXT NOT NULL REFERENCES _sluice_runs(run_id),
     source TEXT NOT NULL,
@@ -538,6 +547,8 @@ pub(crate) struct RunRecord {
     pub inputs: Vec<InputFile>,
     /// Per incremental source: its name and where its cursor went.
     pub cursors: Vec<(String, Cursor)>,
+    /// Per source: what its schema contract did.
+    pub schema_changes: Vec<(String, Changes)>,
     pub git_sha: Option<String>,
     pub config_hash: String,
     pub checks: Vec<Outcome>,
@@ -688,6 +699,19 @@ fn insert_run(
             c.total.map(|n| n as i64),
             m.version,
         ])?;
+    }
+    let mut stmt = tx.prepare("INSERT INTO _sluice_run_schema_changes VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?;
+    for (source, changes) in &run.schema_changes {
+        for ((change, action, columns), rows) in &changes.0 {
+            stmt.execute(params![
+                run.run_id,
+                source,
+                change.as_str(),
+                action.as_str(),
+                columns,
+                *rows as i64
+            ])?;
+        }
     }
     let mut stmt = tx.prepare("INSERT INTO _sluice_run_cursors VALUES (?1, ?2, ?3, ?4, ?5)")?;
     for (source, c) in &run.cursors {

@@ -134,6 +134,16 @@ fn summary(o: &Outcome) -> String {
         }
     }
 
+    for (source, changes) in &o.schema_changes {
+        for ((change, action, columns), rows) in &changes.0 {
+            s += &format!(
+                "  schema       {source}: {} {} ({columns}): {rows} row{}\n",
+                change.as_str().replace('_', " "),
+                action.as_str(),
+                if *rows == 1 { "" } else { "s" }
+            );
+        }
+    }
     for (source, cursor) in &o.cursors {
         let text = |v: Option<CursorValue>| v.map_or_else(|| "start".to_string(), |v| v.text());
         s += &format!(

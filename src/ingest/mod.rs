@@ -23,10 +23,13 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::sql;
 
+mod contract;
 mod cursor;
 mod http;
 mod input;
 
+use contract::fits;
+pub(crate) use contract::{Action, Change, Changes, Contract, ContractFacets, ContractSpec};
 pub(crate) use cursor::{Changed, Cursor, CursorValue, Incremental, IncrementalSpec};
 pub(crate) use http::{Http, HttpSpec};
 pub(crate) use input::{Input, resolve};
@@ -126,7 +129,8 @@ pub(crate) struct Source {
     pub name: String,
     /// Required columns, in the order they are landed.
     pub columns: Vec<(String, ColumnType)>,
-    pub new_columns: NewColumns,
+    /// What a new field, a missing column and a value of another type do.
+    pub contract: Contract,
     /// Read every file as this format (the compression still comes from the
     /// name); `None` decides by the file name.
     pub format: Option<Format>,
@@ -136,6 +140,21 @@ pub(crate) struct Source {
     /// page number and each record's JSON text.
     pub http: Option<HttpSpec>,
     pub incremental: Option<Incremental>,
+}
+
+/// What landing noticed: warnings (already logged) and what the schema
+/// contract did.
+#[derive(Debug, Default)]
+pub(crate) struct Notes {
+    pub warnings: Vec<String>,
+    pub changes: Changes,
+}
+
+impl Notes {
+    fn extend(&mut self, other: Notes) {
+        self.warnings.extend(other.warnings);
+        self.changes.extend(other.changes);
+    }
 }
 
 /// What a source reads in a run.
@@ -211,8 +230,8 @@ pub(crate) struct InputFile {
 pub(crate) struct Ingested {
     pub files: Vec<InputFile>,
     pub rows: u64,
-    /// Human warnings (extra columns ignored, files skipped), already logged.
-    pub warnings: Vec<String>,
+    /// What landing noticed: warnings, and what the schema contract did.
+    pub notes: Notes,
     /// Where an incremental source's cursor went.
     pub cursor: Option<Cursor>,
 }
@@ -277,7 +296,7 @@ pub(crate) fn land(
         Inputs::Files(files) => files.as_slice(),
         Inputs::Http(http) => {
             out.cursor = http.fetch(&source.name, &mut |page| {
-                let file = land_page(engine, source, page, &mut out.warnings)?;
+                let file = land_page(engine, source, page, &mut out.notes)?;
                 progress.inc(file.size);
                 out.rows += file.rows;
                 progress.set_message(format!("{} rows", out.rows));
@@ -296,15 +315,15 @@ pub(crate) fn land(
         };
         let (bytes_before, rows_before) = (progress.position(), out.rows);
         let file = if format == Format::Parquet {
-            land_parquet(engine, source, input, &mut out.warnings)?
+            land_parquet(engine, source, input, &mut out.notes)?
         } else {
             let stream = open(input, compression)?;
             land_text(engine, source, path, format, stream, &mut |bytes, rows| {
                 progress.set_position(bytes_before + bytes);
                 progress.set_message(format!("{} rows", rows_before + rows));
             })
-            .map(|(file, warnings)| {
-                out.warnings.extend(warnings);
+            .map(|(file, notes)| {
+                out.notes.extend(notes);
                 file
             })?
         };
@@ -327,12 +346,7 @@ pub(crate) fn land(
 /// Lands one page of an HTTP source: its records as NDJSON rows, with the
 /// page's URL as `_source_file` and its number as `_page`; its provenance
 /// is the body as it arrived.
-fn land_page(
-    engine: &DuckDb,
-    source: &Source,
-    page: http::Page,
-    warnings: &mut Vec<String>,
-) -> Result<InputFile> {
+fn land_page(engine: &DuckDb, source: &Source, page: http::Page, notes: &mut Notes) -> Result<InputFile> {
     let table = source.table();
     engine
         .execute(&format!(
@@ -342,7 +356,7 @@ fn land_page(
         .map_err(Error::engine(format!("preparing {table}")))?;
     let lines: Buffered = Box::new(io::Cursor::new(page.records.into_bytes()));
     let path = PathBuf::from(&page.url);
-    let (file, page_warnings) = land_text(
+    let (file, page_notes) = land_text(
         engine,
         source,
         &path,
@@ -350,7 +364,7 @@ fn land_page(
         TextInput::Plain(HashingReader::new(lines)),
         &mut |_, _| {},
     )?;
-    warnings.extend(page_warnings);
+    notes.extend(page_notes);
     Ok(InputFile {
         path,
         size: page.body.len() as u64,
@@ -368,7 +382,7 @@ fn land_text(
     format: Format,
     input: TextInput,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<(InputFile, Vec<String>)> {
+) -> Result<(InputFile, Notes)> {
     // `_source_file` is the column's default while this file lands: copying
     // the same path into every row through Arrow and the appender cost
     // 0.5-0.9 s of 8.8 s of ingest at 10M rows.
@@ -388,17 +402,17 @@ fn land_text(
         // A few batches in flight bound the memory between the two threads.
         let (tx, rx) = std::sync::mpsc::sync_channel::<(RecordBatch, u64, u64)>(2);
         let reader = scope.spawn(move || {
-            let mut warnings = Vec::new();
+            let mut notes = Notes::default();
             let mut send = |batch, bytes, rows| {
                 // The receiver is gone only when appending failed; that error is reported.
                 tx.send((batch, bytes, rows))
                     .map_err(|_| Error::io("land rows of", path, io::Error::other("appending stopped")))
             };
             let read = match format {
-                Format::Csv => read_csv(source, path, input, &mut send, &mut warnings),
-                _ => read_ndjson(source, path, input, &mut send, &mut warnings),
+                Format::Csv => read_csv(source, path, input, &mut send, &mut notes),
+                _ => read_ndjson(source, path, input, &mut send, &mut notes),
             };
-            read.map(|file| (file, warnings))
+            read.map(|file| (file, notes))
         });
         let mut appended = Ok(());
         for (batch, bytes, rows) in rx {
@@ -423,8 +437,33 @@ fn land_text(
     Ok(read)
 }
 
-/// Applies the source's policy to the columns of a file it does not declare.
-fn new_columns(source: &Source, path: &Path, found: &[String], warnings: &mut Vec<String>) -> Result<()> {
+/// What the schema contract made of a file's columns, before its rows.
+#[derive(Debug, Default)]
+struct Shape {
+    /// Why every row of the file is discarded (`discard_row`), if it is.
+    discard: Option<String>,
+    /// What to count once the file's rows are known: change, action, columns.
+    changes: Vec<(Change, Action, String)>,
+}
+
+impl Shape {
+    /// Counts the changes over the file's `rows`.
+    fn count(self, rows: u64, notes: &mut Notes) {
+        for (change, action, columns) in self.changes {
+            notes.changes.add(change, action, &columns, rows);
+        }
+    }
+}
+
+/// Applies the source's contract to the fields of a file it does not
+/// declare (`found` less the declared columns).
+fn new_columns(
+    source: &Source,
+    path: &Path,
+    found: &[String],
+    shape: &mut Shape,
+    notes: &mut Notes,
+) -> Result<()> {
     let extra: Vec<String> = found
         .iter()
         .filter(|c| !source.names().any(|n| n == c.as_str()))
@@ -433,23 +472,100 @@ fn new_columns(source: &Source, path: &Path, found: &[String], warnings: &mut Ve
     if extra.is_empty() {
         return Ok(());
     }
-    match source.new_columns {
-        NewColumns::Ignore => Ok(()),
-        NewColumns::Warn => {
+    let action = source.contract.new_columns;
+    match action {
+        Action::DiscardValue => {}
+        Action::Evolve => {
             let warning = format!(
                 "`{}`: extra columns ignored: {}",
                 path.display(),
                 extra.join(", ")
             );
             tracing::warn!("{warning}");
-            warnings.push(warning);
-            Ok(())
+            notes.warnings.push(warning);
         }
-        NewColumns::Fail => Err(Error::NewColumns {
-            path: path.to_path_buf(),
-            source_name: source.name.clone(),
-            columns: extra,
+        Action::Freeze => {
+            return Err(Error::NewColumns {
+                path: path.to_path_buf(),
+                source_name: source.name.clone(),
+                columns: extra,
+            });
+        }
+        Action::DiscardRow => {
+            shape.discard = Some(format!(
+                "has columns no source column declares: {}",
+                extra.join(", ")
+            ));
+        }
+    }
+    shape.changes.push((Change::NewColumn, action, extra.join(", ")));
+    Ok(())
+}
+
+/// Applies the source's contract to the declared columns (not optional) a
+/// file lacks: `freeze` stops the run; the others read them as null, and
+/// `discard_row` discards the file's rows.
+fn missing_columns(
+    source: &Source,
+    path: &Path,
+    lacking: &[&str],
+    found: &[String],
+    shape: &mut Shape,
+    notes: &mut Notes,
+) -> Result<()> {
+    let Some(first) = lacking.first() else {
+        return Ok(());
+    };
+    let action = source.contract.missing_columns;
+    match action {
+        Action::Freeze => return Err(missing_column(source, path, first, found)),
+        Action::DiscardValue => {}
+        Action::Evolve => {
+            let warning = format!("`{}`: lacks {}: read as null", path.display(), lacking.join(", "));
+            tracing::warn!("{warning}");
+            notes.warnings.push(warning);
+        }
+        Action::DiscardRow => {
+            shape.discard = Some(format!("lacks the columns {}", lacking.join(", ")));
+        }
+    }
+    shape
+        .changes
+        .push((Change::MissingColumn, action, lacking.join(", ")));
+    Ok(())
+}
+
+/// A value of a typed column checked against its type under the contract
+/// (only when `data_type` is not `evolve`), counted when it does not fit:
+/// `Ok(true)` lands it, `Ok(false)` lands null instead (`discard_value`);
+/// `discard_row` sets the row's `reason`, `freeze` stops the run.
+fn check_type(
+    source: &Source,
+    (column, ty): &(String, ColumnType),
+    value: &str,
+    at: (&Path, i64),
+    reason: &mut Option<String>,
+    notes: &mut Notes,
+) -> Result<bool> {
+    if *ty == ColumnType::Text || fits(value, *ty) {
+        return Ok(true);
+    }
+    let action = source.contract.data_type;
+    notes.changes.add(Change::DataType, action, column, 1);
+    let expected = format!("{ty:?}").to_lowercase();
+    match action {
+        Action::Freeze => Err(Error::DataType {
+            path: at.0.to_path_buf(),
+            line: at.1,
+            column: column.clone(),
+            expected,
+            value: value.chars().take(80).collect(),
         }),
+        Action::DiscardRow => {
+            reason.get_or_insert_with(|| format!("`{column}` is not a {expected}: `{value}`"));
+            Ok(true)
+        }
+        Action::Evolve | Action::DiscardValue => Ok(action == Action::Evolve),
     }
 }
 
@@ -470,12 +586,7 @@ fn missing_column(source: &Source, path: &Path, column: &str, found: &[String]) 
 
 /// Lands one Parquet file with DuckDB's reader: typed columns become the text
 /// staging parses, so typed and text inputs give the same staged rows.
-fn land_parquet(
-    engine: &DuckDb,
-    source: &Source,
-    input: &Input,
-    warnings: &mut Vec<String>,
-) -> Result<InputFile> {
+fn land_parquet(engine: &DuckDb, source: &Source, input: &Input, notes: &mut Notes) -> Result<InputFile> {
     let path = input.name();
     let (size, sha256) = hash_input(input)?;
     let scan = format!(
@@ -496,13 +607,14 @@ fn land_parquet(
         .filter(|c| c != "file_row_number")
         .collect();
     let mut select = Vec::new();
+    let mut lacking = Vec::new();
     for (column, ty) in &source.columns {
         let Some((_, duck_type)) = described.iter().find(|(c, _)| c == column) else {
-            if source.is_optional(column) {
-                select.push(format!("NULL AS {}", sql::ident(column)));
-                continue;
+            if !source.is_optional(column) {
+                lacking.push(column.as_str());
             }
-            return Err(missing_column(source, path, column, &found));
+            select.push(format!("NULL AS {}", sql::ident(column)));
+            continue;
         };
         select.push(format!(
             "{} AS {}",
@@ -510,15 +622,22 @@ fn land_parquet(
             sql::ident(column)
         ));
     }
-    new_columns(source, path, &found, warnings)?;
+    let mut shape = Shape::default();
+    missing_columns(source, path, &lacking, &found, &mut shape, notes)?;
+    new_columns(source, path, &found, &mut shape, notes)?;
+    let malformed = shape
+        .discard
+        .as_deref()
+        .map_or_else(|| "NULL".to_string(), sql::string);
     let rows = engine
         .execute_counting(&format!(
-            "INSERT INTO {} SELECT {}, {}, file_row_number + 1, NULL FROM {scan}",
+            "INSERT INTO {} SELECT {}, {}, file_row_number + 1, {malformed} FROM {scan}",
             source.table(),
             select.join(", "),
             sql::string(&path.display().to_string()),
         ))
         .map_err(unreadable)?;
+    shape.count(rows, notes);
     Ok(InputFile {
         path: path.to_path_buf(),
         size,
@@ -747,7 +866,7 @@ fn read_csv(
     path: &Path,
     input: TextInput,
     sink: &mut Sink,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<InputFile> {
     let mut reader = csv::ReaderBuilder::new().flexible(true).from_reader(input);
     let read_err = |e: csv::Error| Error::ReadInput {
@@ -768,12 +887,17 @@ fn read_csv(
         })
         .collect();
     let mut index = Vec::with_capacity(source.columns.len());
+    let mut lacking = Vec::new();
     for column in source.names() {
         let mut positions = header.iter().enumerate().filter(|(_, h)| *h == column);
         let position = match positions.next() {
             Some((position, _)) => Some(position),
-            None if source.is_optional(column) => None,
-            None => return Err(missing_column(source, path, column, &header)),
+            None => {
+                if !source.is_optional(column) {
+                    lacking.push(column);
+                }
+                None
+            }
         };
         if positions.next().is_some() {
             return Err(Error::DuplicateColumn {
@@ -783,7 +907,10 @@ fn read_csv(
         }
         index.push(position);
     }
-    new_columns(source, path, &header, warnings)?;
+    let mut shape = Shape::default();
+    missing_columns(source, path, &lacking, &header, &mut shape, notes)?;
+    new_columns(source, path, &header, &mut shape, notes)?;
+    let check_types = source.contract.data_type != Action::Evolve;
 
     let mut batch = BatchBuilder::new(source);
     let mut record = csv::ByteRecord::new();
@@ -792,7 +919,7 @@ fn read_csv(
         rows += 1;
         let line = record.position().map_or(0, |p| p.line()) as i64;
         let text = record_text(&record);
-        let malformed = if record.len() != header.len() {
+        let mut malformed = if record.len() != header.len() {
             Some(format!(
                 "expected {} fields, found {}",
                 header.len(),
@@ -801,15 +928,24 @@ fn read_csv(
         } else if text.is_none() {
             Some("not valid UTF-8 (invalid bytes replaced)".to_string())
         } else {
-            None
+            shape.discard.clone()
         };
-        for (builder, &i) in batch.columns.iter_mut().zip(&index) {
-            match i.and_then(|i| record.range(i)) {
-                Some(range) => match text.and_then(|t| t.get(range.clone())) {
-                    Some(field) => builder.append_value(field),
-                    None => builder.append_value(String::from_utf8_lossy(&record.as_slice()[range])),
-                },
-                None => builder.append_null(),
+        for ((builder, &i), column) in batch.columns.iter_mut().zip(&index).zip(&source.columns) {
+            let Some(range) = i.and_then(|i| record.range(i)) else {
+                builder.append_null();
+                continue;
+            };
+            let field = match text.and_then(|t| t.get(range.clone())) {
+                Some(field) => std::borrow::Cow::Borrowed(field),
+                None => String::from_utf8_lossy(&record.as_slice()[range]),
+            };
+            if check_types
+                && !field.is_empty()
+                && !check_type(source, column, &field, (path, line), &mut malformed, notes)?
+            {
+                builder.append_null();
+            } else {
+                builder.append_value(field);
             }
         }
         batch.push(line, malformed);
@@ -820,6 +956,7 @@ fn read_csv(
     if batch.len > 0 {
         sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
     }
+    shape.count(rows, notes);
     Ok(reader.into_inner().finish(path, rows))
 }
 
@@ -847,7 +984,7 @@ fn read_ndjson(
     path: &Path,
     input: TextInput,
     sink: &mut Sink,
-    warnings: &mut Vec<String>,
+    notes: &mut Notes,
 ) -> Result<InputFile> {
     use serde_json::value::RawValue;
     type Object<'a> = std::collections::HashMap<std::borrow::Cow<'a, str>, &'a RawValue>;
@@ -857,6 +994,11 @@ fn read_ndjson(
     let mut seen = vec![false; source.columns.len()];
     let mut extra = BTreeSet::new();
     let (mut rows, mut objects, mut line_no) = (0u64, 0u64, 0i64);
+    let contract = source.contract;
+    let check_types = contract.data_type != Action::Evolve;
+    // Records with fields no column declares; records lacking each column.
+    let mut with_extra = 0u64;
+    let mut absent = vec![0u64; source.columns.len()];
     let mut line = Vec::with_capacity(256);
     loop {
         line.clear();
@@ -881,24 +1023,61 @@ fn read_ndjson(
         match serde_json::from_slice::<Object>(&line) {
             Ok(object) => {
                 objects += 1;
-                for (i, (builder, column)) in batch.columns.iter_mut().zip(source.names()).enumerate() {
-                    seen[i] |= object.contains_key(column);
-                    match object.get(column).map(|v| v.get()) {
-                        None | Some("null") => builder.append_null(),
-                        Some(text) if text.starts_with('"') => match serde_json::from_str::<String>(text) {
-                            Ok(s) => builder.append_value(s),
-                            Err(_) => builder.append_value(text),
-                        },
+                let mut malformed = None;
+                for (i, (builder, column)) in batch.columns.iter_mut().zip(&source.columns).enumerate() {
+                    let name = column.0.as_str();
+                    let present = object.contains_key(name);
+                    seen[i] |= present;
+                    if !present && !source.is_optional(name) {
+                        absent[i] += 1;
+                        if contract.missing_columns == Action::DiscardRow {
+                            malformed.get_or_insert_with(|| format!("lacks `{name}`"));
+                        }
+                    }
+                    let value = match object.get(name).map(|v| v.get()) {
+                        None | Some("null") => None,
+                        Some(text) if text.starts_with('"') => Some(
+                            serde_json::from_str::<String>(text)
+                                .map_or(std::borrow::Cow::Borrowed(text), std::borrow::Cow::Owned),
+                        ),
                         // Numbers, booleans, nested values: their JSON text.
-                        Some(text) => builder.append_value(text),
+                        Some(text) => Some(std::borrow::Cow::Borrowed(text)),
+                    };
+                    match value {
+                        Some(v)
+                            if !check_types
+                                || check_type(
+                                    source,
+                                    column,
+                                    &v,
+                                    (path, line_no),
+                                    &mut malformed,
+                                    notes,
+                                )? =>
+                        {
+                            builder.append_value(v)
+                        }
+                        _ => builder.append_null(),
                     }
                 }
-                if extra.len() < 20 {
-                    for key in object.keys().filter(|k| !source.names().any(|n| n == k.as_ref())) {
-                        extra.insert(key.to_string());
+                let mut fields: Vec<&str> = object
+                    .keys()
+                    .map(|k| k.as_ref())
+                    .filter(|k| !source.names().any(|n| n == *k))
+                    .collect();
+                if !fields.is_empty() {
+                    with_extra += 1;
+                    fields.sort_unstable();
+                    if contract.new_columns == Action::DiscardRow {
+                        malformed.get_or_insert_with(|| {
+                            format!("has fields no source column declares: {}", fields.join(", "))
+                        });
+                    }
+                    if extra.len() < 20 {
+                        extra.extend(fields.iter().map(|k| k.to_string()));
                     }
                 }
-                batch.push(line_no, None);
+                batch.push(line_no, malformed);
             }
             Err(e) => {
                 for builder in &mut batch.columns {
@@ -920,23 +1099,44 @@ fn read_ndjson(
     if batch.len > 0 {
         sink(batch.finish(), reader.get_ref().hashing().bytes, rows)?;
     }
-    // As a CSV header without the column: a key absent from every object
-    // means the wrong file, not bad rows.
+    // Under `freeze`, as a CSV header without the column: a key absent from
+    // every object means the wrong file, not bad rows (a record lacking a
+    // key is null). Otherwise each record lacking one was dealt with.
     let lacking = seen
         .iter()
         .zip(source.names())
         .position(|(seen, column)| !seen && !source.is_optional(column));
-    if let Some(i) = lacking.filter(|_| objects > 0) {
-        let found: Vec<String> = source
-            .names()
-            .zip(&seen)
-            .filter(|(_, s)| **s)
-            .map(|(c, _)| c.to_string())
-            .chain(extra.iter().cloned())
-            .collect();
-        return Err(missing_column(source, path, &source.columns[i].0, &found));
+    match lacking.filter(|_| objects > 0) {
+        Some(i) if contract.missing_columns == Action::Freeze => {
+            let found: Vec<String> = source
+                .names()
+                .zip(&seen)
+                .filter(|(_, s)| **s)
+                .map(|(c, _)| c.to_string())
+                .chain(extra.iter().cloned())
+                .collect();
+            return Err(missing_column(source, path, &source.columns[i].0, &found));
+        }
+        _ if contract.missing_columns != Action::Freeze => {
+            for (n, (column, _)) in absent.iter().zip(&source.columns) {
+                notes
+                    .changes
+                    .add(Change::MissingColumn, contract.missing_columns, column, *n);
+            }
+        }
+        _ => {}
     }
-    new_columns(source, path, &extra.into_iter().collect::<Vec<_>>(), warnings)?;
+    let mut shape = Shape::default();
+    new_columns(
+        source,
+        path,
+        &extra.into_iter().collect::<Vec<_>>(),
+        &mut shape,
+        notes,
+    )?;
+    // Rows were discarded one by one; the shape only counts them.
+    shape.discard = None;
+    shape.count(with_extra, notes);
     Ok(reader.into_inner().finish(path, rows))
 }
 

@@ -1088,3 +1088,148 @@ fn a_wrong_time_zone_is_a_configuration_error() {
         "{stderr}"
     );
 }
+
+/// A source's schema contract (dlt's names): a new column, a missing one
+/// and a value of another type each evolve, freeze, discard the row (into
+/// the quarantine, with the reason) or discard the value, and the run
+/// records what it did.
+#[test]
+fn the_schema_contract_decides_what_a_change_in_the_data_does() {
+    let ws = Workspace::new();
+    let pipeline = |contract: &str| {
+        ws.write(
+            "sluice.yaml",
+            format!(
+                "sources:\n  - name: orders\n    columns: {{id: integer, amount: decimal, at: timestamp}}\n{contract}\
+                 staging:\n  - name: orders\n    sql: sql/orders.sql\n\
+                 marts:\n  - {{name: totals, from: orders, aggregate: {{n: count(), amounts: count(amount), ats: count(at)}}}}\n"
+            ),
+        );
+    };
+    ws.write(
+        "sql/orders.sql",
+        "CREATE OR REPLACE TABLE staging.orders_quarantine AS\n\
+         SELECT id, _malformed AS _reason, _source_file, _line FROM raw.orders WHERE _malformed IS NOT NULL;\n\
+         CREATE OR REPLACE TABLE staging.orders AS\n\
+         SELECT CAST(id AS BIGINT) AS id, TRY_CAST(amount AS DECIMAL(18, 2)) AS amount, \"at\" FROM raw.orders WHERE _malformed IS NULL;\n",
+    );
+    ws.write(
+        "input/orders.csv",
+        "id,amount,at,note\n1,10.50,2026-11-20T10:00:00Z,a\n2,abc,2026-11-20T11:00:00Z,b\n3,7,yesterday,c\n",
+    );
+    let changes = || {
+        ws.query(
+            "agg_result.db",
+            "SELECT source, change, action, columns, rows FROM _sluice_run_schema_changes \
+             WHERE run_id = (SELECT max(run_id) FROM _sluice_runs) ORDER BY change, columns",
+        )
+    };
+    let totals = || ws.query("agg_result.db", "SELECT * FROM totals");
+    let quarantine = || {
+        ws.query(
+            "agg_result.db",
+            "SELECT rows_quarantined, quarantined_by_reason FROM _sluice_runs ORDER BY rowid DESC LIMIT 1",
+        )
+    };
+
+    // The default: a new column is warned about, values land as text.
+    pipeline("");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("`input/orders.csv`: extra columns ignored: note"),
+        "{stderr}"
+    );
+    assert_eq!(changes(), ["orders|new_column|evolve|note|3"]);
+    assert_eq!(totals(), ["3|2|3"]);
+    assert!(
+        stdout.contains("  schema       orders: new column evolve (note): 3 rows\n"),
+        "{stdout}"
+    );
+
+    // Values of another type: into the quarantine, with the reason.
+    pipeline("    schema_contract: {new_columns: discard_value, data_type: discard_row}\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        changes(),
+        [
+            "orders|data_type|discard_row|amount|1",
+            "orders|data_type|discard_row|at|1",
+            "orders|new_column|discard_value|note|3"
+        ]
+    );
+    assert_eq!(totals(), ["1|1|1"]);
+    let reasons = quarantine();
+    assert!(
+        reasons[0].starts_with("2|")
+            && reasons[0].contains("`amount` is not a decimal: `abc`")
+            && reasons[0].contains("`at` is not a timestamp: `yesterday`"),
+        "{reasons:?}"
+    );
+    // ... or landed without the value.
+    pipeline("    schema_contract: {new_columns: discard_value, data_type: discard_value}\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(totals(), ["3|2|2"]);
+    // ... or the run stops, naming the value.
+    pipeline("    schema_contract: {data_type: freeze}\n");
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(
+        stderr.contains("error: `input/orders.csv` line 3: `amount` is not a decimal: `abc`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: the source's `schema_contract.data_type` is `freeze`"),
+        "{stderr}"
+    );
+    // A new column under `freeze` stops the run; under `discard_row` every row
+    // of the file goes to the quarantine.
+    pipeline("    schema_contract: freeze\n");
+    let (code, _, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 3, "{stderr}");
+    assert!(stderr.contains("does not declare: note"), "{stderr}");
+    pipeline("    schema_contract: {new_columns: discard_row}\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(totals(), ["0|0|0"]);
+    assert!(
+        quarantine()[0].contains("has columns no source column declares: note"),
+        "{:?}",
+        quarantine()
+    );
+
+    // A record lacking a declared column: null under `evolve`, quarantined
+    // under `discard_row`.
+    std::fs::remove_file(ws.path("input/orders.csv")).unwrap();
+    ws.write(
+        "input/orders.ndjson",
+        "{\"id\": 1, \"amount\": \"1.00\", \"at\": \"2026-11-20T10:00:00Z\"}\n{\"id\": 2, \"at\": \"2026-11-20T11:00:00Z\"}\n",
+    );
+    pipeline("    schema_contract: {missing_columns: evolve}\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(changes(), ["orders|missing_column|evolve|amount|1"]);
+    assert_eq!(totals(), ["2|1|2"]);
+    pipeline("    schema_contract: {missing_columns: discard_row}\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(totals(), ["1|1|1"]);
+    assert!(quarantine()[0].contains("lacks `amount`"), "{:?}", quarantine());
+
+    // The older key and the contract's own for new columns: one of them.
+    pipeline("    new_columns: fail\n    schema_contract: {new_columns: evolve}\n");
+    let out = ws
+        .sluice(&["validate", "--checks-dir", "no-checks"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "`sources[0].new_columns`: give `new_columns` or `schema_contract` (its `new_columns`), not both"
+        ),
+        "{stderr}"
+    );
+}

@@ -691,3 +691,27 @@ fn skip_ingest_replays_the_raw_layer_without_calling_the_api() {
         "{stderr}"
     );
 }
+
+/// The cursor metric says where an incremental source will read from next.
+#[test]
+fn the_cursor_is_exported_as_a_metric() {
+    let ws = Workspace::new();
+    let api = FakeApi::start(&ws);
+    incremental_pipeline(&ws, &api);
+    ws.write(
+        "api/repos.json",
+        org(&[(1, "duckdb", 30, "2026-11-19T10:00:00Z")]),
+    );
+    let (code, stdout, stderr) = outcome(&ws.sluice(&["run"]).output().unwrap());
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let prom = ws.read("output/metrics.prom");
+    let seconds = chrono::DateTime::parse_from_rfc3339("2026-11-19T10:00:00Z")
+        .unwrap()
+        .timestamp();
+    assert!(
+        prom.contains(&format!(
+            "sluice_source_cursor_timestamp_seconds{{source=\"repos\"}} {seconds}\n"
+        )),
+        "{prom}"
+    );
+}

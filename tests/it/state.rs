@@ -142,3 +142,48 @@ fn a_growing_landing_directory_is_read_one_new_file_at_a_time() {
     assert!(stdout.contains("sluice: 1001 rows from 1 file;"), "{stdout}");
     assert_eq!(totals().last().unwrap(), "1001|1501");
 }
+
+/// `append` keeps every run's rows; `merge` keeps a record's newest version
+/// and drops one whose newest version is a deletion.
+#[test]
+fn append_and_merge_models_keep_rows_across_runs() {
+    let ws = Workspace::new();
+    ws.write(
+        "sluice.yaml",
+        "sources:\n  - name: items\n    columns: {id: integer, v: integer, deleted: boolean}\n    incremental: files\n\
+         staging:\n\
+         \x20 - {name: log, source: items, sql: sql/log.sql, write: append}\n\
+         \x20 - {name: current, source: items, sql: sql/current.sql, write: merge, primary_key: [id], order_by: v, delete_when: deleted}\n\
+         marts:\n\
+         \x20 - {name: log_rows, from: log, aggregate: {n: count()}}\n\
+         \x20 - {name: current_items, from: current, select: [id, v], sort: [id]}\n",
+    );
+    let typed = "SELECT CAST(id AS BIGINT) AS id, CAST(v AS BIGINT) AS v, CAST(deleted AS BOOLEAN) AS deleted FROM raw.items";
+    ws.write(
+        "sql/log.sql",
+        format!("CREATE OR REPLACE TABLE staging.log AS {typed};\n"),
+    );
+    ws.write(
+        "sql/current.sql",
+        format!("CREATE OR REPLACE TABLE staging.current AS {typed};\n"),
+    );
+    ws.write("input/a.csv", "id,v,deleted\n1,1,false\n2,1,false\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    ws.write("input/b.csv", "id,v,deleted\n1,2,false\n2,2,true\n3,1,false\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(ws.query("agg_result.db", "SELECT n FROM log_rows"), ["5"]);
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT * FROM current_items"),
+        ["1|2", "3|1"]
+    );
+    // An older version read later does not win over a newer one.
+    ws.write("input/c.csv", "id,v,deleted\n1,0,false\n");
+    let (code, stdout, stderr) = ws.run_unchecked(&[]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        ws.query("agg_result.db", "SELECT * FROM current_items"),
+        ["1|2", "3|1"]
+    );
+}
