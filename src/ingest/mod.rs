@@ -1026,15 +1026,15 @@ fn read_ndjson(
                 let mut malformed = None;
                 for (i, (builder, column)) in batch.columns.iter_mut().zip(&source.columns).enumerate() {
                     let name = column.0.as_str();
-                    let present = object.contains_key(name);
-                    seen[i] |= present;
-                    if !present && !source.is_optional(name) {
+                    let found = object.get(name).map(|v| v.get());
+                    seen[i] |= found.is_some();
+                    if found.is_none() && !source.is_optional(name) {
                         absent[i] += 1;
                         if contract.missing_columns == Action::DiscardRow {
                             malformed.get_or_insert_with(|| format!("lacks `{name}`"));
                         }
                     }
-                    let value = match object.get(name).map(|v| v.get()) {
+                    let value = match found {
                         None | Some("null") => None,
                         Some(text) if text.starts_with('"') => Some(
                             serde_json::from_str::<String>(text)
