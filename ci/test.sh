@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test suite, with what it needs installed first: Debian's
-# prometheus-pushgateway (the metrics tests start one on 127.0.0.1) and
-# PyPI's junitparser (a test reads the JUnit report with it). This is the
+# prometheus-pushgateway (the metrics tests start one on 127.0.0.1), PyPI's
+# junitparser (a test reads the JUnit report with it) and moto's standalone S3
+# server (the object-storage tests start one on 127.0.0.1, and boto3 with it). This is the
 # README's test command; .ci/run calls it. Extra arguments go to `cargo test`
 # (e.g. `bash ci/test.sh -- checks::`).
 set -euo pipefail
@@ -12,4 +13,5 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
 apt_install prometheus-pushgateway
 python3 -c 'import junitparser' 2> /dev/null || pip_install junitparser
+command -v moto_server > /dev/null && python3 -c 'import boto3' 2> /dev/null || pip_install 'moto[server]'
 cargo test --release --locked "$@"

@@ -231,6 +231,14 @@ pub enum Error {
         value: String,
     },
 
+    #[error("object storage failed on `{url}`: {message}")]
+    ObjectStore {
+        url: String,
+        /// `not_found`, `denied` or `other`, for the hint.
+        kind: &'static str,
+        message: String,
+    },
+
     #[error("input file `{}` changed since a published run read it", path.display())]
     ChangedInput { path: PathBuf },
 
@@ -318,6 +326,7 @@ impl Error {
             | Error::DataType { .. }
             | Error::ReadInput { .. }
             | Error::HttpTransport { .. }
+            | Error::ObjectStore { .. }
             | Error::HttpStatus { .. }
             | Error::HttpRetries { .. }
             | Error::HttpWait { .. }
@@ -435,6 +444,15 @@ impl Error {
             }
             Error::DataType { .. } => {
                 "the source's `schema_contract.data_type` is `freeze`: fix the value at the source, or set it to `discard_row` (quarantine such rows) or `discard_value` (land them without it)".into()
+            }
+            Error::ObjectStore { kind: "not_found", .. } => {
+                "check the bucket and the prefix (`s3://bucket/prefix/`), and the region (AWS_REGION) the bucket is in".into()
+            }
+            Error::ObjectStore { kind: "denied", .. } => {
+                "check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE), and that they may list and read the bucket".into()
+            }
+            Error::ObjectStore { .. } => {
+                "check AWS_ENDPOINT_URL (for MinIO or another S3-compatible store) and the network; nothing was published".into()
             }
             Error::ChangedInput { .. } => {
                 "a landing directory read with `incremental: files` only grows: write new data to a new file, set `incremental: {files: {changed: read}}` to read changed files again, or run with --full-refresh".into()

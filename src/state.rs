@@ -126,6 +126,7 @@ CREATE TABLE _sluice_money_columns (
     // run's are where the next run goes on from. What each source's schema
     // contract did.
     r#"
+ALTER TABLE _sluice_run_inputs ADD COLUMN etag TEXT;
 ALTER TABLE _sluice_run_models ADD COLUMN rows_total INTEGER;
 ALTER TABLE _sluice_run_models ADD COLUMN version_file TEXT;
 CREATE TABLE _sluice_run_schema_changes (
@@ -723,14 +724,17 @@ fn insert_run(
             c.older as i64,
         ])?;
     }
-    let mut stmt = tx.prepare("INSERT INTO _sluice_run_inputs VALUES (?1, ?2, ?3, ?4, ?5)")?;
+    let mut stmt = tx.prepare(
+        "INSERT INTO _sluice_run_inputs (run_id, path, size_bytes, sha256, rows, etag) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
     for input in &run.inputs {
         stmt.execute(params![
             run.run_id,
             input.path.display().to_string(),
             input.size as i64,
             input.sha256,
-            input.rows as i64
+            input.rows as i64,
+            input.etag,
         ])?;
     }
     Ok(())

@@ -11,6 +11,7 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::Source;
+use super::object::{self, Object};
 use crate::error::{Error, Result};
 
 /// One input of a source.
@@ -18,6 +19,24 @@ use crate::error::{Error, Result};
 pub(crate) enum Input {
     /// A local file, and its size when it was listed.
     File { path: PathBuf, size: u64 },
+    /// An object in S3-compatible storage.
+    Object(Object),
+}
+
+/// A local file with an input's bytes: the file itself, or a downloaded
+/// copy that is removed when this is dropped.
+pub(crate) enum LocalFile<'a> {
+    Borrowed(&'a Path),
+    Downloaded(tempfile::TempPath),
+}
+
+impl LocalFile<'_> {
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            LocalFile::Borrowed(path) => path,
+            LocalFile::Downloaded(temp) => temp,
+        }
+    }
 }
 
 impl Input {
@@ -26,6 +45,7 @@ impl Input {
     pub(crate) fn name(&self) -> &Path {
         match self {
             Input::File { path, .. } => path,
+            Input::Object(object) => &object.url,
         }
     }
 
@@ -33,6 +53,15 @@ impl Input {
     pub(crate) fn size(&self) -> Option<u64> {
         match self {
             Input::File { size, .. } => Some(*size),
+            Input::Object(object) => Some(object.size),
+        }
+    }
+
+    /// Its version as the store names it (an object's ETag), for the run record.
+    pub(crate) fn etag(&self) -> Option<&str> {
+        match self {
+            Input::File { .. } => None,
+            Input::Object(object) => object.etag.as_deref(),
         }
     }
 
@@ -43,14 +72,16 @@ impl Input {
                 let file = File::open(path).map_err(|e| Error::io("open input file", path, e))?;
                 Ok(Box::new(io::BufReader::with_capacity(1 << 20, file)))
             }
+            Input::Object(object) => object.open(),
         }
     }
 
     /// A local file with its bytes, for readers that need a path (DuckDB's
-    /// Parquet reader): the file itself here; a downloaded copy for a remote kind.
-    pub(crate) fn local_file(&self) -> &Path {
+    /// Parquet reader): the file itself, or a copy downloaded into `dir`.
+    pub(crate) fn local_file(&self, dir: &Path) -> Result<LocalFile<'_>> {
         match self {
-            Input::File { path, .. } => path,
+            Input::File { path, .. } => Ok(LocalFile::Borrowed(path)),
+            Input::Object(object) => object.download(dir).map(LocalFile::Downloaded),
         }
     }
 }
@@ -59,7 +90,24 @@ impl Input {
 /// `path`: sorted and de-duplicated.
 pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> {
     let mut skipped = Vec::new();
-    let files = resolve_files(inputs, source, &mut skipped)?;
+    let (remote, local): (Vec<String>, Vec<String>) =
+        inputs.iter().cloned().partition(|i| object::is_remote(i));
+    let files = resolve_files(&local, source, &mut skipped)?;
+    let mut objects = Vec::new();
+    for url in &remote {
+        let listed = object::list(url)?;
+        if listed.is_empty() {
+            return Err(Error::InputNotFound { path: url.into() });
+        }
+        for object in listed {
+            if source.format_of(&object.url).is_some() {
+                objects.push(object);
+            } else {
+                skipped.push(object.url);
+            }
+        }
+    }
+    objects.dedup_by(|a, b| a.url == b.url);
     if !skipped.is_empty() {
         let names: Vec<String> = skipped
             .iter()
@@ -74,7 +122,7 @@ pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> 
                 String::new()
             };
         // Only files whose kind it cannot tell: an empty directory is an empty input.
-        if files.is_empty() {
+        if files.is_empty() && objects.is_empty() {
             return Err(Error::NoReadableInput {
                 source_name: source.name.clone(),
                 skipped: listed,
@@ -87,7 +135,7 @@ pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> 
             if skipped.len() == 1 { "" } else { "s" }
         );
     }
-    files
+    let files: Vec<Input> = files
         .into_iter()
         .map(|path| {
             let size = std::fs::metadata(&path)
@@ -95,7 +143,11 @@ pub(crate) fn resolve(inputs: &[String], source: &Source) -> Result<Vec<Input>> 
                 .len();
             Ok(Input::File { path, size })
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(files
+        .into_iter()
+        .chain(objects.into_iter().map(Input::Object))
+        .collect())
 }
 
 /// Local files: expands each `--input` value (file, directory or glob) into a

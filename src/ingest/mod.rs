@@ -27,6 +27,7 @@ mod contract;
 mod cursor;
 mod http;
 mod input;
+mod object;
 
 use contract::fits;
 pub(crate) use contract::{Action, Change, Changes, Contract, ContractFacets, ContractSpec};
@@ -224,6 +225,8 @@ pub(crate) struct InputFile {
     pub size: u64,
     pub sha256: String,
     pub rows: u64,
+    /// The version the store gave an object (its ETag).
+    pub etag: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -315,7 +318,8 @@ pub(crate) fn land(
         };
         let (bytes_before, rows_before) = (progress.position(), out.rows);
         let file = if format == Format::Parquet {
-            land_parquet(engine, source, input, &mut out.notes)?
+            std::fs::create_dir_all(raw_dir).map_err(|e| Error::io("create directory", raw_dir, e))?;
+            land_parquet(engine, source, input, raw_dir, &mut out.notes)?
         } else {
             let stream = open(input, compression)?;
             land_text(engine, source, path, format, stream, &mut |bytes, rows| {
@@ -329,7 +333,10 @@ pub(crate) fn land(
         };
         progress.set_position(bytes_before + file.size);
         out.rows += file.rows;
-        out.files.push(file);
+        out.files.push(InputFile {
+            etag: input.etag().map(String::from),
+            ..file
+        });
     }
 
     let dir = raw_dir.join(&source.name);
@@ -370,6 +377,7 @@ fn land_page(engine: &DuckDb, source: &Source, page: http::Page, notes: &mut Not
         size: page.body.len() as u64,
         sha256: hex(&Sha256::digest(&page.body)),
         rows: file.rows,
+        etag: None,
     })
 }
 
@@ -586,12 +594,23 @@ fn missing_column(source: &Source, path: &Path, column: &str, found: &[String]) 
 
 /// Lands one Parquet file with DuckDB's reader: typed columns become the text
 /// staging parses, so typed and text inputs give the same staged rows.
-fn land_parquet(engine: &DuckDb, source: &Source, input: &Input, notes: &mut Notes) -> Result<InputFile> {
+fn land_parquet(
+    engine: &DuckDb,
+    source: &Source,
+    input: &Input,
+    scratch: &Path,
+    notes: &mut Notes,
+) -> Result<InputFile> {
     let path = input.name();
-    let (size, sha256) = hash_input(input)?;
+    // A remote object is downloaded once, and hashed as the copy is.
+    let local = input.local_file(scratch)?;
+    let (size, sha256) = hash_input(&Input::File {
+        path: local.path().to_path_buf(),
+        size: 0,
+    })?;
     let scan = format!(
         "read_parquet({}, file_row_number = true)",
-        sql::path(input.local_file())
+        sql::path(local.path())
     );
     let unreadable = |e: EngineError| Error::ReadInput {
         path: path.to_path_buf(),
@@ -643,6 +662,7 @@ fn land_parquet(engine: &DuckDb, source: &Source, input: &Input, notes: &mut Not
         size,
         sha256,
         rows,
+        etag: None,
     })
 }
 
@@ -711,6 +731,7 @@ impl TextInput {
             size: hashing.bytes,
             sha256: hex(&hashing.hasher.finalize()),
             rows,
+            etag: None,
         }
     }
 }
@@ -804,6 +825,7 @@ fn replay(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<Ingested> 
             size: meta.len(),
             sha256,
             rows,
+            etag: None,
         }],
         rows,
         ..Ingested::default()

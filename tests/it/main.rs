@@ -15,6 +15,7 @@ mod metrics;
 mod pipeline;
 mod publish;
 mod reference;
+mod s3;
 mod state;
 mod traces;
 mod util;
