@@ -13,5 +13,7 @@ cd "$(dirname "$0")/.."
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/sluice/target}"
 apt_install prometheus-pushgateway
 python3 -c 'import junitparser' 2> /dev/null || pip_install junitparser
-command -v moto_server > /dev/null && python3 -c 'import boto3' 2> /dev/null || pip_install 'moto[server]'
+if ! command -v moto_server > /dev/null || ! python3 -c 'import boto3' 2> /dev/null; then
+    pip_install 'moto[server]'
+fi
 cargo test --release --locked "$@"
