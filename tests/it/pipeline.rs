@@ -205,7 +205,7 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
     rusqlite::Connection::open(ws.path("agg_result.db"))
         .unwrap()
         .execute_batch(
-            "DROP TABLE _sluice_metrics_history; DROP TABLE _sluice_run_exports; DROP TABLE _sluice_money_columns; DROP TABLE _sluice_run_models; DROP TABLE _sluice_run_cursors; DROP TABLE _sluice_run_schema_changes; PRAGMA user_version = 2;",
+            "DROP TABLE _sluice_metrics_history; DROP TABLE _sluice_run_exports; DROP TABLE _sluice_money_columns; DROP TABLE _sluice_run_models; DROP TABLE _sluice_run_cursors; DROP TABLE _sluice_run_schema_changes; ALTER TABLE _sluice_run_inputs DROP COLUMN etag; PRAGMA user_version = 2;",
         )
         .unwrap();
     assert_eq!(ws.run(&[]).0, 0);
