@@ -274,17 +274,22 @@ impl RunState {
 
     /// The cursor of `source` that the last published run reached.
     pub(crate) fn cursor(&self, source: &str) -> Result<Option<String>> {
-        let err = |e| sqlite(&self.path, "reading the source cursors", e);
+        self.last_published_value(
+            "reading the source cursors",
+            "SELECT c.cursor_after FROM _sluice_run_cursors c JOIN _sluice_runs r ON r.run_id = c.run_id \
+             WHERE c.source = ?1 AND r.published_db = 1 ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
+            source,
+        )
+    }
+
+    /// The value `sql` (of schema 6, one `?1`) finds for `key` in the last
+    /// published run that has one.
+    fn last_published_value(&self, doing: &'static str, sql: &str, key: &str) -> Result<Option<String>> {
+        let err = |e| sqlite(&self.path, doing, e);
         if self.version().map_err(err)? < 6 {
             return Ok(None);
         }
-        let found = self.conn.query_row(
-            "SELECT c.cursor_after FROM _sluice_run_cursors c JOIN _sluice_runs r ON r.run_id = c.run_id \
-             WHERE c.source = ?1 AND r.published_db = 1 ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
-            [source],
-            |r| r.get::<_, Option<String>>(0),
-        );
-        match found {
+        match self.conn.query_row(sql, [key], |r| r.get::<_, Option<String>>(0)) {
             Ok(value) => Ok(value),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(err(e)),
@@ -319,22 +324,13 @@ impl RunState {
     /// The version file of kept model `model` that the last published run
     /// wrote (relative to the data directory).
     pub(crate) fn model_version(&self, model: &str) -> Result<Option<String>> {
-        let err = |e| sqlite(&self.path, "reading the model versions", e);
-        if self.version().map_err(err)? < 6 {
-            return Ok(None);
-        }
-        let found = self.conn.query_row(
+        self.last_published_value(
+            "reading the model versions",
             "SELECT m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
              WHERE m.model = ?1 AND r.published_db = 1 AND m.version_file IS NOT NULL \
              ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
-            [model],
-            |r| r.get::<_, String>(0),
-        );
-        match found {
-            Ok(value) => Ok(Some(value)),
-            Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
-            Err(e) => Err(err(e)),
-        }
+            model,
+        )
     }
 
     /// The newest run whose marts were published.
