@@ -748,6 +748,16 @@ fn value_at<'a>(root: &'a RawValue, path: &[String]) -> Result<Option<&'a RawVal
     Ok(Some(value))
 }
 
+/// The keys of a JSON object, sorted and joined, for a message (none when
+/// it is not an object).
+fn keys_of(value: &RawValue) -> String {
+    let mut keys: Vec<String> = serde_json::from_str::<Object>(value.get())
+        .map(|o| o.keys().map(|k| k.to_string()).collect())
+        .unwrap_or_default();
+    keys.sort();
+    keys.join(", ")
+}
+
 /// The records of a page: the array at `path`.
 fn records_at<'a>(root: &'a RawValue, path: &[String]) -> Result<Vec<&'a RawValue>, String> {
     let where_ = || {
@@ -758,31 +768,17 @@ fn records_at<'a>(root: &'a RawValue, path: &[String]) -> Result<Vec<&'a RawValu
         }
     };
     let Some(value) = value_at(root, path)? else {
-        let keys: Vec<String> = serde_json::from_str::<Object>(root.get())
-            .map(|o| {
-                let mut keys: Vec<String> = o.keys().map(|k| k.to_string()).collect();
-                keys.sort();
-                keys
-            })
-            .unwrap_or_default();
         return Err(format!(
             "the page has no records at {} (its keys: {})",
             where_(),
-            keys.join(", ")
+            keys_of(root)
         ));
     };
     serde_json::from_str::<Vec<&RawValue>>(value.get()).map_err(|_| {
         let hint = if path.is_empty() && value.get().trim_start().starts_with('{') {
-            let keys: Vec<String> = serde_json::from_str::<Object>(value.get())
-                .map(|o| {
-                    let mut keys: Vec<String> = o.keys().map(|k| k.to_string()).collect();
-                    keys.sort();
-                    keys
-                })
-                .unwrap_or_default();
             format!(
                 ": set `records` to the key that holds them (its keys: {})",
-                keys.join(", ")
+                keys_of(value)
             )
         } else {
             String::new()

@@ -604,10 +604,7 @@ fn land_parquet(
     let path = input.name();
     // A remote object is downloaded once, and hashed as the copy is.
     let local = input.local_file(scratch)?;
-    let (size, sha256) = hash_input(&Input::File {
-        path: local.path().to_path_buf(),
-        size: 0,
-    })?;
+    let (size, sha256) = hash_file(local.path())?;
     let scan = format!(
         "read_parquet({}, file_row_number = true)",
         sql::path(local.path())
@@ -681,8 +678,18 @@ fn as_text(column: &str, ty: ColumnType, duck_type: &str) -> String {
 
 /// Size and SHA-256 of an input read whole (Parquet: DuckDB does the reading).
 fn hash_input(input: &Input) -> Result<(u64, String)> {
-    let mut hashing = HashingReader::new(input.open()?);
-    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read input file", input.name(), e))?;
+    hash(input.open()?, input.name())
+}
+
+/// Size and SHA-256 of a local file (a downloaded object, the raw layer).
+fn hash_file(path: &Path) -> Result<(u64, String)> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io("read input file", path, e))?;
+    hash(Box::new(io::BufReader::with_capacity(1 << 20, file)), path)
+}
+
+fn hash(bytes: Buffered, name: &Path) -> Result<(u64, String)> {
+    let mut hashing = HashingReader::new(bytes);
+    io::copy(&mut hashing, &mut io::sink()).map_err(|e| Error::io("read input file", name, e))?;
     Ok((hashing.bytes, hex(&hashing.hasher.finalize())))
 }
 
@@ -815,10 +822,7 @@ fn replay(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<Ingested> 
             "INSERT INTO {table} SELECT * EXCLUDE (_ingested_at) FROM {scan}"
         ))
         .map_err(Error::engine(format!("reading `{}`", file.display())))?;
-    let (_, sha256) = hash_input(&Input::File {
-        path: file.clone(),
-        size: meta.len(),
-    })?;
+    let (_, sha256) = hash_file(&file)?;
     Ok(Ingested {
         files: vec![InputFile {
             path: file,
