@@ -96,6 +96,11 @@ pub struct CheckArgs {
     /// A warning fails the re-audit too.
     #[arg(long, env = "SLUICE_FAIL_ON_WARN")]
     pub fail_on_warn: bool,
+
+    /// Re-audit each mart exported to Delta Lake from its table's current
+    /// version (the others from the database).
+    #[arg(long)]
+    pub delta: bool,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -343,6 +343,41 @@ pub(crate) struct ExportSpec {
     /// The SQLite table it replaces, or `false` to keep it out of the
     /// database. Default: the mart's name.
     pub sqlite: Option<SqliteTarget>,
+    /// A Delta Lake table: a directory relative to the output directory or
+    /// `s3://bucket/path`, or the table with its settings.
+    pub delta: Option<DeltaTarget>,
+}
+
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub(crate) enum DeltaTarget {
+    Path(String),
+    Table(DeltaSpec),
+}
+
+/// A Delta Lake table a mart is published to: one new version per
+/// published run.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct DeltaSpec {
+    /// A directory relative to the output directory, or `s3://bucket/path`.
+    pub path: String,
+    /// `fixed` (default): a mart whose columns or types changed fails the
+    /// publish; `evolve`: the new version has the mart's new columns.
+    #[serde(default)]
+    pub schema: SchemaChanges,
+    /// How long replaced data files and log entries are kept for time
+    /// travel (`30 days`); older ones are vacuumed after each publish.
+    /// Default: kept (Delta's defaults: 7 days of files once vacuumed, 30 of log).
+    pub retain: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SchemaChanges {
+    #[default]
+    Fixed,
+    Evolve,
 }
 
 #[derive(Debug, Clone, Deserialize, JsonSchema)]
@@ -688,10 +723,24 @@ impl Pipeline {
                     format!("no mart named `{}`; marts: {}", export.mart, marts.join(", ")),
                 ));
             }
-            if export.csv.is_none() && export.parquet.is_none() && export.sqlite.is_none() {
+            if export.csv.is_none()
+                && export.parquet.is_none()
+                && export.sqlite.is_none()
+                && export.delta.is_none()
+            {
                 errors.push(self.error(
                     &format!("/exports/{i}"),
-                    "an export needs `csv`, `parquet` or `sqlite`".into(),
+                    "an export needs `csv`, `parquet`, `sqlite` or `delta`".into(),
+                ));
+            }
+            if let Some(DeltaTarget::Table(DeltaSpec {
+                retain: Some(retain), ..
+            })) = &export.delta
+                && let Err(e) = humantime::parse_duration(retain.trim())
+            {
+                errors.push(self.error(
+                    &format!("/exports/{i}/delta/retain"),
+                    format!("`{retain}` is not a duration ({e}); write e.g. `30 days` or `12h`"),
                 ));
             }
         }
@@ -877,7 +926,14 @@ impl Pipeline {
             Some(OneOrMany::One(p)) => vec![p.clone()],
             Some(OneOrMany::Many(ps)) => ps.clone(),
         };
-        paths.iter().map(|p| self.path(p).display().to_string()).collect()
+        // A bucket's URL is not relative to this file.
+        paths
+            .iter()
+            .map(|p| match crate::object::is_remote(p) {
+                true => p.clone(),
+                false => self.path(p).display().to_string(),
+            })
+            .collect()
     }
 
     /// The checks directory this file names, if any.
@@ -900,6 +956,7 @@ impl Pipeline {
             sqlite: Some(name.to_string()),
             csv: Vec::new(),
             parquet: Vec::new(),
+            delta: Vec::new(),
         };
         for e in self.spec.exports.iter().filter(|e| e.mart == name) {
             match &e.sqlite {
@@ -909,18 +966,27 @@ impl Pipeline {
             }
             out.csv.extend(e.csv.clone());
             out.parquet.extend(e.parquet.clone());
+            out.delta.extend(e.delta.as_ref().map(|d| match d {
+                DeltaTarget::Path(path) => DeltaSpec {
+                    path: path.clone(),
+                    schema: SchemaChanges::Fixed,
+                    retain: None,
+                },
+                DeltaTarget::Table(spec) => spec.clone(),
+            }));
         }
         out
     }
 }
 
-/// Where one mart is published: its SQLite table (if any), and its CSV and
-/// Parquet files relative to the output directory.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where one mart is published: its SQLite table (if any), its CSV and
+/// Parquet files relative to the output directory, and its Delta tables.
+#[derive(Debug, Clone)]
 pub(crate) struct Exports {
     pub sqlite: Option<String>,
     pub csv: Vec<String>,
     pub parquet: Vec<String>,
+    pub delta: Vec<DeltaSpec>,
 }
 
 /// Writes the default pipeline's files into `dir` for a user to edit; never

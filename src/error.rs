@@ -239,6 +239,20 @@ pub enum Error {
         message: String,
     },
 
+    #[error("Delta table `{table}`: {context}: {message}")]
+    Delta {
+        table: String,
+        context: String,
+        message: String,
+    },
+
+    #[error("mart `{mart}` no longer has the columns of Delta table `{table}`: {changes}")]
+    DeltaSchema {
+        mart: String,
+        table: String,
+        changes: String,
+    },
+
     #[error("input file `{}` changed since a published run read it", path.display())]
     ChangedInput { path: PathBuf },
 
@@ -319,6 +333,7 @@ impl Error {
             | Error::ChecksDirNotFound { .. }
             | Error::NoChecks { .. }
             | Error::NothingPublished { .. }
+            | Error::DeltaSchema { .. }
             | Error::UnknownSelector { .. } => ExitStatus::Usage,
             Error::MissingColumn(_)
             | Error::DuplicateColumn { .. }
@@ -327,6 +342,7 @@ impl Error {
             | Error::ReadInput { .. }
             | Error::HttpTransport { .. }
             | Error::ObjectStore { .. }
+            | Error::Delta { .. }
             | Error::HttpStatus { .. }
             | Error::HttpRetries { .. }
             | Error::HttpWait { .. }
@@ -427,7 +443,7 @@ impl Error {
                 _ => "check that the path is writable and the disk is not full".into(),
             },
             Error::PublishInterrupted { path, .. } => format!(
-                "the database holds the new run and its files wait beside their targets; make `{}` writable (and the disk not full), then run again: the next run puts them in place first",
+                "the database holds the new run and its exports wait (files beside their targets, Delta commits in the run's record); make `{}` writable or reachable (and the disk not full), then run again: the next run finishes them first",
                 path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new(".")).display()
             ),
             Error::SumOverflow { mart, .. } => format!(
@@ -454,6 +470,15 @@ impl Error {
             Error::ObjectStore { .. } => {
                 "check AWS_ENDPOINT_URL (for MinIO or another S3-compatible store) and the network; nothing was published".into()
             }
+            Error::Delta { table, .. } if table.starts_with("s3://") => {
+                "check AWS_ENDPOINT_URL, the bucket and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY), and that they may write to it; nothing new is visible in the table".into()
+            }
+            Error::Delta { .. } => {
+                "check that the table's directory is writable and the disk is not full; nothing new is visible in the table".into()
+            }
+            Error::DeltaSchema { table, .. } => format!(
+                "to publish the new columns as the next version of `{table}`, set `schema: evolve` on its export (`delta: {{path: ..., schema: evolve}}`); or publish to a new table, or bring the mart back to the table's columns"
+            ),
             Error::ChangedInput { .. } => {
                 "a landing directory read with `incremental: files` only grows: write new data to a new file, set `incremental: {files: {changed: read}}` to read changed files again, or run with --full-refresh".into()
             }

@@ -21,6 +21,7 @@ pub(crate) mod generate;
 pub(crate) mod ingest;
 pub(crate) mod marts;
 pub(crate) mod metrics;
+pub(crate) mod object;
 pub(crate) mod pipeline;
 pub(crate) mod progress;
 pub(crate) mod publish;

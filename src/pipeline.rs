@@ -38,6 +38,8 @@ pub(crate) struct Outcome {
     pub schema_changes: Vec<(String, ingest::Changes)>,
     /// Where each mart is published (or would have been).
     pub exports: Vec<Export>,
+    /// The version each Delta table is at, by location, once published.
+    pub versions: Vec<(String, u64)>,
 }
 
 /// Runs `pipeline` with the given settings.
@@ -258,7 +260,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     ];
     allowed.extend(exports.iter().filter_map(|e| match &e.sink {
         Sink::Parquet { path } => path.parent(),
-        Sink::Sqlite { .. } | Sink::Csv { .. } => None,
+        Sink::Sqlite { .. } | Sink::Csv { .. } | Sink::Delta(_) => None,
     }));
     engine
         .restrict_files(&allowed)
@@ -349,8 +351,9 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let out = &settings.places.output_dir;
     let unpublished = out.join("unpublished");
     let publishing = !settings.gate.no_publish && (gate.passed() || settings.gate.publish_on_failure);
+    let mut versions = Vec::new();
     if publishing {
-        publish::publish(&mut state, &engine, &marts, &exports, &record)?;
+        versions = publish::publish(&mut state, &engine, &marts, &exports, &record)?;
         // Candidates of an earlier failed run are no longer news.
         let _ = std::fs::remove_dir_all(&unpublished);
     } else {
@@ -384,6 +387,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         cursors,
         schema_changes,
         exports,
+        versions,
     })
 }
 
@@ -469,8 +473,8 @@ pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> R
 }
 
 /// Every sink of every mart, by the mart's index in file order (the order
-/// `marts::build` returns them in); files under `output_dir`.
-fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<Export> {
+/// `marts::build` returns them in); files and local Delta tables under `output_dir`.
+pub(crate) fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<Export> {
     let mut exports = Vec::new();
     for (i, mart) in pipeline.marts.iter().enumerate() {
         let e = pipeline.exports_of(&mart.name);
@@ -481,10 +485,25 @@ fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<Export> {
         let parquet = e.parquet.iter().map(|f| Sink::Parquet {
             path: output_dir.join(f),
         });
+        let delta = e.delta.iter().map(|d| {
+            Sink::Delta(publish::delta::Table {
+                location: match crate::object::is_remote(&d.path) {
+                    true => d.path.clone(),
+                    false => output_dir.join(&d.path).display().to_string(),
+                },
+                schema: d.schema,
+                // Checked with the configuration.
+                retain: d
+                    .retain
+                    .as_deref()
+                    .and_then(|r| humantime::parse_duration(r.trim()).ok()),
+            })
+        });
         exports.extend(
             tables
                 .chain(csv)
                 .chain(parquet)
+                .chain(delta)
                 .map(|sink| Export { mart: i, sink }),
         );
     }

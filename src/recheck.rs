@@ -12,7 +12,7 @@ use crate::checks::engine::{self, Context};
 use crate::config::Pipeline;
 use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
-use crate::publish::MINOR_SUFFIX;
+use crate::publish::{MINOR_SUFFIX, Sink, delta};
 use crate::settings::CheckSettings;
 use crate::sql;
 use crate::state::{PublishedTable, RunState};
@@ -24,6 +24,8 @@ pub(crate) struct Recheck {
     pub as_of: DateTime<Utc>,
     /// Checks left out because their tables are not available.
     pub skipped: Vec<String>,
+    /// Marts read from Delta tables: the mart, the table and its version.
+    pub from_delta: Vec<(String, String, u64)>,
 }
 
 pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
@@ -47,6 +49,19 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
         .map_err(Error::engine("preparing the re-audit"))?;
     for table in db.published_tables()? {
         load_mart(&engine, &table)?;
+    }
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
+    let mut from_delta = Vec::new();
+    if settings.delta {
+        for export in crate::pipeline::exports(&pipeline, &settings.places.output_dir) {
+            let (Sink::Delta(table), Some(mart)) = (export.sink, pipeline.marts.get(export.mart)) else {
+                continue;
+            };
+            if let Some(version) = delta::load(&engine, &mart.name, &table, scratch.path())? {
+                from_delta.push((mart.name.clone(), table.location, version));
+            }
+        }
     }
     load_lake(
         &engine,
@@ -86,6 +101,7 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
             .into_iter()
             .map(|c| format!("{} ({})", c.name, c.table))
             .collect(),
+        from_delta,
     })
 }
 

@@ -84,6 +84,8 @@ pub(crate) struct CheckSettings {
     /// `None`: the last published run's.
     pub lookback_days: Option<u32>,
     pub fail_on_warn: bool,
+    /// Marts exported to Delta are read from their tables.
+    pub delta: bool,
 }
 
 impl From<&PlacesArgs> for Places {
@@ -155,6 +157,7 @@ impl CheckSettings {
             as_of: args.as_of,
             lookback_days: args.lookback_days,
             fail_on_warn: args.fail_on_warn,
+            delta: args.delta,
         }
     }
 }

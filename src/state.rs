@@ -22,10 +22,10 @@ use crate::sql;
 use crate::stage::StageCounts;
 
 /// Version of the `_sluice_*` tables (`PRAGMA user_version`).
-pub(crate) const SCHEMA_VERSION: i64 = 6;
+pub(crate) const SCHEMA_VERSION: i64 = 7;
 
 /// Forward migrations: entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: [&str; 6] = [
+const MIGRATIONS: [&str; 7] = [
     r#"
 CREATE TABLE _sluice_runs (
     run_id TEXT PRIMARY KEY,
@@ -145,6 +145,10 @@ CREATE TABLE _sluice_run_cursors (
     records_older INTEGER NOT NULL,
     PRIMARY KEY (run_id, source)
 );
+"#,
+    // The version a Delta export made (its pending commit waits in `staged`).
+    r#"
+ALTER TABLE _sluice_run_exports ADD COLUMN table_version INTEGER;
 "#,
 ];
 
@@ -464,22 +468,56 @@ impl RunState {
         rows.collect::<rusqlite::Result<_>>().map_err(err)
     }
 
-    /// Records what became of a pending file: in place, or not (its target
-    /// keeps an earlier run's rows). The run's `published_csv` says whether
-    /// all its files are in place.
-    pub(crate) fn settle_file(&self, file: &PendingFile, in_place: bool) -> Result<()> {
+    /// Delta commits recorded with a run but not made, oldest run first.
+    pub(crate) fn pending_tables(&self) -> Result<Vec<PendingTable>> {
+        let err = |e| sqlite(&self.path, "reading the run's exports", e);
+        if self.version().map_err(err)? < 7 {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT e.run_id, e.target, e.staged FROM _sluice_run_exports e \
+                 JOIN _sluice_runs r USING (run_id) \
+                 WHERE e.published = 0 AND e.sink = 'delta' AND e.staged IS NOT NULL \
+                 ORDER BY r.finished_at, e.target",
+            )
+            .map_err(err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(PendingTable {
+                    run_id: r.get(0)?,
+                    target: r.get(1)?,
+                    commit: r.get(2)?,
+                })
+            })
+            .map_err(err)?;
+        rows.collect::<rusqlite::Result<_>>().map_err(err)
+    }
+
+    /// Records what became of a pending export: in place (a Delta table at
+    /// `version`), or not (its target keeps an earlier run's rows). The
+    /// run's `published_csv` says whether all its exports are in place.
+    pub(crate) fn settle_export(
+        &self,
+        run_id: &str,
+        target: &str,
+        in_place: bool,
+        version: Option<u64>,
+    ) -> Result<()> {
         self.conn
             .execute(
-                "UPDATE _sluice_run_exports SET published = ?3, staged = NULL \
+                "UPDATE _sluice_run_exports SET published = ?3, staged = NULL, \
+                 table_version = coalesce(?4, table_version) \
                  WHERE run_id = ?1 AND target = ?2 AND sink != 'sqlite'",
-                params![file.run_id, file.target, in_place],
+                params![run_id, target, in_place, version.map(|v| v as i64)],
             )
             .and_then(|_| {
                 self.conn.execute(
                     "UPDATE _sluice_runs SET published_csv = NOT EXISTS \
                      (SELECT 1 FROM _sluice_run_exports WHERE run_id = ?1 AND published = 0) \
                      WHERE run_id = ?1",
-                    [&file.run_id],
+                    [run_id],
                 )
             })
             .map(|_| ())
@@ -566,17 +604,28 @@ pub(crate) struct ModelRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct ExportRecord {
     pub mart: String,
-    /// The sink kind: `sqlite`, `csv`, `parquet`.
+    /// The sink kind: `sqlite`, `csv`, `parquet`, `delta`.
     pub sink: &'static str,
-    /// A table name or a path.
+    /// A table name, a path or a Delta table's location.
     pub target: String,
     pub rows: u64,
     /// Visible to readers (a file still waiting for its rename is not).
     pub published: bool,
     /// The name of the temp file beside the target where a file export
-    /// waits for its rename, and its SHA-256.
+    /// waits for its rename (and its SHA-256); for a Delta table, the
+    /// commit it waits for (JSON).
     pub staged: Option<String>,
     pub sha256: Option<String>,
+}
+
+/// A Delta commit that a run recorded but did not make.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingTable {
+    pub run_id: String,
+    /// The table's location as the run named it.
+    pub target: String,
+    /// The commit, as `publish::delta` recorded it.
+    pub commit: String,
 }
 
 /// A file export that a run committed but did not rename into place.

@@ -24,6 +24,9 @@ fn summary(r: &Recheck) -> String {
         r.run_id,
         iso_seconds(r.as_of)
     );
+    for (mart, table, version) in &r.from_delta {
+        s += &format!("marts.{mart} from Delta `{table}` version {version}\n");
+    }
     if !r.skipped.is_empty() {
         s += &format!(
             "skipped {} checks whose tables are not available: {}\n",

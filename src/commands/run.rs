@@ -183,6 +183,10 @@ fn summary(o: &Outcome) -> String {
     let mut targets = vec![show(&o.places.db)];
     targets.extend(o.exports.iter().filter_map(|e| match &e.sink {
         Sink::Csv { path } => Some(show(path)),
+        Sink::Delta(table) => Some(match o.versions.iter().find(|(t, _)| t == &table.location) {
+            Some((_, version)) => format!("Delta `{}` version {version}", table.location),
+            None => format!("Delta `{}`", table.location),
+        }),
         Sink::Sqlite { .. } | Sink::Parquet { .. } => None,
     }));
     if o.published {

@@ -81,6 +81,18 @@ impl DuckDb {
         rows.collect::<duckdb::Result<Vec<_>>>().map_err(failed)
     }
 
+    /// The result of `sql` as Arrow record batches (arrow-rs, as DuckDB's
+    /// crate builds it), with its schema for a result of no rows.
+    pub(crate) fn arrow_batches(
+        &self,
+        sql: &str,
+    ) -> Result<(arrow::datatypes::SchemaRef, Vec<arrow::record_batch::RecordBatch>), EngineError> {
+        let mut stmt = self.conn.prepare(sql).map_err(failed)?;
+        let batches = stmt.query_arrow([]).map_err(failed)?;
+        let schema = batches.get_schema();
+        Ok((schema, batches.collect()))
+    }
+
     /// The columns and types of a table (`staging.events`) or of a query's
     /// result (`SELECT * FROM read_parquet(...)`), in order.
     pub(crate) fn describe(&self, relation: &str) -> Result<Columns, EngineError> {

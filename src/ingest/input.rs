@@ -11,8 +11,8 @@ use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use super::Source;
-use super::object::{self, Object};
 use crate::error::{Error, Result};
+use crate::object::{self, Object};
 
 /// One input of a source.
 #[derive(Debug, Clone, PartialEq, Eq)]

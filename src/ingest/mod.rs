@@ -27,7 +27,6 @@ mod contract;
 mod cursor;
 mod http;
 mod input;
-mod object;
 
 use contract::fits;
 pub(crate) use contract::{Action, Change, Changes, Contract, ContractFacets, ContractSpec};
@@ -700,7 +699,7 @@ fn open(input: &Input, compression: Compression) -> Result<TextInput> {
     let hashing = HashingReader::new(input.open()?);
     Ok(match compression {
         Compression::None => TextInput::Plain(hashing),
-        Compression::Gzip => TextInput::Gzip(flate2::read::MultiGzDecoder::new(hashing)),
+        Compression::Gzip => TextInput::Gzip(Box::new(flate2::read::MultiGzDecoder::new(hashing))),
         Compression::Zstd => TextInput::Zstd(Box::new(
             zstd::stream::read::Decoder::new(hashing).map_err(|e| Error::io("read input file", path, e))?,
         )),
@@ -713,7 +712,7 @@ type Buffered = Box<dyn Read + Send>;
 /// A decompressed input stream that still knows the bytes read from disk.
 enum TextInput {
     Plain(HashingReader<Buffered>),
-    Gzip(flate2::read::MultiGzDecoder<HashingReader<Buffered>>),
+    Gzip(Box<flate2::read::MultiGzDecoder<HashingReader<Buffered>>>),
     Zstd(Box<zstd::stream::read::Decoder<'static, io::BufReader<HashingReader<Buffered>>>>),
 }
 
@@ -730,7 +729,7 @@ impl TextInput {
     fn finish(self, path: &Path, rows: u64) -> InputFile {
         let hashing = match self {
             TextInput::Plain(h) => h,
-            TextInput::Gzip(g) => g.into_inner(),
+            TextInput::Gzip(g) => (*g).into_inner(),
             TextInput::Zstd(z) => z.finish().into_inner(),
         };
         InputFile {

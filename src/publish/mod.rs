@@ -6,15 +6,20 @@
 //! 3. the files are renamed into place, their directories synced, and the
 //!    exports marked published.
 //!
+//! A Delta table follows the same steps: its data files are written before
+//! 2 (no version names them yet), the commit that adds them is recorded in
+//! 2, and made in 3 ([`delta`]).
+//!
 //! A failure before 2 leaves everything as it was. A failure after 2 (a
-//! kill, a full disk) leaves the new run in the database and its files
-//! staged: the next run starts by finishing the renames from the run's
+//! kill, a full disk, an unreachable bucket) leaves the new run in the database and its files
+//! staged: the next run starts by finishing the renames and commits from the run's
 //! record ([`finish_interrupted`]), so the published state is wholly the
 //! old run's or, once the next run starts, wholly the new one's. A new sink kind is a
 //! variant of [`Sink`] and a file beside this one; `_sluice_run_exports` has
 //! a row per run and export, so it needs no migration.
 
 mod csv;
+pub(crate) mod delta;
 mod parquet;
 mod sqlite;
 
@@ -44,6 +49,8 @@ pub(crate) enum Sink {
     Csv { path: PathBuf },
     /// A Parquet file, typed as the candidate is in the engine.
     Parquet { path: PathBuf },
+    /// A Delta Lake table, local or in object storage: a new version.
+    Delta(delta::Table),
 }
 
 impl Sink {
@@ -53,6 +60,7 @@ impl Sink {
             Sink::Sqlite { .. } => "sqlite",
             Sink::Csv { .. } => "csv",
             Sink::Parquet { .. } => "parquet",
+            Sink::Delta(_) => "delta",
         }
     }
 
@@ -61,6 +69,7 @@ impl Sink {
         match self {
             Sink::Sqlite { table } => table.clone(),
             Sink::Csv { path } | Sink::Parquet { path } => path.display().to_string(),
+            Sink::Delta(table) => table.location.clone(),
         }
     }
 }
@@ -73,33 +82,47 @@ pub(crate) struct Export {
     pub sink: Sink,
 }
 
-/// Publishes every export of `marts` and records `run` with them.
+/// Publishes every export of `marts` and records `run` with them; returns
+/// the version each Delta table is at now, by location.
 pub(crate) fn publish(
     state: &mut RunState,
     engine: &DuckDb,
     marts: &[Mart],
     exports: &[Export],
     run: &RunRecord,
-) -> Result<()> {
+) -> Result<Vec<(String, u64)>> {
     let mut files = Vec::new();
+    let mut tables = Vec::new();
     let mut records = Vec::new();
     for export in exports {
         let mart = &marts[export.mart];
         let staged = match &export.sink {
-            Sink::Sqlite { .. } => None,
+            Sink::Sqlite { .. } | Sink::Delta(_) => None,
             Sink::Csv { path } => Some(stage(csv::write(mart, path)?, path)?),
             Sink::Parquet { path } => Some(stage(parquet::write(engine, mart, path)?, path)?),
+        };
+        let commit = match &export.sink {
+            Sink::Delta(table) => Some(delta::prepare(
+                engine,
+                mart,
+                table,
+                run.started_at.timestamp_micros(),
+            )?),
+            _ => None,
         };
         records.push(ExportRecord {
             mart: mart.name.clone(),
             sink: export.sink.kind(),
             target: export.sink.target(),
             rows: mart.frame.height() as u64,
-            published: staged.is_none(),
-            staged: staged.as_ref().map(|s| file_name(&s.temp)),
+            published: staged.is_none() && commit.is_none(),
+            staged: staged.as_ref().map(|s| file_name(&s.temp)).or(commit.clone()),
             sha256: staged.as_ref().map(|s| s.sha256.clone()),
         });
         files.extend(staged);
+        if let (Sink::Delta(table), Some(commit)) = (&export.sink, commit) {
+            tables.push((table, commit));
+        }
     }
     state.commit_run(run, true, &records, &|tx| {
         for export in exports {
@@ -136,7 +159,18 @@ pub(crate) fn publish(
     for dir in &dirs {
         sync_dir(dir).map_err(|e| interrupted("sync", dir, e))?;
     }
-    state.mark_files_published(&run.run_id)
+    let mut versions = Vec::new();
+    for (table, commit) in tables {
+        let location = Path::new(&table.location);
+        let committed = delta::commit(table, &commit, &run.run_id)
+            .map_err(|e| interrupted("commit to", location, std::io::Error::other(e.to_string())))?;
+        fault::point(&format!("record {}", file_name(location)))
+            .map_err(|e| interrupted("record", location, e))?;
+        state.settle_export(&run.run_id, &table.location, true, committed.version())?;
+        versions.extend(committed.version().map(|v| (table.location.clone(), v)));
+    }
+    state.mark_files_published(&run.run_id)?;
+    Ok(versions)
 }
 
 /// A file export written beside its target, synced, waiting for its rename.
@@ -184,8 +218,8 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// A file export that an earlier run committed but did not put in place,
-/// and what the next run found.
+/// A file export (or Delta commit) that an earlier run committed to its
+/// record but did not put in place, and what the next run found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Settled {
     pub run_id: String,
@@ -195,9 +229,9 @@ pub(crate) struct Settled {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Finish {
-    /// The staged file was renamed into place now.
+    /// The staged file was renamed into place (the Delta commit made) now.
     Renamed,
-    /// The rename had happened; only its record was missing.
+    /// The rename (the commit) had happened; only its record was missing.
     AlreadyInPlace,
     /// The staged file is gone and the target is not it: the target keeps
     /// an earlier run's rows (the next publish rewrites it).
@@ -229,11 +263,36 @@ pub(crate) fn finish_interrupted(state: &RunState) -> Result<Vec<Settled>> {
         } else {
             Finish::Lost
         };
-        state.settle_file(&pending, outcome != Finish::Lost)?;
+        state.settle_export(&pending.run_id, &pending.target, outcome != Finish::Lost, None)?;
         settled.push(Settled {
             run_id: pending.run_id,
             target: pending.target,
             outcome,
+        });
+    }
+    for pending in state.pending_tables()? {
+        // Only its location matters to a commit; a later publish vacuums.
+        let table = delta::Table {
+            location: pending.target.clone(),
+            schema: crate::config::SchemaChanges::Evolve,
+            retain: None,
+        };
+        let committed = delta::commit(&table, &pending.commit, &pending.run_id).map_err(|e| {
+            Error::PublishInterrupted {
+                run_id: pending.run_id.clone(),
+                action: "commit to",
+                path: PathBuf::from(&pending.target),
+                source: std::io::Error::other(e.to_string()),
+            }
+        })?;
+        state.settle_export(&pending.run_id, &pending.target, true, committed.version())?;
+        settled.push(Settled {
+            run_id: pending.run_id,
+            target: pending.target,
+            outcome: match committed {
+                delta::Committed::Now(_) => Finish::Renamed,
+                delta::Committed::Before(_) => Finish::AlreadyInPlace,
+            },
         });
     }
     Ok(settled)

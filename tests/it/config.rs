@@ -310,7 +310,7 @@ fn references_between_parts_are_checked_before_any_data_is_read() {
              \x20 bad.yaml:19: `marts[1].sql`: give `sql` or `group_by`/`aggregate`, not both\n\
              \x20 bad.yaml:20: `marts[2].name`: a mart needs `aggregate` (with `group_by` to group), `select` or `sql`\n\
              \x20 bad.yaml:23: `exports[0].mart`: no mart named `other`; marts: top, both, neither\n\
-             \x20 bad.yaml:25: `exports[1]`: an export needs `csv`, `parquet` or `sqlite`\n\
+             \x20 bad.yaml:25: `exports[1]`: an export needs `csv`, `parquet`, `sqlite` or `delta`\n\
              {HINT}"
         )
     );

@@ -206,3 +206,123 @@ fn the_github_example_runs_incrementally_against_the_api() {
     let header = ws.read("output/repos_per_language.csv");
     assert!(header.starts_with("language,repos,stars,forks\n"), "{header}");
 }
+
+/// The viewing pipeline as a lakehouse: gzipped Elasticsearch hits read from
+/// a bucket, the marts published to agg_result.db and as Delta tables in the
+/// bucket. Two runs make two versions, the second with the new day's
+/// contract; a failing gate makes none. Read back by PyPI's deltalake.
+#[test]
+fn the_viewing_lakehouse_example_publishes_delta_tables_in_a_bucket() {
+    use crate::delta::read_back;
+    use crate::s3::S3Server;
+    let ws = Workspace::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    for name in ["viewing", "viewing_lakehouse"] {
+        copy_dir(&root.join(name), &ws.path(name));
+    }
+    let generated = std::process::Command::new("python3")
+        .args(["viewing/generate.py", "input"])
+        .current_dir(ws.dir.path())
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let s3 = S3Server::start();
+    let mut hits: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(ws.path("input"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (format!("hits/{}", p.file_name().unwrap().to_string_lossy()), p))
+        .collect();
+    hits.sort();
+    let objects: Vec<(&str, std::path::PathBuf)> =
+        hits.iter().map(|(k, p)| (k.as_str(), p.clone())).collect();
+    s3.put("viewing", &objects);
+    let run = || {
+        let mut cmd = ws.sluice(&[
+            "run",
+            "--config",
+            "viewing_lakehouse/sluice.yaml",
+            "--as-of",
+            crate::util::AS_OF,
+        ]);
+        for (key, value) in s3.vars() {
+            cmd.env(key, value);
+        }
+        crate::util::outcome(&cmd.output().unwrap())
+    };
+    let (code, stdout, stderr) = run();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let gold = |mart: &str| {
+        read_back(
+            &ws,
+            Some(&s3),
+            &format!("s3://viewing/gold/{mart}"),
+            None,
+            Some(mart),
+        )
+    };
+    for mart in ["contract_minutes", "favourite_category", "segments"] {
+        let table = gold(mart);
+        assert_eq!(
+            (&table["version"], &table["matches_sqlite"]),
+            (&0.into(), &true.into()),
+            "{table}"
+        );
+    }
+    assert_eq!(gold("contract_minutes")["rows"], 300);
+
+    // A new day with a new contract: version 1 holds it.
+    let day = (0..40)
+        .map(|i| {
+            format!(
+                r#"{{"_index":"views","_id":"new{i}","_source":{{"contract_id":"C90000","category":"sport","minutes":30,"started_at":"2026-11-20T0{}:00:00Z"}}}}"#,
+                i % 10
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    s3.put(
+        "viewing",
+        &[("hits/hits-30.json.gz", gzipped(&ws, "new/hits-30.json", &day))],
+    );
+    let (code, stdout, stderr) = run();
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let table = gold("contract_minutes");
+    assert_eq!(
+        (&table["version"], &table["matches_sqlite"]),
+        (&1.into(), &true.into()),
+        "{table}"
+    );
+    assert_eq!(table["rows"], 301);
+
+    // 150 hits without a contract fail the gate: no new version anywhere.
+    let bad = (0..150)
+        .map(|i| format!(r#"{{"_id":"bad{i}","_source":{{"category":"news","minutes":5,"started_at":"2026-11-19T10:00:00Z"}}}}"#))
+        .collect::<Vec<_>>()
+        .join("\n");
+    s3.put(
+        "viewing",
+        &[("hits/hits-31.json.gz", gzipped(&ws, "new/hits-31.json", &bad))],
+    );
+    let (code, stdout, _) = run();
+    assert_eq!(code, 1, "{stdout}");
+    for mart in ["contract_minutes", "favourite_category", "segments"] {
+        assert_eq!(
+            read_back(&ws, Some(&s3), &format!("s3://viewing/gold/{mart}"), None, None)["version"],
+            1
+        );
+    }
+}
+
+/// `text` gzipped into a file of the workspace.
+fn gzipped(ws: &Workspace, rel: &str, text: &str) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = ws.path(&format!("{rel}.gz"));
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&path).unwrap(),
+        flate2::Compression::default(),
+    );
+    gz.write_all(text.as_bytes()).unwrap();
+    gz.finish().unwrap();
+    path
+}

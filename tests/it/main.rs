@@ -7,6 +7,7 @@
 mod bad_input;
 mod checks;
 mod config;
+mod delta;
 mod docker;
 mod examples;
 mod formats;

@@ -200,7 +200,7 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
         ws.query("agg_result.db", "SELECT max(rows_raw) FROM _sluice_runs"),
         vec!["3000"]
     );
-    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["6"]);
+    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["7"]);
     // A database from before the metrics history is migrated forward.
     rusqlite::Connection::open(ws.path("agg_result.db"))
         .unwrap()
@@ -209,7 +209,7 @@ fn a_rerun_replaces_the_marts_and_appends_the_run() {
         )
         .unwrap();
     assert_eq!(ws.run(&[]).0, 0);
-    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["6"]);
+    assert_eq!(ws.query("agg_result.db", "PRAGMA user_version"), vec!["7"]);
     assert_eq!(
         ws.query(
             "agg_result.db",

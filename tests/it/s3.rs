@@ -10,15 +10,15 @@ use sha2::{Digest, Sha256};
 use crate::util::{Workspace, outcome};
 
 /// The secret key the tests use: it must never show.
-const SECRET: &str = "s3cr3t-k3y-never-shown";
+pub(crate) const SECRET: &str = "s3cr3t-k3y-never-shown";
 
-struct S3Server {
+pub(crate) struct S3Server {
     child: Child,
     port: u16,
 }
 
 impl S3Server {
-    fn start() -> S3Server {
+    pub(crate) fn start() -> S3Server {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -45,8 +45,18 @@ impl S3Server {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// The endpoint and credentials, as `AWS_*` variables.
+    pub(crate) fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET.into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("AWS_ENDPOINT_URL", self.endpoint()),
+        ]
+    }
+
     /// Creates `bucket` (if needed) and uploads each local file to its key.
-    fn put(&self, bucket: &str, objects: &[(&str, std::path::PathBuf)]) {
+    pub(crate) fn put(&self, bucket: &str, objects: &[(&str, std::path::PathBuf)]) {
         let script = format!(
             "import boto3, sys\n\
              s3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='x', region_name='us-east-1')\n\
@@ -75,15 +85,11 @@ impl Drop for S3Server {
 fn run(ws: &Workspace, s3: &S3Server, args: &[&str]) -> (i32, String, String) {
     let mut all = vec!["run", "--as-of", crate::util::AS_OF];
     all.extend_from_slice(args);
-    outcome(
-        &ws.sluice(&all)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", SECRET)
-            .env("AWS_REGION", "us-east-1")
-            .env("AWS_ENDPOINT_URL", s3.endpoint())
-            .output()
-            .unwrap(),
-    )
+    let mut cmd = ws.sluice(&all);
+    for (key, value) in s3.vars() {
+        cmd.env(key, value);
+    }
+    outcome(&cmd.output().unwrap())
 }
 
 fn gzip(path: &std::path::Path) -> std::path::PathBuf {

@@ -38,7 +38,7 @@ fn a_database_of_the_previous_release_migrates_forward_and_keeps_its_history() {
     ws.generate("input/events.csv", 2_000, "");
     let (code, stdout, stderr) = ws.run(&["--checks-dir", "checks"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
-    assert_eq!(version(&ws), ["6"]);
+    assert_eq!(version(&ws), ["7"]);
     let runs_after = ws.query("agg_result.db", runs);
     assert_eq!(
         runs_after[..2],

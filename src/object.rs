@@ -1,5 +1,6 @@
 //! Objects in S3-compatible storage (AWS S3, MinIO, anything that speaks its
-//! API), for sources: `s3://bucket/prefix/`, a key, or a glob. They are
+//! API): the client that sources and the Delta sink share. Sources name
+//! `s3://bucket/prefix/`, a key, or a glob; their objects are
 //! listed up front like files; each is read as a stream of its bytes as
 //! stored (a thread runs the async client and hands chunks over a bounded
 //! channel, so memory holds a few chunks), or downloaded to a temp file
@@ -59,7 +60,7 @@ pub(crate) fn is_remote(input: &str) -> bool {
 }
 
 /// A runtime for the async client, on the calling thread.
-fn runtime(url: &str) -> Result<tokio::runtime::Runtime> {
+pub(crate) fn runtime(url: &str) -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -69,10 +70,20 @@ fn runtime(url: &str) -> Result<tokio::runtime::Runtime> {
 
 /// The bucket of `s3://bucket/...`, its client configured from `AWS_*`.
 fn bucket(url: &str, name: &str) -> Result<Bucket> {
+    Ok(Bucket {
+        name: name.to_string(),
+        store: Arc::new(client(url, name)?),
+    })
+}
+
+/// The client of bucket `name`, configured from `AWS_*`; `url` names it in
+/// errors. A conditional put (`PutMode::Create`) is S3's `If-None-Match: *`,
+/// which the Delta sink commits with.
+pub(crate) fn client(url: &str, name: &str) -> Result<AmazonS3> {
     let endpoint = std::env::var("AWS_ENDPOINT_URL")
         .or_else(|_| std::env::var("AWS_ENDPOINT"))
         .unwrap_or_default();
-    let store = AmazonS3Builder::from_env()
+    AmazonS3Builder::from_env()
         .with_bucket_name(name)
         .with_retry(RetryConfig {
             max_retries: 3,
@@ -88,16 +99,12 @@ fn bucket(url: &str, name: &str) -> Result<Bucket> {
                 .with_connect_timeout(Duration::from_secs(5)),
         )
         .build()
-        .map_err(|e| failure(url, &e))?;
-    Ok(Bucket {
-        name: name.to_string(),
-        store: Arc::new(store),
-    })
+        .map_err(|e| failure(url, &e))
 }
 
 /// The error for a failed request, its kind told apart for the hint; the
 /// secret key is masked should a message ever carry it.
-fn failure(url: &str, e: &object_store::Error) -> Error {
+pub(crate) fn failure(url: &str, e: &object_store::Error) -> Error {
     let kind = match e {
         object_store::Error::NotFound { .. } => "not_found",
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => {
@@ -106,16 +113,18 @@ fn failure(url: &str, e: &object_store::Error) -> Error {
         _ if e.to_string().contains("NoSuchBucket") => "not_found",
         _ => "other",
     };
-    let mut message = e.to_string();
-    if let Ok(secret) = std::env::var("AWS_SECRET_ACCESS_KEY")
-        && !secret.is_empty()
-    {
-        message = message.replace(&secret, "***");
-    }
     Error::ObjectStore {
         url: url.to_string(),
         kind,
-        message,
+        message: masked(e.to_string()),
+    }
+}
+
+/// `message` with the secret key masked, should it ever carry it.
+pub(crate) fn masked(message: String) -> String {
+    match std::env::var("AWS_SECRET_ACCESS_KEY") {
+        Ok(secret) if !secret.is_empty() => message.replace(&secret, "***"),
+        _ => message,
     }
 }
 
