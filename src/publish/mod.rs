@@ -16,7 +16,8 @@
 //! record ([`finish_interrupted`]), so the published state is wholly the
 //! old run's or, once the next run starts, wholly the new one's. A new sink kind is a
 //! variant of [`Sink`] and a file beside this one; `_sluice_run_exports` has
-//! a row per run and export, so it needs no migration.
+//! a row per run and export, so it needs a migration only for what a kind
+//! records of its own (a Delta table's version).
 
 mod csv;
 pub(crate) mod delta;
