@@ -23,9 +23,16 @@ COPY checks checks
 RUN sluice-build app
 
 FROM ${RUNTIME_IMAGE}
-# /app is world-writable (sticky) because SQLite writes its rollback journal
-# next to a single-file mounted agg_result.db, as whichever user the job runs as.
-RUN mkdir -p /app \
+# CA certificates: object storage and HTTP sources over HTTPS verify with the
+# system's roots. /app is world-writable (sticky) because SQLite writes its
+# rollback journal next to a single-file mounted agg_result.db, as whichever
+# user the job runs as. The CA bundle is not pinned: it should follow
+# Debian's security updates.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && mkdir -p /app \
     && chmod 1777 /app \
     && groupadd --gid 10001 sluice \
     && useradd --uid 10001 --gid 10001 --no-create-home --home-dir /app sluice

@@ -229,3 +229,17 @@ fn a_mounted_pipeline_runs_on_its_own_input_without_demo_data() {
     );
     assert_eq!(owner(&ws.path("output/reports/top_pages.csv")), HOST_UID);
 }
+
+/// The runtime image carries Debian's CA bundle: object storage and HTTP
+/// sources over HTTPS verify servers with the system's roots.
+#[test]
+fn the_image_trusts_the_system_ca_roots() {
+    let Some(image) = image() else { return };
+    let out = Command::new("docker")
+        .args(["run", "--rm", "--entrypoint", "sh", image, "-c"])
+        .arg("grep -c 'BEGIN CERTIFICATE' /etc/ssl/certs/ca-certificates.crt")
+        .output()
+        .unwrap();
+    let count: u32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    assert!(count > 100, "{}", String::from_utf8_lossy(&out.stderr));
+}
