@@ -41,5 +41,4 @@ COPY --from=builder /out/sluice /usr/local/bin/sluice
 COPY docker/entrypoint.sh /usr/local/bin/sluice-entrypoint
 # The default checks; mount a directory over /app/checks to use your own.
 COPY checks /app/checks
-ENV SLUICE_DATA_DIR=/tmp/sluice-data
 ENTRYPOINT ["/usr/local/bin/sluice-entrypoint"]

@@ -25,6 +25,12 @@ if [ "$(id -u)" = 0 ]; then
     exec setpriv --reuid="$uid" --regid="$gid" --clear-groups -- "$0" "$@"
 fi
 
+# The lake stays inside the container, out of the mounted /app, unless
+# SLUICE_DATA_DIR or the pipeline (`lake:` in sluice.yaml) names one.
+if [ -z "${SLUICE_DATA_DIR:-}" ] && ! grep -qs '^lake:' "${SLUICE_CONFIG:-/app/sluice.yaml}"; then
+    export SLUICE_DATA_DIR=/tmp/sluice-data
+fi
+
 # No command, or flags only: the job, on demo data when there is no input and
 # no pipeline of the user's own (its sources say where its input is).
 if [ $# -eq 0 ] || [ "${1#-}" != "$1" ]; then

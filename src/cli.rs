@@ -67,9 +67,10 @@ pub struct PlacesArgs {
     #[arg(long, env = "SLUICE_OUTPUT_DIR", default_value = "output", value_name = "DIR")]
     pub output_dir: PathBuf,
 
-    /// Directory of the lake: raw and staging Parquet files.
-    #[arg(long, env = "SLUICE_DATA_DIR", default_value = "data", value_name = "DIR")]
-    pub data_dir: PathBuf,
+    /// The lake of raw and staging Parquet files: a directory or
+    /// `s3://bucket/prefix`. Default: `lake.path` in sluice.yaml, else `data`.
+    #[arg(long, env = "SLUICE_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<String>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -109,6 +109,23 @@ pub(crate) struct PipelineFile {
     /// table of its name unless an export says otherwise.
     #[serde(default)]
     pub exports: Vec<ExportSpec>,
+    /// Where the raw and staging layers live and how long they are kept.
+    pub lake: Option<LakeSpec>,
+}
+
+/// The lake: the raw and staging layers of each run.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LakeSpec {
+    /// A directory relative to this file, or `s3://bucket/prefix` (each
+    /// run's layers under `runs/<run_id>/`, found through
+    /// `manifests/<run_id>.json`). `--data-dir` wins. Default: `data`.
+    pub path: Option<String>,
+    /// How long a lake in object storage keeps earlier runs' layers: `10
+    /// runs` or a duration (`30 days`). The newest layer, the last published
+    /// run's and those that kept models go on from always stay. Default:
+    /// every run's. A local lake keeps only the newest layer anyway.
+    pub retain: Option<String>,
 }
 
 fn default_name() -> String {
@@ -214,6 +231,12 @@ pub(crate) struct StagingSpec {
     /// A DuckDB condition that marks a record's newest version as a
     /// deletion (`merge`): the record leaves the model.
     pub delete_when: Option<String>,
+    /// Columns the staging layer is partitioned by (a `replace` model):
+    /// `staging/<name>/<column>=<value>/…parquet`, each file keeping every
+    /// column, so readers can skip partitions. Default: one file,
+    /// `staging/<name>.parquet`.
+    #[serde(default)]
+    pub partition_by: Vec<ColumnName>,
 }
 
 /// One mart: declarative (`group_by`, `aggregate`, `sort`, `limit`, `rank`,
@@ -366,8 +389,9 @@ pub(crate) struct DeltaSpec {
     /// publish; `evolve`: the new version has the mart's new columns.
     #[serde(default)]
     pub schema: SchemaChanges,
-    /// How long replaced data files and log entries are kept for time
-    /// travel (`30 days`); older ones are vacuumed after each publish.
+    /// How long replaced data files (and, for a duration, log entries)
+    /// are kept for time travel: `30 days`, or the last `10 runs`' versions;
+    /// older ones are vacuumed after each publish.
     /// Default: kept (Delta's defaults: 7 days of files once vacuumed, 30 of log).
     pub retain: Option<String>,
 }
@@ -666,6 +690,12 @@ impl Pipeline {
                     }
                 }
             }
+            if model.write != WriteMode::Replace && !model.partition_by.is_empty() {
+                errors.push(self.error(
+                    &at("partition_by"),
+                    "`partition_by` is for a `write: replace` model (a kept model's versions are one file each)".into(),
+                ));
+            }
         }
         let models: Vec<&str> = s.staging.iter().map(|x| x.name.as_str()).collect();
         let mart_names: Vec<&str> = s.marts.iter().map(|x| x.name.as_str()).collect();
@@ -736,13 +766,15 @@ impl Pipeline {
             if let Some(DeltaTarget::Table(DeltaSpec {
                 retain: Some(retain), ..
             })) = &export.delta
-                && let Err(e) = humantime::parse_duration(retain.trim())
+                && let Err(e) = crate::lake::Retain::parse(retain)
             {
-                errors.push(self.error(
-                    &format!("/exports/{i}/delta/retain"),
-                    format!("`{retain}` is not a duration ({e}); write e.g. `30 days` or `12h`"),
-                ));
+                errors.push(self.error(&format!("/exports/{i}/delta/retain"), e));
             }
+        }
+        if let Some(retain) = s.lake.as_ref().and_then(|l| l.retain.as_deref())
+            && let Err(e) = crate::lake::Retain::parse(retain)
+        {
+            errors.push(self.error("/lake/retain", e));
         }
         errors
     }
@@ -934,6 +966,25 @@ impl Pipeline {
                 false => self.path(p).display().to_string(),
             })
             .collect()
+    }
+
+    /// The lake: `flag` (`--data-dir`) when given, else this file's
+    /// `lake.path` (relative to it), else `data`.
+    pub(crate) fn lake(&self, flag: Option<&str>) -> crate::lake::Location {
+        let configured = self.spec.lake.as_ref().and_then(|l| l.path.as_deref());
+        match (flag, configured) {
+            (Some(dir), _) => crate::lake::Location::new(dir),
+            (None, Some(p)) if crate::object::is_remote(p) => crate::lake::Location::new(p),
+            (None, Some(p)) => crate::lake::Location::Local(self.path(p)),
+            (None, None) => crate::lake::Location::Local(PathBuf::from("data")),
+        }
+    }
+
+    /// How long a lake in object storage keeps earlier runs' layers.
+    pub(crate) fn lake_retention(&self) -> Option<crate::lake::Retain> {
+        // Checked with the configuration.
+        let retain = self.spec.lake.as_ref()?.retain.as_deref()?;
+        crate::lake::Retain::parse(retain).ok()
     }
 
     /// The checks directory this file names, if any.

@@ -19,6 +19,7 @@ pub(crate) mod fault;
 pub mod format;
 pub(crate) mod generate;
 pub(crate) mod ingest;
+pub(crate) mod lake;
 pub(crate) mod marts;
 pub(crate) mod metrics;
 pub(crate) mod object;

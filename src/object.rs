@@ -8,6 +8,7 @@
 //! come from the standard `AWS_*` variables (`AWS_ENDPOINT_URL` for MinIO,
 //! path-style requests) and are never printed.
 
+use std::future::Future;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -128,6 +129,149 @@ pub(crate) fn masked(message: String) -> String {
     }
 }
 
+/// `s3://bucket/some/prefix`: the bucket, its client configured from
+/// `AWS_*`, and the key prefix (no slash at either end).
+pub(crate) fn locate(url: &str) -> Result<(Bucket, String)> {
+    let rest = url.trim_start_matches("s3://");
+    let (name, path) = rest.split_once('/').unwrap_or((rest, ""));
+    Ok((bucket(url, name)?, path.trim_matches('/').to_string()))
+}
+
+/// A key as the store keeps it: one it listed (already encoded) as it is;
+/// any other with the characters S3 advises against percent-encoded, as
+/// the client encodes them on the way in.
+pub(crate) fn stored(key: &str) -> object_store::path::Path {
+    object_store::path::Path::parse(key).unwrap_or_else(|_| object_store::path::Path::from(key))
+}
+
+impl Bucket {
+    /// `s3://bucket/key`, for messages and manifests.
+    pub(crate) fn url(&self, key: &str) -> String {
+        format!("s3://{}/{key}", self.name)
+    }
+
+    fn run<T>(&self, key: &str, work: impl Future<Output = object_store::Result<T>>) -> Result<T> {
+        let url = self.url(key);
+        runtime(&url)?.block_on(work).map_err(|e| failure(&url, &e))
+    }
+
+    /// Every object under `prefix/` (at any depth): key and size.
+    pub(crate) fn list_under(&self, prefix: &str) -> Result<Vec<(String, u64)>> {
+        let location = stored(prefix);
+        self.run(prefix, async {
+            let mut listed = self.store.list(Some(&location));
+            let mut found = Vec::new();
+            while let Some(meta) = listed.next().await {
+                let meta = meta?;
+                found.push((meta.location.to_string(), meta.size));
+            }
+            Ok(found)
+        })
+    }
+
+    /// The names one level under `prefix/` that hold objects (directories).
+    pub(crate) fn dirs_under(&self, prefix: &str) -> Result<Vec<String>> {
+        let location = stored(prefix);
+        let listed = self.run(prefix, self.store.list_with_delimiter(Some(&location)))?;
+        Ok(listed
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().map(String::from))
+            .collect())
+    }
+
+    /// The object's bytes, whole (a small one: a manifest).
+    pub(crate) fn get(&self, key: &str) -> Result<bytes::Bytes> {
+        let location = stored(key);
+        self.run(key, async { self.store.get(&location).await?.bytes().await })
+    }
+
+    /// Writes `bytes` as a new object; an object already there is an error
+    /// (`If-None-Match: *`), so a name is never written twice.
+    pub(crate) fn create(&self, key: &str, bytes: Vec<u8>) -> Result<()> {
+        let location = stored(key);
+        let options = object_store::PutOptions {
+            mode: object_store::PutMode::Create,
+            ..Default::default()
+        };
+        self.run(key, self.store.put_opts(&location, bytes.into(), options))
+            .map(|_| ())
+    }
+
+    /// Uploads a local file in parts (8 MiB, four in flight), so memory
+    /// holds a few parts whatever the file's size.
+    pub(crate) fn upload(&self, key: &str, file: &Path) -> Result<()> {
+        use std::io::Read as _;
+        let mut reader = std::fs::File::open(file).map_err(|e| Error::io("read", file, e))?;
+        let location = stored(key);
+        let url = self.url(key);
+        runtime(&url)?.block_on(async {
+            let upload = self
+                .store
+                .put_multipart(&location)
+                .await
+                .map_err(|e| failure(&url, &e))?;
+            let mut parts = object_store::WriteMultipart::new_with_chunk_size(upload, 8 << 20);
+            let mut buf = vec![0; 1 << 20];
+            loop {
+                let n = match reader.read(&mut buf) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(e) => {
+                        let _ = parts.abort().await;
+                        return Err(Error::io("read", file, e));
+                    }
+                };
+                if let Err(e) = parts.wait_for_capacity(4).await {
+                    return Err(failure(&url, &e));
+                }
+                parts.write(&buf[..n]);
+            }
+            parts.finish().await.map_err(|e| failure(&url, &e))
+        })?;
+        Ok(())
+    }
+
+    /// Copies an object within the bucket (on the server: no bytes move here).
+    pub(crate) fn copy(&self, from: &str, to: &str) -> Result<()> {
+        let (from_location, to_location) = (stored(from), stored(to));
+        self.run(to, self.store.copy(&from_location, &to_location))
+    }
+
+    /// Downloads an object to `target` (through a temp file beside it, so
+    /// `target` is whole or absent).
+    pub(crate) fn download(&self, key: &str, size: u64, target: &Path) -> Result<()> {
+        let dir = target.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+        let object = Object {
+            url: PathBuf::from(self.url(key)),
+            bucket: self.clone(),
+            key: key.to_string(),
+            size,
+            etag: None,
+        };
+        object
+            .download(dir)?
+            .persist(target)
+            .map_err(|e| Error::io("write", target, e.error))
+    }
+
+    /// Removes objects; one already gone is not an error.
+    pub(crate) fn delete(&self, keys: &[String]) -> Result<()> {
+        for key in keys {
+            let location = stored(key);
+            match self.run(key, self.store.delete(&location)) {
+                Err(Error::ObjectStore {
+                    kind: "not_found", ..
+                })
+                | Ok(()) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The objects `url` names: every object under a prefix, one key, or the
 /// keys matching a glob (`s3://bucket/landing/*.csv.gz`), sorted by key.
 pub(crate) fn list(url: &str) -> Result<Vec<Object>> {
@@ -194,7 +338,7 @@ impl Object {
         let rt = runtime(&url)?;
         std::thread::spawn(move || {
             rt.block_on(async {
-                let location = object_store::path::Path::from(key.as_str());
+                let location = stored(&key);
                 let mut stream = match store.get(&location).await {
                     Ok(got) => got.into_stream(),
                     Err(e) => {

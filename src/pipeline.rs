@@ -13,6 +13,7 @@ use crate::engine::DuckDb;
 use crate::error::{Error, Result};
 use crate::format::{hex, iso_seconds};
 use crate::ingest::{self, Http, Incremental, InputFile, Inputs};
+use crate::lake::Lake;
 use crate::marts::{self, Mart, Window};
 use crate::metrics::Metrics;
 use crate::publish::{self, Export, Finish, Sink};
@@ -40,6 +41,9 @@ pub(crate) struct Outcome {
     pub exports: Vec<Export>,
     /// The version each Delta table is at, by location, once published.
     pub versions: Vec<(String, u64)>,
+    /// Where the staging layer is: the model's file, or the layer's
+    /// directory when there are several models.
+    pub staged: String,
 }
 
 /// Runs `pipeline` with the given settings.
@@ -119,11 +123,20 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             Inputs::Lake => {}
         }
     }
-    for dir in [&settings.places.output_dir, &settings.places.data_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
+    let out = &settings.places.output_dir;
+    std::fs::create_dir_all(out).map_err(|e| Error::io("create directory", out, e))?;
+    let mut lake = Lake::open(&settings.places.lake)?;
+    let data_dir = lake.dir.clone();
+    let removed = lake.remove_unfinished(&run_id)?;
+    if removed > 0 {
+        tracing::info!(
+            objects = removed,
+            "removed the files of runs cut off before their manifest from `{}`",
+            lake.location()
+        );
     }
 
-    let spill = settings.places.data_dir.join(".duckdb_tmp");
+    let spill = data_dir.join(".duckdb_tmp");
     // Under the lock, no other run's temp files are in flight. A publish cut
     // off after its commit is finished first: its staged files are temp files.
     for publish::Settled {
@@ -154,13 +167,22 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             continue;
         }
         let published = state.model_version(&model.name)?;
-        let dir = settings.places.data_dir.join("staging").join(&model.name);
-        let path = published.as_ref().map(|p| settings.places.data_dir.join(p));
+        let dir = data_dir.join("staging").join(&model.name);
+        let path = published.as_ref().map(|(_, p)| data_dir.join(p));
         stage::remove_old_versions(&dir, path.as_deref());
+        if let Some((run, path)) = published.as_ref().filter(|_| !settings.full_refresh) {
+            lake.fetch_version(&model.name, run, path)?;
+        }
         kept.push(if settings.full_refresh { None } else { published });
     }
-    let removed =
-        publish::remove_leftovers(&[&settings.places.output_dir, &settings.places.data_dir], &spill);
+    // `--skip-ingest` from a lake in object storage: the newest layer's raw files.
+    let mut replayed = Vec::new();
+    if settings.skip_ingest {
+        for source in &sources {
+            replayed.push(lake.fetch_raw(&source.name)?);
+        }
+    }
+    let removed = publish::remove_leftovers(&[&settings.places.output_dir, &data_dir], &spill);
     if removed > 0 {
         tracing::info!(files = removed, "removed temp files an interrupted run left");
     }
@@ -175,15 +197,21 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     let mut cursors = Vec::new();
     let mut schema_changes = Vec::new();
     let mut raw_rows = 0;
-    for (source, files) in sources.iter().zip(&files) {
-        let ingested = ingest::land(
+    for (i, (source, files)) in sources.iter().zip(&files).enumerate() {
+        let mut ingested = ingest::land(
             &engine,
             source,
             files,
-            &settings.places.data_dir.join("raw"),
+            &data_dir.join("raw"),
             &iso_seconds(started_at),
             &bar,
         )?;
+        // A replayed layer's provenance is where it is kept, not the working copy.
+        if let Some(Some(url)) = replayed.get(i) {
+            for file in &mut ingested.files {
+                file.path = url.into();
+            }
+        }
         metrics.rows("raw", &source.name, ingested.rows);
         raw_rows += ingested.rows;
         inputs.extend(ingested.files);
@@ -226,13 +254,13 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
             primary_key: &model.primary_key,
             order_by: model.order_by.as_deref(),
             delete_when: model.delete_when.as_deref(),
-            current: current.as_ref().map(|c| settings.places.data_dir.join(c)),
-            next: settings.places.data_dir.join(version),
+            current: current.as_ref().map(|(_, c)| data_dir.join(c)),
+            next: data_dir.join(version),
         });
         let counts = stage::stage(
             &engine,
             &staging,
-            &settings.places.data_dir.join("staging"),
+            &data_dir.join("staging"),
             &settings.places.output_dir.join("quarantine"),
         )?;
         versions.push(version);
@@ -247,17 +275,20 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         }
         models.push((model.name.clone(), counts));
     }
+    let staged = match (pipeline.spec.staging.as_slice(), versions.as_slice()) {
+        ([_], [Some(version)]) => version.clone(),
+        ([model], _) if !model.partition_by.is_empty() => format!("staging/{}/", model.name),
+        ([model], _) => format!("staging/{}.parquet", model.name),
+        _ => "staging".into(),
+    };
     for source in &sources {
-        ingest::serve_from_lake(&engine, source, &settings.places.data_dir.join("raw"))?;
+        ingest::serve_from_lake(&engine, source, &data_dir.join("raw"))?;
     }
     // Staging SQL is trusted like sluice.yaml; what runs from here on (mart
     // filters, checks) may touch only the lake, the outputs and the
     // directories the engine writes Parquet exports to.
     let exports = exports(pipeline, &settings.places.output_dir);
-    let mut allowed = vec![
-        settings.places.data_dir.as_path(),
-        settings.places.output_dir.as_path(),
-    ];
+    let mut allowed = vec![data_dir.as_path(), settings.places.output_dir.as_path()];
     allowed.extend(exports.iter().filter_map(|e| match &e.sink {
         Sink::Parquet { path } => path.parent(),
         Sink::Sqlite { .. } | Sink::Csv { .. } | Sink::Delta(_) => None,
@@ -348,7 +379,10 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
     };
 
     let step = Stage::start("publish", metrics);
-    let out = &settings.places.output_dir;
+    // The layers first: a published run's layer is always in the lake.
+    if let Some(manifest) = lake.commit(&run_id, record.status)? {
+        tracing::info!("the run's raw and staging layers are in the lake: `{manifest}`");
+    }
     let unpublished = out.join("unpublished");
     let publishing = !settings.gate.no_publish && (gate.passed() || settings.gate.publish_on_failure);
     let mut versions = Vec::new();
@@ -364,6 +398,23 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         let reached = if publishing { cursor.after } else { cursor.before };
         if let Some(seconds) = reached.and_then(|c| c.seconds()) {
             metrics.cursor(source, seconds);
+        }
+    }
+    if let Some(retain) = pipeline.lake_retention().filter(|_| lake.is_remote()) {
+        // The layers later runs and re-audits read stay.
+        let mut keep: Vec<String> = state.last_published()?.map(|r| r.run_id).into_iter().collect();
+        for model in &pipeline.spec.staging {
+            keep.extend(state.model_version(&model.name)?.map(|(run, _)| run));
+        }
+        match lake.apply_retention(retain, &keep, Utc::now()) {
+            Ok(removed) if !removed.is_empty() => tracing::info!(
+                "removed the layers of {} earlier runs from `{}` (lake.retain)",
+                removed.len(),
+                lake.location()
+            ),
+            Ok(_) => {}
+            // Only space: the run's outcome stands.
+            Err(e) => tracing::warn!("could not apply the lake's retention: {e}"),
         }
     }
     tracing::info!(
@@ -388,6 +439,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         schema_changes,
         exports,
         versions,
+        staged: lake.show(&run_id, &staged),
     })
 }
 
@@ -405,6 +457,7 @@ fn staging_model<'a>(
         file: &model.sql,
         reasons: &model.reasons,
         keep: None,
+        partition_by: model.partition_by.iter().map(|c| c.0.as_str()).collect(),
     }
 }
 
@@ -496,7 +549,7 @@ pub(crate) fn exports(pipeline: &Pipeline, output_dir: &std::path::Path) -> Vec<
                 retain: d
                     .retain
                     .as_deref()
-                    .and_then(|r| humantime::parse_duration(r.trim()).ok()),
+                    .and_then(|r| crate::lake::Retain::parse(r).ok()),
             })
         });
         exports.extend(

@@ -12,9 +12,11 @@ use crate::checks::engine::{self, Context};
 use crate::config::Pipeline;
 use crate::engine::{DuckDb, Value};
 use crate::error::{Error, Result};
+use crate::lake::{Lake, Location};
 use crate::publish::{MINOR_SUFFIX, Sink, delta};
 use crate::settings::CheckSettings;
 use crate::sql;
+use crate::stage::WriteMode;
 use crate::state::{PublishedTable, RunState};
 
 /// What a re-audit found.
@@ -28,9 +30,8 @@ pub(crate) struct Recheck {
     pub from_delta: Vec<(String, String, u64)>,
 }
 
-pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
-    let pipeline = Pipeline::load(settings.places.config.as_deref())?;
-    let all = audit::selected_checks(&settings.checks, &pipeline)?;
+pub(crate) fn run(settings: &CheckSettings, pipeline: &Pipeline) -> Result<Recheck> {
+    let all = audit::selected_checks(&settings.checks, pipeline)?;
     if !settings.places.db.exists() {
         return Err(Error::NothingPublished {
             path: settings.places.db.clone(),
@@ -54,7 +55,7 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
         tempfile::tempdir().map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
     let mut from_delta = Vec::new();
     if settings.delta {
-        for export in crate::pipeline::exports(&pipeline, &settings.places.output_dir) {
+        for export in crate::pipeline::exports(pipeline, &settings.places.output_dir) {
             let (Sink::Delta(table), Some(mart)) = (export.sink, pipeline.marts.get(export.mart)) else {
                 continue;
             };
@@ -63,15 +64,30 @@ pub(crate) fn run(settings: &CheckSettings) -> Result<Recheck> {
             }
         }
     }
+    let layer = match &settings.places.lake {
+        Location::Local(dir) => dir.clone(),
+        // In object storage: the layer the last published run wrote.
+        remote @ Location::Remote(url) => {
+            let layer = scratch.path().join("lake");
+            if !Lake::open(remote)?.fetch_layer(&last.run_id, &layer)? {
+                tracing::warn!(
+                    "the lake `{url}` has no layer of run {}: its raw and staging checks are skipped",
+                    last.run_id
+                );
+            }
+            layer
+        }
+    };
     load_lake(
         &engine,
-        &pipeline,
-        &settings.places.data_dir,
+        pipeline,
+        &layer,
         &settings.places.output_dir,
+        &last.run_id,
     )?;
     // The checks' SQL may touch only the lake and the outputs.
     engine
-        .restrict_files(&[&settings.places.data_dir, &settings.places.output_dir])
+        .restrict_files(&[&layer, &settings.places.output_dir])
         .map_err(Error::engine("restricting file access"))?;
 
     let available = engine.tables().map_err(Error::engine("listing tables"))?;
@@ -196,8 +212,15 @@ fn load_mart(engine: &DuckDb, table: &PublishedTable) -> Result<()> {
         .map_err(Error::engine(context()))
 }
 
-/// The raw and staging layers from the lake and the quarantine files, where present.
-fn load_lake(engine: &DuckDb, pipeline: &Pipeline, data_dir: &Path, output_dir: &Path) -> Result<()> {
+/// The raw and staging layers from the lake and the quarantine files, where
+/// present; a kept model from the version run `run_id` published.
+fn load_lake(
+    engine: &DuckDb,
+    pipeline: &Pipeline,
+    data_dir: &Path,
+    output_dir: &Path,
+    run_id: &str,
+) -> Result<()> {
     let mut sources = Vec::new();
     for source in &pipeline.spec.sources {
         let name = &source.name;
@@ -206,25 +229,35 @@ fn load_lake(engine: &DuckDb, pipeline: &Pipeline, data_dir: &Path, output_dir: 
     }
     for model in &pipeline.spec.staging {
         let name = &model.name;
-        let path = data_dir.join("staging").join(format!("{name}.parquet"));
+        let path = match model.write {
+            WriteMode::Replace if !model.partition_by.is_empty() => data_dir.join("staging").join(name),
+            WriteMode::Replace => data_dir.join("staging").join(format!("{name}.parquet")),
+            _ => data_dir
+                .join("staging")
+                .join(name)
+                .join(format!("{run_id}.parquet")),
+        };
         sources.push(("staging", name.clone(), path, "read_parquet"));
         let path = output_dir.join("quarantine").join(format!("{name}.csv"));
         sources.push(("staging", format!("{name}_quarantine"), path, "read_csv"));
     }
     for (schema, name, path, reader) in sources {
-        if !path.is_file() {
-            continue;
-        }
-        let options = if reader == "read_csv" {
-            ", header = true, all_varchar = true"
-        } else {
-            ""
+        // A partitioned layer is a directory of files.
+        let files = match path.is_dir() {
+            true => path.join("**").join("*.parquet"),
+            false if path.is_file() => path.clone(),
+            false => continue,
+        };
+        let options = match reader {
+            "read_csv" => ", header = true, all_varchar = true",
+            // Each file of a partitioned layer has every column.
+            _ => ", hive_partitioning = false",
         };
         engine
             .execute(&format!(
                 "CREATE TABLE {schema}.{} AS SELECT * FROM {reader}({}{options});",
                 sql::ident(&name),
-                sql::path(&path)
+                sql::path(&files)
             ))
             .map_err(Error::engine(format!("loading `{}`", path.display())))?;
     }

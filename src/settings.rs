@@ -9,19 +9,19 @@ use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::cli::{CheckArgs, PlacesArgs, RunArgs};
 use crate::config::Pipeline;
+use crate::lake::Location;
 use crate::metrics::PushConfig;
 
 /// The window's length when neither a flag nor `sluice.yaml` gives one.
 pub(crate) const LOOKBACK_DAYS: u32 = 30;
 
-/// The pipeline file and where a run's results live.
+/// Where a run's results live (the pipeline file is read by the command).
 #[derive(Debug, Clone)]
 pub(crate) struct Places {
-    /// `None`: `sluice.yaml` if it exists, else the built-in pipeline.
-    pub config: Option<PathBuf>,
     pub db: PathBuf,
     pub output_dir: PathBuf,
-    pub data_dir: PathBuf,
+    /// The raw and staging layers (`--data-dir`, `lake.path`).
+    pub lake: Location,
 }
 
 /// Which checks gate a run.
@@ -88,13 +88,12 @@ pub(crate) struct CheckSettings {
     pub delta: bool,
 }
 
-impl From<&PlacesArgs> for Places {
-    fn from(args: &PlacesArgs) -> Places {
+impl Places {
+    pub(crate) fn new(args: &PlacesArgs, pipeline: &Pipeline) -> Places {
         Places {
-            config: args.config.clone(),
             db: args.db.clone(),
             output_dir: args.output_dir.clone(),
-            data_dir: args.data_dir.clone(),
+            lake: pipeline.lake(args.data_dir.as_deref()),
         }
     }
 }
@@ -106,7 +105,7 @@ impl RunSettings {
     /// are never on a command line.
     pub(crate) fn new(args: &RunArgs, pipeline: &Pipeline) -> RunSettings {
         RunSettings {
-            places: Places::from(&args.places),
+            places: Places::new(&args.places, pipeline),
             inputs: args.input.clone(),
             vars: args.vars.clone(),
             full_refresh: args.full_refresh,
@@ -145,9 +144,9 @@ impl RunSettings {
 }
 
 impl CheckSettings {
-    pub(crate) fn new(args: &CheckArgs) -> CheckSettings {
+    pub(crate) fn new(args: &CheckArgs, pipeline: &Pipeline) -> CheckSettings {
         CheckSettings {
-            places: Places::from(&args.places),
+            places: Places::new(&args.places, pipeline),
             checks: CheckSelection {
                 dir: args.checks_dir.clone(),
                 select: args.select.clone(),

@@ -71,6 +71,8 @@ pub(crate) struct Model<'a> {
     pub reasons: &'a [String],
     /// For an `append` or `merge` model: how its rows persist across runs.
     pub keep: Option<Keep<'a>>,
+    /// Columns its layer is partitioned by (a `replace` model); none: one file.
+    pub partition_by: Vec<&'a str>,
 }
 
 /// A model whose rows persist across runs: each run writes a new version
@@ -182,11 +184,19 @@ pub(crate) fn stage(
     if let Some(dir) = target.parent() {
         std::fs::create_dir_all(dir).map_err(|e| Error::io("create directory", dir, e))?;
     }
-    engine.copy_to(
-        &format!("SELECT * FROM staging.{}", sql::ident(model.name)),
-        &target,
-        FileFormat::Parquet,
-    )?;
+    let rows = format!("SELECT * FROM staging.{}", sql::ident(model.name));
+    if model.keep.is_none() {
+        // What an earlier run wrote when the model was (not) partitioned.
+        let other = match model.partition_by.is_empty() {
+            true => staging_dir.join(model.name),
+            false => target.clone(),
+        };
+        let _ = std::fs::remove_dir_all(&other).or_else(|_| std::fs::remove_file(&other));
+    }
+    match model.partition_by.as_slice() {
+        [] => engine.copy_to(&rows, &target, FileFormat::Parquet)?,
+        columns => engine.copy_partitioned(&rows, &staging_dir.join(model.name), columns)?,
+    }
     if has_quarantine {
         std::fs::create_dir_all(quarantine_dir)
             .map_err(|e| Error::io("create directory", quarantine_dir, e))?;

@@ -325,16 +325,21 @@ impl RunState {
         Ok(read)
     }
 
-    /// The version file of kept model `model` that the last published run
-    /// wrote (relative to the data directory).
-    pub(crate) fn model_version(&self, model: &str) -> Result<Option<String>> {
-        self.last_published_value(
+    /// The run that wrote the version of kept model `model` that the last
+    /// published run left, and the version file (relative to the lake).
+    pub(crate) fn model_version(&self, model: &str) -> Result<Option<(String, String)>> {
+        let found = self.last_published_value(
             "reading the model versions",
-            "SELECT m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
+            "SELECT m.run_id || ' ' || m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
              WHERE m.model = ?1 AND r.published_db = 1 AND m.version_file IS NOT NULL \
              ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
             model,
-        )
+        )?;
+        // Run ids have no spaces.
+        Ok(found.and_then(|f| {
+            f.split_once(' ')
+                .map(|(run, path)| (run.to_string(), path.to_string()))
+        }))
     }
 
     /// The newest run whose marts were published.

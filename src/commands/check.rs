@@ -2,13 +2,15 @@
 
 use crate::checks::report;
 use crate::cli::CheckArgs;
+use crate::config::Pipeline;
 use crate::error::{ExitStatus, Result};
 use crate::format::iso_seconds;
 use crate::recheck::{self, Recheck};
 use crate::settings::CheckSettings;
 
 pub(super) fn run(args: &CheckArgs) -> Result<ExitStatus> {
-    let recheck = recheck::run(&CheckSettings::new(args))?;
+    let pipeline = Pipeline::load(args.places.config.as_deref())?;
+    let recheck = recheck::run(&CheckSettings::new(args, &pipeline), &pipeline)?;
     print!("{}", summary(&recheck));
     Ok(if recheck.gate.passed() {
         ExitStatus::Success

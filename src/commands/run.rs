@@ -111,11 +111,7 @@ fn summary(o: &Outcome) -> String {
         );
     }
     s += &format!("\n  duplicates   {:>10}\n", c.duplicates);
-    s += &format!(
-        "  staged       {:>10}  -> {}\n",
-        c.staged,
-        show(&model_file(o, &o.places.data_dir.join("staging"), "parquet"))
-    );
+    s += &format!("  staged       {:>10}  -> `{}`\n", c.staged, o.staged);
     if o.models.len() > 1 {
         // Each model accounts for its source's rows on its own.
         let width = o.models.iter().map(|(m, _)| m.len()).max().unwrap_or(0).max(5);

@@ -169,6 +169,28 @@ impl DuckDb {
         std::fs::rename(&tmp, target).map_err(|e| Error::io("replace", target, e))
     }
 
+    /// Writes the result of `query` as Parquet files under `dir`, a
+    /// directory per value of `columns` (Hive style: `column=value/`), each
+    /// file keeping every column so its types survive; replaces what `dir`
+    /// held (written beside it, then renamed: `dir` is never half-written).
+    pub(crate) fn copy_partitioned(&self, query: &str, dir: &Path, columns: &[&str]) -> Result<()> {
+        let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("partitioned");
+        let tmp = dir.with_file_name(format!(".{name}.tmp{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let columns: Vec<String> = columns.iter().map(|c| sql::ident(c)).collect();
+        self.execute(&format!(
+            "COPY ({query}) TO {} (FORMAT parquet, PARTITION_BY ({}), WRITE_PARTITION_COLUMNS true)",
+            sql::path(&tmp),
+            columns.join(", ")
+        ))
+        .map_err(Error::engine(format!("writing `{}`", dir.display())))?;
+        match std::fs::remove_dir_all(dir) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("replace", dir, e)),
+            _ => {}
+        }
+        std::fs::rename(&tmp, dir).map_err(|e| Error::io("replace", dir, e))
+    }
+
     /// Writes the result of `query` to `path` as it goes (see [`Self::copy_to`]
     /// for a reader-safe copy).
     pub(crate) fn write_file(&self, query: &str, path: &Path, format: FileFormat) -> Result<(), EngineError> {

@@ -19,7 +19,6 @@
 
 use std::path::Path;
 use std::sync::{Arc, Once};
-use std::time::Duration;
 
 use deltalake::arrow::array::{Array, RecordBatch, StructArray};
 use deltalake::arrow::compute::cast;
@@ -46,6 +45,7 @@ use crate::config::SchemaChanges;
 use crate::engine::{DuckDb, arrow as duck_arrow};
 use crate::error::{Error, Result};
 use crate::fault;
+use crate::lake::Retain;
 use crate::marts::Mart;
 use crate::object;
 use crate::sql;
@@ -61,8 +61,9 @@ pub(crate) struct Table {
     /// A local directory or `s3://bucket/path`.
     pub location: String,
     pub schema: SchemaChanges,
-    /// How long replaced files and log entries are kept; vacuumed after each publish.
-    pub retain: Option<Duration>,
+    /// How long replaced files are kept (and log entries, for a duration);
+    /// vacuumed after each publish.
+    pub retain: Option<Retain>,
 }
 
 /// The commit a run owes a table, as the run's record holds it.
@@ -292,11 +293,33 @@ pub(crate) fn load(engine: &DuckDb, mart: &str, table: &Table, scratch: &Path) -
 
 /// Removes the data files that no version within `retain` reads (those an
 /// overwrite replaced, and those of runs cut off before their commit).
-async fn vacuum(table: &Table, retain: Duration) -> DeltaResult<()> {
+async fn vacuum(table: &Table, retain: Retain) -> DeltaResult<()> {
     let Some(current) = open(&ensure_table_uri(&table.location)?).await? else {
         return Ok(());
     };
-    let retention = chrono::Duration::from_std(retain).unwrap_or(chrono::Duration::MAX);
+    let retention = match retain {
+        Retain::Age(age) => chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX),
+        // Back to the oldest of the last N runs' versions: the files later
+        // versions replaced were removed after it, so it stays whole.
+        Retain::Runs(n) => {
+            // Vacuums add two commits of their own per run.
+            let infos: Vec<_> = current.history(Some(3 * n + 3)).try_collect().await?;
+            let runs: Vec<i64> = infos
+                .iter()
+                .filter(|info| info.info.contains_key(RUN_ID_KEY))
+                .filter_map(|info| info.timestamp)
+                .take(n)
+                .collect();
+            match (runs.len() == n, runs.last()) {
+                // Files removed by that version itself (deleted at its
+                // timestamp) are no longer read: one millisecond less.
+                (true, Some(&oldest)) => chrono::Duration::milliseconds(
+                    (chrono::Utc::now().timestamp_millis() - oldest - 1).max(0),
+                ),
+                _ => return Ok(()),
+            }
+        }
+    };
     let (_, metrics) = current
         .vacuum()
         .with_retention_period(retention)
@@ -375,14 +398,15 @@ impl Table {
     /// replaced files are kept.
     fn properties(&self) -> Vec<(String, String)> {
         match self.retain {
-            Some(retain) => {
+            Some(Retain::Age(retain)) => {
                 let interval = format!("interval {} seconds", retain.as_secs());
                 vec![
                     ("delta.logRetentionDuration".into(), interval.clone()),
                     ("delta.deletedFileRetentionDuration".into(), interval),
                 ]
             }
-            None => Vec::new(),
+            // The log is small: Delta's default (30 days) stands.
+            Some(Retain::Runs(_)) | None => Vec::new(),
         }
     }
 

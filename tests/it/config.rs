@@ -207,7 +207,8 @@ fn the_schema_describes_the_file_for_editors() {
             "sources",
             "staging",
             "marts",
-            "exports"
+            "exports",
+            "lake"
         ]
     );
     assert_eq!(

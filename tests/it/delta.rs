@@ -253,6 +253,49 @@ fn a_changed_mart_needs_schema_evolve() {
     assert!(table["types"].get("unique_users").is_none(), "{table}");
 }
 
+/// `retain: 2 runs` keeps the versions of the last two published runs
+/// whole and vacuums the files only older versions read.
+#[test]
+fn delta_retention_in_runs_keeps_the_last_runs_versions() {
+    let ws = workspace("lake");
+    let config = ws.read("sluice.yaml").replace(
+        "      path: lake/top_users\n",
+        "      path: lake/top_users\n      retain: 2 runs\n",
+    );
+    ws.write("sluice.yaml", config);
+    ws.generate_seeded("c.csv", 1_000, "", 13);
+    for input in ["a.csv", "b.csv", "c.csv"] {
+        let (code, stdout, stderr) = run(&ws, None, input, None);
+        assert_eq!(code, 0, "{stdout}{stderr}");
+    }
+    let versions = ws.query(
+        "agg_result.db",
+        "SELECT table_version FROM _sluice_run_exports WHERE sink = 'delta' AND mart = 'top_users' ORDER BY rowid",
+    );
+    assert_eq!(versions.len(), 3);
+    let script = "import sys\nfrom deltalake import DeltaTable\n\
+                  for v in sys.argv[2:]:\n\
+                  \x20   try:\n\
+                  \x20       DeltaTable(sys.argv[1], version=int(v)).to_pyarrow_table()\n\
+                  \x20       print('whole')\n\
+                  \x20   except Exception:\n\
+                  \x20       print('vacuumed')\n";
+    let out = Command::new("python3")
+        .args(["-c", script, "output/lake/top_users"])
+        .args(&versions)
+        .current_dir(ws.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().collect::<Vec<_>>(),
+        ["vacuumed", "whole", "whole"]
+    );
+    // The other table has no `retain`: every version stays.
+    let table = read_back(&ws, None, "output/lake/daily_region_revenue", Some(0), None);
+    assert_eq!(table["version"], 0);
+}
+
 /// A run killed between its SQLite commit and its Delta commit (or just
 /// after the Delta commit) leaves the previous version readable; the next
 /// run makes (or finds) the commit first, and records its version.

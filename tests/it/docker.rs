@@ -203,11 +203,14 @@ fn a_mounted_pipeline_runs_on_its_own_input_without_demo_data() {
     let Some(image) = image() else { return };
     let ws = host_workspace(true);
     fixture(&ws, "pageviews", "pv");
-    // Its input is elsewhere than /app/input, so the image must not make demo data.
+    // Its input is elsewhere than /app/input, so the image must not make
+    // demo data; its lake is a mounted directory it names.
     let yaml = ws
         .read("pv/sluice.yaml")
-        .replace("    path: input\n", "    path: pv-input\n");
+        .replace("    path: input\n", "    path: pv-input\n")
+        + "\nlake:\n  path: lake\n";
     ws.write("pv/sluice.yaml", yaml);
+    std::fs::create_dir_all(ws.path("lake")).unwrap();
     chown(&ws, ".");
     let mut mounts = Vec::new();
     for (host, container) in [
@@ -219,9 +222,12 @@ fn a_mounted_pipeline_runs_on_its_own_input_without_demo_data() {
         mounts.push("-v".to_string());
         mounts.push(format!("{}:{container}:ro", ws.path(host).display()));
     }
+    mounts.push("-v".to_string());
+    mounts.push(format!("{}:/app/lake", ws.path("lake").display()));
     let out = docker_run(&ws, image, &mounts, &["--as-of", AS_OF]);
     let stdout = succeeded(&out);
     assert!(!stdout.contains("wrote 100000 rows"), "{stdout}");
+    assert!(ws.path("lake/raw").is_dir(), "{stdout}");
     assert!(stdout.starts_with("sluice: 13 rows from 2 files;"), "{stdout}");
     assert_eq!(
         ws.query("agg_result.db", "SELECT pipeline, rows_staged FROM _sluice_runs"),

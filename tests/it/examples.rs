@@ -269,6 +269,28 @@ fn the_viewing_lakehouse_example_publishes_delta_tables_in_a_bucket() {
         );
     }
     assert_eq!(gold("contract_minutes")["rows"], 300);
+    // The layers are in the bucket, the staging layer one directory per category.
+    let layers = |status: &str| {
+        let runs = s3.objects("viewing", "lake/manifests/");
+        let last = runs.last().unwrap().0.clone();
+        let manifest = s3.get("viewing", &last);
+        assert!(
+            manifest.contains(&format!(r#""status": "{status}""#)),
+            "{manifest}"
+        );
+        runs.len()
+    };
+    assert_eq!(layers("passed"), 1);
+    let staged: Vec<String> = s3
+        .objects("viewing", "lake/runs/")
+        .into_iter()
+        .filter_map(|(key, _)| {
+            key.split_once("/staging/views/")
+                .map(|(_, p)| p.split('/').next().unwrap().to_string())
+        })
+        .collect();
+    assert!(staged.contains(&"category=sport".to_string()), "{staged:?}");
+    assert!(!ws.path("data").exists());
 
     // A new day with a new contract: version 1 holds it.
     let day = (0..40)
@@ -282,7 +304,10 @@ fn the_viewing_lakehouse_example_publishes_delta_tables_in_a_bucket() {
         .join("\n");
     s3.put(
         "viewing",
-        &[("hits/hits-30.json.gz", gzipped(&ws, "new/hits-30.json", &day))],
+        &[(
+            "hits/hits-30.json.gz",
+            crate::util::gzip(&ws.write("new/hits-30.json", &day)),
+        )],
     );
     let (code, stdout, stderr) = run();
     assert_eq!(code, 0, "{stdout}{stderr}");
@@ -293,6 +318,7 @@ fn the_viewing_lakehouse_example_publishes_delta_tables_in_a_bucket() {
         "{table}"
     );
     assert_eq!(table["rows"], 301);
+    assert_eq!(layers("passed"), 2);
 
     // 150 hits without a contract fail the gate: no new version anywhere.
     let bad = (0..150)
@@ -301,28 +327,19 @@ fn the_viewing_lakehouse_example_publishes_delta_tables_in_a_bucket() {
         .join("\n");
     s3.put(
         "viewing",
-        &[("hits/hits-31.json.gz", gzipped(&ws, "new/hits-31.json", &bad))],
+        &[(
+            "hits/hits-31.json.gz",
+            crate::util::gzip(&ws.write("new/hits-31.json", &bad)),
+        )],
     );
     let (code, stdout, _) = run();
     assert_eq!(code, 1, "{stdout}");
+    // Its layers are kept for inspection, marked as failed.
+    assert_eq!(layers("gate_failed"), 3);
     for mart in ["contract_minutes", "favourite_category", "segments"] {
         assert_eq!(
             read_back(&ws, Some(&s3), &format!("s3://viewing/gold/{mart}"), None, None)["version"],
             1
         );
     }
-}
-
-/// `text` gzipped into a file of the workspace.
-fn gzipped(ws: &Workspace, rel: &str, text: &str) -> std::path::PathBuf {
-    use std::io::Write;
-    let path = ws.path(&format!("{rel}.gz"));
-    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    let mut gz = flate2::write::GzEncoder::new(
-        std::fs::File::create(&path).unwrap(),
-        flate2::Compression::default(),
-    );
-    gz.write_all(text.as_bytes()).unwrap();
-    gz.finish().unwrap();
-    path
 }

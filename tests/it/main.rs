@@ -12,6 +12,7 @@ mod docker;
 mod examples;
 mod formats;
 mod http;
+mod lake;
 mod metrics;
 mod pipeline;
 mod publish;

@@ -74,6 +74,44 @@ impl S3Server {
     }
 }
 
+impl S3Server {
+    /// Every object in `bucket` under `prefix`: key and size, by key.
+    pub(crate) fn objects(&self, bucket: &str, prefix: &str) -> Vec<(String, u64)> {
+        let listing = self.python(&format!(
+            "p = s3.get_paginator('list_objects_v2')\n\
+             for page in p.paginate(Bucket='{bucket}', Prefix='{prefix}'):\n\
+             \x20   for o in page.get('Contents', []):\n\
+             \x20       print(o['Key'], o['Size'])\n"
+        ));
+        let mut found: Vec<(String, u64)> = listing
+            .lines()
+            .filter_map(|l| l.rsplit_once(' '))
+            .map(|(key, size)| (key.to_string(), size.parse().unwrap()))
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The object's text.
+    pub(crate) fn get(&self, bucket: &str, key: &str) -> String {
+        self.python(&format!(
+            "import sys\nsys.stdout.write(s3.get_object(Bucket='{bucket}', Key='{key}')['Body'].read().decode())\n"
+        ))
+    }
+
+    /// Runs a Python script with `s3`, a boto3 client of this server; its stdout.
+    fn python(&self, script: &str) -> String {
+        let script = format!(
+            "import boto3\n\
+             s3 = boto3.client('s3', endpoint_url='{}', aws_access_key_id='test', aws_secret_access_key='x', region_name='us-east-1')\n{script}",
+            self.endpoint()
+        );
+        let out = Command::new("python3").args(["-c", &script]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
 impl Drop for S3Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -92,17 +130,6 @@ fn run(ws: &Workspace, s3: &S3Server, args: &[&str]) -> (i32, String, String) {
     outcome(&cmd.output().unwrap())
 }
 
-fn gzip(path: &std::path::Path) -> std::path::PathBuf {
-    let out = path.with_extension("csv.gz");
-    let status = Command::new("sh")
-        .arg("-c")
-        .arg(format!("gzip -c '{}' > '{}'", path.display(), out.display()))
-        .status()
-        .unwrap();
-    assert!(status.success());
-    out
-}
-
 /// A prefix is read like a directory: every format sluice reads, compressed
 /// text too, streamed and hashed as stored, each object in the run record
 /// with its ETag; what it cannot read is skipped with a warning.
@@ -119,7 +146,10 @@ fn an_s3_prefix_is_read_like_a_directory() {
     s3.put(
         "lake",
         &[
-            ("landing/day-1.csv.gz", gzip(&ws.path("local/day-1.csv"))),
+            (
+                "landing/day-1.csv.gz",
+                crate::util::gzip(&ws.path("local/day-1.csv")),
+            ),
             ("landing/2026/day-2.ndjson", ws.path("local/day-2.ndjson")),
             (
                 "landing/2026/part.parquet",

@@ -174,3 +174,17 @@ pub(crate) fn fixture(ws: &Workspace, name: &str, to: &str) {
         .join(name);
     copy_dir(&from, &ws.path(to));
 }
+
+/// A gzipped copy of a file beside it (`<file>.gz`).
+pub(crate) fn gzip(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".gz");
+    let out = PathBuf::from(name);
+    let mut gz = flate2::write::GzEncoder::new(
+        std::fs::File::create(&out).unwrap(),
+        flate2::Compression::default(),
+    );
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut gz).unwrap();
+    gz.finish().unwrap();
+    out
+}
