@@ -24,6 +24,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::object::{self, Bucket};
 
+/// The largest object S3's CopyObject copies in one request.
+const MAX_COPY: u64 = 5 << 30;
+
 /// Where the lake is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Location {
@@ -312,15 +315,17 @@ impl Lake {
             for path in layer_files(&self.dir, &self.dir.join(layer))? {
                 let key = remote.key(run_id, &path);
                 let local = self.dir.join(&path);
-                match remote.fetched.iter().find(|f| f.path == path) {
-                    Some(f) if f.carried => remote.bucket.copy(&f.key, &key)?,
-                    Some(_) => continue,
-                    None => remote.bucket.upload(&key, &local)?,
-                }
-                crate::fault::point(&format!("lake {path}")).map_err(|e| Error::io("upload", &local, e))?;
                 let size = std::fs::metadata(&local)
                     .map_err(|e| Error::io("read", &local, e))?
                     .len();
+                match remote.fetched.iter().find(|f| f.path == path) {
+                    // S3 copies objects of up to 5 GiB in one request; a
+                    // larger one is uploaded from the working copy.
+                    Some(f) if f.carried && size <= MAX_COPY => remote.bucket.copy(&f.key, &key)?,
+                    Some(f) if !f.carried => continue,
+                    _ => remote.bucket.upload(&key, &local)?,
+                }
+                crate::fault::point(&format!("lake {path}")).map_err(|e| Error::io("upload", &local, e))?;
                 files.push(LayerFile {
                     url: remote.bucket.url(&key),
                     path,
