@@ -256,19 +256,24 @@ impl Bucket {
             .map_err(|e| Error::io("write", target, e.error))
     }
 
-    /// Removes objects; one already gone is not an error.
+    /// Removes objects, up to a thousand per request (S3's DeleteObjects);
+    /// one already gone is not an error.
     pub(crate) fn delete(&self, keys: &[String]) -> Result<()> {
-        for key in keys {
-            let location = stored(key);
-            match self.run(key, self.store.delete(&location)) {
-                Err(Error::ObjectStore {
-                    kind: "not_found", ..
-                })
-                | Ok(()) => {}
-                Err(e) => return Err(e),
+        let Some(first) = keys.first() else {
+            return Ok(());
+        };
+        let locations: Vec<object_store::Result<object_store::path::Path>> =
+            keys.iter().map(|key| Ok(stored(key))).collect();
+        self.run(first, async {
+            let mut deleted = self.store.delete_stream(futures::stream::iter(locations).boxed());
+            while let Some(result) = deleted.next().await {
+                match result {
+                    Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                    Err(e) => return Err(e),
+                }
             }
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 

@@ -278,23 +278,31 @@ impl RunState {
 
     /// The cursor of `source` that the last published run reached.
     pub(crate) fn cursor(&self, source: &str) -> Result<Option<String>> {
-        self.last_published_value(
+        let found = self.last_published_row(
             "reading the source cursors",
             "SELECT c.cursor_after FROM _sluice_run_cursors c JOIN _sluice_runs r ON r.run_id = c.run_id \
              WHERE c.source = ?1 AND r.published_db = 1 ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
             source,
-        )
+            |r| r.get::<_, Option<String>>(0),
+        )?;
+        Ok(found.flatten())
     }
 
-    /// The value `sql` (of schema 6, one `?1`) finds for `key` in the last
-    /// published run that has one.
-    fn last_published_value(&self, doing: &'static str, sql: &str, key: &str) -> Result<Option<String>> {
+    /// The row `sql` (of schema 6, one `?1`) finds for `key` in the last
+    /// published run that has one, as `row` reads it.
+    fn last_published_row<T>(
+        &self,
+        doing: &'static str,
+        sql: &str,
+        key: &str,
+        row: impl FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
         let err = |e| sqlite(&self.path, doing, e);
         if self.version().map_err(err)? < 6 {
             return Ok(None);
         }
-        match self.conn.query_row(sql, [key], |r| r.get::<_, Option<String>>(0)) {
-            Ok(value) => Ok(value),
+        match self.conn.query_row(sql, [key], row) {
+            Ok(value) => Ok(Some(value)),
             Err(rusqlite::Error::QueryReturnedNoRows) => Ok(None),
             Err(e) => Err(err(e)),
         }
@@ -328,18 +336,14 @@ impl RunState {
     /// The run that wrote the version of kept model `model` that the last
     /// published run left, and the version file (relative to the lake).
     pub(crate) fn model_version(&self, model: &str) -> Result<Option<(String, String)>> {
-        let found = self.last_published_value(
+        self.last_published_row(
             "reading the model versions",
-            "SELECT m.run_id || ' ' || m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
+            "SELECT m.run_id, m.version_file FROM _sluice_run_models m JOIN _sluice_runs r ON r.run_id = m.run_id \
              WHERE m.model = ?1 AND r.published_db = 1 AND m.version_file IS NOT NULL \
              ORDER BY r.finished_at DESC, r.rowid DESC LIMIT 1",
             model,
-        )?;
-        // Run ids have no spaces.
-        Ok(found.and_then(|f| {
-            f.split_once(' ')
-                .map(|(run, path)| (run.to_string(), path.to_string()))
-        }))
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
     }
 
     /// The newest run whose marts were published.
