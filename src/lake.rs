@@ -153,8 +153,9 @@ impl Lake {
                     true => prefix,
                     false => format!("{prefix}/"),
                 };
+                remove_abandoned_copies(&std::env::temp_dir());
                 let work = tempfile::Builder::new()
-                    .prefix("sluice-lake-")
+                    .prefix(&format!("{WORK_PREFIX}{}-", std::process::id()))
                     .tempdir()
                     .map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
                 let lake = Lake {
@@ -425,6 +426,35 @@ impl Remote {
     }
 }
 
+/// How a working copy's directory starts: `sluice-lake-<pid>-…`.
+const WORK_PREFIX: &str = "sluice-lake-";
+
+/// Removes the working copies in `dir` of processes that are gone (runs
+/// killed before they could remove their own); nothing reads them again.
+/// Only where `/proc` tells which processes live; errors are ignored (a
+/// copy another user owns stays).
+fn remove_abandoned_copies(dir: &Path) {
+    if !Path::new("/proc/self").exists() {
+        return;
+    }
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let pid = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// The manifest of run `run_id`, if its layer is complete.
 fn read_manifest(remote: &Remote, run_id: &str) -> Result<Option<Manifest>> {
     let key = remote.manifest_key(run_id);
@@ -500,6 +530,34 @@ mod tests {
             Location::Remote("s3://lake/prod".into())
         );
         assert_eq!(Location::new("s3://lake/prod/").to_string(), "s3://lake/prod");
+    }
+
+    #[test]
+    fn only_the_working_copies_of_gone_processes_are_removed() {
+        let tmp = tempfile::tempdir().unwrap();
+        // u32::MAX is above any pid Linux gives out.
+        for name in [
+            format!("sluice-lake-{}-live", std::process::id()),
+            format!("sluice-lake-{}-gone", u32::MAX),
+            "sluice-lake-old-style".to_string(),
+            format!("other-{}-x", u32::MAX),
+        ] {
+            std::fs::create_dir_all(tmp.path().join(name).join("raw")).unwrap();
+        }
+        remove_abandoned_copies(tmp.path());
+        let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                format!("other-{}-x", u32::MAX),
+                format!("sluice-lake-{}-live", std::process::id()),
+                "sluice-lake-old-style".to_string(),
+            ]
+        );
     }
 
     #[test]

@@ -9,6 +9,8 @@ use crate::util::{AS_OF, Workspace, outcome};
 /// `sluice <args>` with the server's endpoint and credentials.
 fn sluice(ws: &Workspace, s3: &S3Server, args: &[&str], fault: Option<&str>) -> (i32, String, String) {
     let mut cmd = ws.sluice(args);
+    // The working copies go to the workspace, where the test sees them.
+    cmd.env("TMPDIR", ws.write("tmp/.keep", "").parent().unwrap());
     for (key, value) in s3.vars() {
         cmd.env(key, value);
     }
@@ -45,6 +47,20 @@ fn run_dirs(s3: &S3Server) -> Vec<String> {
         .collect();
     dirs.dedup();
     dirs
+}
+
+/// The working copies left in the workspace's TMPDIR.
+fn working_copies(ws: &Workspace) -> usize {
+    std::fs::read_dir(ws.path("tmp"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("sluice-lake-")
+        })
+        .count()
 }
 
 /// The default pipeline, its events kept across runs (`merge`), its lake
@@ -187,9 +203,11 @@ fn a_run_cut_off_before_its_manifest_leaves_no_visible_layer() {
         ws.query("agg_result.db", "SELECT * FROM daily_region_revenue"),
         published
     );
+    assert_eq!(working_copies(&ws), 1, "the killed run's");
 
     let (code, stdout, stderr) = run(&ws, &s3, &[], None);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(working_copies(&ws), 0, "removed, and its own too");
     assert!(
         stderr.contains("removed the files of runs cut off before their manifest"),
         "{stderr}"
