@@ -7,14 +7,20 @@
 #
 #   bench/ab.sh OLD_BINARY NEW_BINARY [ROWS] [ROUNDS]    default: 10000000 rows, 3 rounds
 #
-# The input is generated once, with NEW_BINARY, into a temp directory that
-# is removed after. Needs python3 and sqlite3.
+# The input is generated once, with OLD_BINARY (the data the baseline knows), into a temp directory that
+# is removed after; $SLUICE_AB_DEFECTS plants defects in it (`all=0.01`:
+# every kind at 1%; the runs then publish despite the failed gate, to
+# compare). Needs python3 and sqlite3.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,10p' "$0" >&2; exit 2; }
 old=$1 new=$2 rows=${3:-10000000} rounds=${4:-3}
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-"$new" generate --rows "$rows" --out "$work/input/events.csv" --end 2026-11-20T00:00:00Z > /dev/null
+trap '[ -n "${SLUICE_AB_KEEP:-}" ] || rm -rf "$work"' EXIT
+defects=${SLUICE_AB_DEFECTS:-}
+"$old" generate --rows "$rows" --out "$work/input/events.csv" --end 2026-11-20T00:00:00Z \
+    ${defects:+--defects "$defects"} > /dev/null
+publish=()
+[ -z "$defects" ] || publish=(--publish-on-failure)
 
 stages() {
     python3 - "$1" <<'PY'
@@ -37,10 +43,13 @@ for round in $(seq "$rounds"); do
         [ "$which" = new ] && bin=$new
         w="$work/$which"
         rm -rf "$w" && mkdir -p "$w"
-        /usr/bin/time -f "%e %M" -o "$w/time" "$bin" run --as-of 2026-11-20T00:00:00Z \
+        # In the run's own directory: each binary runs its built-in
+        # pipeline and checks, not the ones of the directory it is called from.
+        (cd "$w" && /usr/bin/time -f "%e %M" -o "$w/time" "$bin" run --as-of 2026-11-20T00:00:00Z \
             --input "$work/input" --db "$w/agg_result.db" --output-dir "$w/output" \
-            --data-dir "$w/data" --no-progress --log-format json > "$w/stdout" 2> "$w/log" || true
-        read -r wall rss < "$w/time"
+            --data-dir "$w/data" --no-progress --log-format json ${publish[@]+"${publish[@]}"} \
+            > "$w/stdout" 2> "$w/log") || true
+        read -r wall rss < <(tail -n 1 "$w/time")
         echo "round $round $which: ${wall} s, peak ${rss} KiB, $(stages "$w/log")"
     done
     for f in output/top_users.csv output/quarantine/events.csv; do

@@ -78,6 +78,7 @@ pub(crate) fn audit(
         window_start,
         failed_rows_dir,
         history,
+        scoped: true,
     };
     Ok(engine::run(&ctx, checks))
 }

@@ -353,7 +353,8 @@ impl<'a> Generator<'a> {
     fn emit(&mut self, i: u64, row: &Row, defect: Option<Defect>, out: &mut Vec<u8>) {
         let variant = i % 3;
         let event_id = match defect {
-            Some(Defect::NullEventId) => ["", "  ", ""][variant as usize].to_string(),
+            // Blank after trimming is missing too, a no-break space included.
+            Some(Defect::NullEventId) => ["", "  ", "\u{a0}"][variant as usize].to_string(),
             _ => row.event_id.clone(),
         };
         let user_id = match defect {
@@ -361,6 +362,8 @@ impl<'a> Generator<'a> {
             Some(Defect::BadUser) => ["u123", "12a", "1234567890123456789"][variant as usize].to_string(),
             // A few ids zero-padded: `007` is user 7.
             _ if i.is_multiple_of(97) => format!("{:06}", row.user_id),
+            // A few behind an ideographic space, which staging trims like any space.
+            _ if i.is_multiple_of(89) => format!("\u{3000}{}", row.user_id),
             _ => row.user_id.to_string(),
         };
         let time = match defect {

@@ -2,10 +2,12 @@
 -- raw.events, give each bad row one quarantine reason, deduplicate the rest.
 -- Rules: docs/contract.md, "The default pipeline". Surrounding spaces are ignored when parsing.
 
--- Surrounding spaces are ignored; DuckDB's trim is Unicode-aware and costly,
--- so it only runs on values that start or end with a space.
+-- Surrounding spaces (Unicode space separators, what DuckDB's trim removes)
+-- are ignored. trim is costly, so it runs only on values that start or end
+-- with a space or hold any character beyond ASCII (bytes <> characters).
 CREATE OR REPLACE MACRO sluice_trim(s) AS
-    CASE WHEN starts_with(s, ' ') OR ends_with(s, ' ') THEN trim(s) ELSE s END;
+    CASE WHEN starts_with(s, ' ') OR ends_with(s, ' ') OR strlen(s) <> length(s)
+        THEN trim(s) ELSE s END;
 
 -- The parse keeps what staging needs, plus the raw row's id: the original
 -- text of the few quarantined rows is read back from raw.events by it.

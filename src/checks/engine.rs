@@ -78,6 +78,10 @@ pub(crate) struct Context<'a> {
     pub failed_rows_dir: &'a Path,
     /// Earlier observed values per check, newest first, of runs whose gate passed.
     pub history: &'a History,
+    /// Whether a check with `quarantined_in` counts its failing rows there.
+    /// A re-audit tests every raw row instead: its quarantine is read back
+    /// from CSV, not the table staging wrote.
+    pub scoped: bool,
 }
 
 /// `(check file, check name)` → earlier observed values, newest first.
@@ -89,7 +93,16 @@ impl Context<'_> {
         Sql::new(self.as_of, self.window_start, &c.table, c.filter.as_deref())
     }
 
-    fn query_values(&self, sql: &str, n: usize) -> Result<Vec<Option<f64>>, String> {
+    /// Where a check's failing rows are: its quarantine when it is counted
+    /// there, else its table.
+    fn failing_sql(&self, c: &Check) -> Sql {
+        match c.quarantined_in.as_deref().filter(|_| self.scoped) {
+            Some(quarantine) => Sql::new(self.as_of, self.window_start, quarantine, c.filter.as_deref()),
+            None => self.sql(c),
+        }
+    }
+
+    fn query_values(&self, sql: &str, n: usize) -> Values {
         let clock = std::time::Instant::now();
         let values = self
             .engine
@@ -141,6 +154,17 @@ impl Catalog<'_> {
         }
     }
 
+    /// The quarantine a check is counted in has the columns the check reads
+    /// and each row's place (`_source_file`, `_line`), which tells the raw
+    /// rows staging kept from those it quarantined.
+    fn check_quarantine(&mut self, c: &Check, quarantine: &str) -> Result<(), String> {
+        let mut names = c.rule.measure().columns();
+        names.extend(c.key_columns.iter().chain(&c.mask).map(String::as_str));
+        names.extend(["_source_file", "_line"]);
+        self.known(quarantine, &names)
+            .map_err(|e| format!("`quarantined_in`: {e}"))
+    }
+
     /// Every table and column a check names exists.
     fn check(&mut self, c: &Check, sql: &Sql) -> Result<(), String> {
         let rule = c.rule.measure();
@@ -157,10 +181,114 @@ impl Catalog<'_> {
     }
 }
 
+/// A check's measured values, or why they could not be measured.
+type Values = Result<Vec<Option<f64>>, String>;
+
+/// Aggregates of some checks over one table, fused into one query: each
+/// `(check, offset, expressions)` fills the check's values from `offset`.
+struct Fused<'a> {
+    table: &'a str,
+    parts: Vec<(usize, usize, Vec<String>)>,
+}
+
+/// Adds one check's aggregates over `table` to the query of that table.
+fn fuse<'a>(fused: &mut Vec<Fused<'a>>, table: &'a str, part: (usize, usize, Vec<String>)) {
+    match fused.iter_mut().find(|f| f.table == table) {
+        Some(f) => f.parts.push(part),
+        None => fused.push(Fused {
+            table,
+            parts: vec![part],
+        }),
+    }
+}
+
+/// About how many raw rows are tested for a check counted in its quarantine:
+/// all of a smaller table, a fixed sample of whole vectors of a larger one
+/// (a row-by-row sample of 10M rows costs most of what it saves).
+const KEPT_ROWS_TESTED: f64 = 100_000.0;
+
+/// A check counted in its quarantine stands on staging quarantining every
+/// row it fails. Raw rows that staging kept (up to about
+/// [`KEPT_ROWS_TESTED`]) are tested too: one failing there would be missing
+/// from the count, so the check is an error rather than a pass it has not
+/// earned.
+fn verify_scoped(
+    ctx: &Context<'_>,
+    audit: &mut Audit,
+    checks: &[Check],
+    scoped: &[(usize, &str)],
+    values: &mut [Values],
+) {
+    // By (raw table, quarantine): each check and its count of failing rows.
+    type Members = Vec<(usize, String)>;
+    let mut groups: Vec<((&str, &str), Members)> = Vec::new();
+    for &(i, quarantine) in scoped {
+        let c = &checks[i];
+        let sql = ctx.sql(c);
+        let Failing::Rows { condition, .. } = c.rule.measure().failing(&sql) else {
+            continue;
+        };
+        if values[i].is_err() {
+            continue;
+        }
+        let key = (c.table.as_str(), quarantine);
+        let count = sql.count_where(&condition);
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push((i, count)),
+            None => groups.push((key, vec![(i, count)])),
+        }
+    }
+    for ((table, quarantine), members) in groups {
+        let rows = ctx.query_values(
+            &format!("SELECT CAST(count(*) AS DOUBLE) FROM {}", table_ref(table)),
+            1,
+        );
+        let sample = match rows.as_deref() {
+            Ok([Some(rows)]) if *rows > KEPT_ROWS_TESTED => {
+                format!(
+                    " USING SAMPLE {:.6}% (system, 42)",
+                    100.0 * KEPT_ROWS_TESTED / rows
+                )
+            }
+            _ => String::new(),
+        };
+        let counts: Vec<&str> = members.iter().map(|(_, count)| count.as_str()).collect();
+        let sql = format!(
+            "SELECT CAST(count(*) AS DOUBLE), {} FROM (SELECT * FROM {}{sample}) AS kept \
+             ANTI JOIN (SELECT _source_file, _line FROM {}) AS quarantined USING (_source_file, _line)",
+            counts.join(", "),
+            table_ref(table),
+            table_ref(quarantine)
+        );
+        audit.queries += 2;
+        let found = ctx.query_values(&sql, members.len() + 1);
+        for (at, (i, _)) in members.iter().enumerate() {
+            let (tested, failing) = match &found {
+                Ok(found) => {
+                    let n = |k: usize| found.get(k).copied().flatten().unwrap_or(0.0) as u64;
+                    (n(0), n(at + 1))
+                }
+                Err(e) => {
+                    values[*i] = Err(format!(
+                        "`quarantined_in`: could not test the raw rows staging kept: {e}"
+                    ));
+                    continue;
+                }
+            };
+            if failing > 0 {
+                values[*i] = Err(format!(
+                    "`quarantined_in`: {failing} of {tested} raw rows tested that staging kept fail this check, \
+                     so counting its failures in `{quarantine}` would miss such rows; remove `quarantined_in` or have staging quarantine them"
+                ));
+            }
+        }
+    }
+}
+
 /// Runs `checks` and returns one outcome per check, in the given order.
 pub(crate) fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
     let mut audit = Audit::default();
-    let mut values: Vec<Result<Vec<Option<f64>>, String>> = vec![Ok(Vec::new()); checks.len()];
+    let mut values: Vec<Values> = vec![Ok(Vec::new()); checks.len()];
     let mut decided: Vec<Option<Verdict>> = vec![None; checks.len()];
     let mut catalog = Catalog {
         engine: ctx.engine,
@@ -173,9 +301,11 @@ pub(crate) fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
             tables.push(&c.table);
         }
     }
+    let mut fused: Vec<Fused> = Vec::new();
+    // Checks whose failing rows are counted in a quarantine: (check, quarantine).
+    let mut scoped: Vec<(usize, &str)> = Vec::new();
     for table in tables {
         let members: Vec<usize> = (0..checks.len()).filter(|&i| checks[i].table == table).collect();
-        let mut fused: Vec<(usize, Vec<String>)> = Vec::new();
         for &i in &members {
             let c = &checks[i];
             let sql = ctx.sql(c);
@@ -192,37 +322,64 @@ pub(crate) fn run(ctx: &Context<'_>, checks: &[Check]) -> Audit {
                     audit.queries += 1;
                     values[i] = ctx.query_values(&sql, n);
                 }
-                Plan::Aggregates(exprs) => fused.push((i, exprs)),
-            }
-        }
-        if fused.is_empty() {
-            continue;
-        }
-        let exprs: Vec<&String> = fused.iter().flat_map(|(_, e)| e).collect();
-        let sql = format!(
-            "SELECT {} FROM {}",
-            exprs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
-            table_ref(table)
-        );
-        audit.queries += 1;
-        match ctx.query_values(&sql, exprs.len()) {
-            Ok(all) => {
-                let mut at = 0;
-                for (i, e) in &fused {
-                    values[*i] = Ok(all[at..at + e.len()].to_vec());
-                    at += e.len();
-                }
-            }
-            // One check's SQL is bad: run each alone to find which.
-            Err(_) => {
-                for (i, e) in &fused {
-                    let sql = format!("SELECT {} FROM {}", e.join(", "), table_ref(table));
-                    audit.queries += 1;
-                    values[*i] = ctx.query_values(&sql, e.len());
+                Plan::Aggregates(mut exprs) => {
+                    values[i] = Ok(vec![None; exprs.len()]);
+                    match c.quarantined_in.as_deref().filter(|_| ctx.scoped) {
+                        None => fuse(&mut fused, table, (i, 0, exprs)),
+                        Some(quarantine) => match catalog.check_quarantine(c, quarantine) {
+                            Err(e) => values[i] = Err(e),
+                            // The failing rows from the quarantine, the total from every raw row.
+                            Ok(()) => {
+                                let total = exprs.split_off(1);
+                                fuse(&mut fused, quarantine, (i, 0, exprs));
+                                fuse(&mut fused, table, (i, 1, total));
+                                scoped.push((i, quarantine));
+                            }
+                        },
+                    }
                 }
             }
         }
     }
+    for f in &fused {
+        let exprs: Vec<&String> = f.parts.iter().flat_map(|(_, _, e)| e).collect();
+        let sql = format!(
+            "SELECT {} FROM {}",
+            exprs.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(", "),
+            table_ref(f.table)
+        );
+        audit.queries += 1;
+        let results: Vec<Values> = match ctx.query_values(&sql, exprs.len()) {
+            Ok(all) => {
+                let mut at = 0;
+                f.parts
+                    .iter()
+                    .map(|(_, _, e)| {
+                        at += e.len();
+                        Ok(all[at - e.len()..at].to_vec())
+                    })
+                    .collect()
+            }
+            // One check's SQL is bad: run each alone to find which.
+            Err(_) => f
+                .parts
+                .iter()
+                .map(|(_, _, e)| {
+                    let sql = format!("SELECT {} FROM {}", e.join(", "), table_ref(f.table));
+                    audit.queries += 1;
+                    ctx.query_values(&sql, e.len())
+                })
+                .collect(),
+        };
+        for ((i, offset, _), result) in f.parts.iter().zip(results) {
+            match (&mut values[*i], result) {
+                (Ok(slots), Ok(got)) => slots[*offset..*offset + got.len()].copy_from_slice(&got),
+                (slot @ Ok(_), Err(e)) => *slot = Err(e),
+                (Err(_), _) => {}
+            }
+        }
+    }
+    verify_scoped(ctx, &mut audit, checks, &scoped, &mut values);
 
     // Samples of these checks from an earlier run would mislead; others stay.
     for c in checks {
@@ -282,7 +439,7 @@ fn tiers(c: &Check) -> String {
 }
 
 /// Turns the measured values into the check's one result.
-fn evaluate(c: &Check, values: Result<Vec<Option<f64>>, String>, past: &[f64]) -> Outcome {
+fn evaluate(c: &Check, values: Values, past: &[f64]) -> Outcome {
     let mut outcome = Outcome {
         check: c.clone(),
         status: Status::Pass,
@@ -416,7 +573,7 @@ fn against_history(rule: &HistoryRule, observed: f64, past: &[f64]) -> Result<(f
 /// Writes up to `sample_size` failing rows (key and checked columns, masked
 /// where asked) to `<failed_rows_dir>/<check>.csv`.
 fn write_sample(ctx: &Context<'_>, c: &Check) -> Result<Option<PathBuf>, String> {
-    let sql = ctx.sql(c);
+    let sql = ctx.failing_sql(c);
     let rule = c.rule.measure();
     let mut cols: Vec<&str> = Vec::new();
     for col in c.key_columns.iter().map(String::as_str).chain(rule.columns()) {

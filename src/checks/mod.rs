@@ -29,6 +29,8 @@ pub(crate) struct Check {
     pub description: Option<String>,
     pub tags: Vec<String>,
     pub filter: Option<String>,
+    /// The staging table holding every row this check fails (`quarantined_in`).
+    pub quarantined_in: Option<String>,
     pub rule: Rule,
     /// Tiers judge the metric against earlier runs, not as it is.
     pub history: Option<HistoryRule>,
@@ -157,6 +159,25 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<Problem>> {
     if s.change.is_some() && s.anomaly.is_some() {
         problems.push(("anomaly", "give `change` or `anomaly`, not both".into()));
     }
+    if s.quarantined_in.is_some() {
+        if !matches!(s.kind, Kind::Completeness | Kind::Validity) {
+            problems.push((
+                "quarantined_in",
+                format!(
+                    "a {} check takes no `quarantined_in`: only completeness and validity count failing rows that staging quarantines",
+                    s.kind.as_str()
+                ),
+            ));
+        } else if !s.table.starts_with("raw.") {
+            problems.push((
+                "quarantined_in",
+                format!(
+                    "`quarantined_in` is for checks of a raw table, where staging quarantines rows; `{}` is not one",
+                    s.table
+                ),
+            ));
+        }
+    }
     let rule = rules::build(&s).map_err(|p| problems.extend(p));
     let Ok(rule) = rule else {
         return Err(problems);
@@ -172,6 +193,7 @@ fn build(file: &str, line: usize, s: CheckSpec) -> Result<Check, Vec<Problem>> {
         description: s.description,
         tags: s.tags,
         filter: s.filter,
+        quarantined_in: s.quarantined_in,
         rule,
         history: match (s.change, s.anomaly) {
             (Some(change), _) => Some(HistoryRule::Change(change)),
@@ -348,6 +370,29 @@ mod tests {
             errors[3],
             "checks/t.yaml:8: `checks[1].kind`: a validity check needs `accepted_values`, `regex`, `min`/`max` or `predicate`"
         );
+    }
+
+    #[test]
+    fn only_raw_completeness_and_validity_are_counted_in_a_quarantine() {
+        let errors = load_one(
+            "checks:\n  - {name: a, table: raw.events, kind: uniqueness, column: event_id, quarantined_in: staging.events_quarantine, fail: \"> 0\"}\n  - {name: b, table: staging.events, kind: completeness, column: sku, quarantined_in: staging.events_quarantine, fail: \"> 0\"}\n  - {name: c, table: raw.events, kind: completeness, column: sku, quarantined_in: marts.top_users, fail: \"> 0\"}\n",
+        )
+        .unwrap_err();
+        assert_eq!(errors.len(), 3, "{errors:#?}");
+        assert!(
+            errors[0].ends_with("a uniqueness check takes no `quarantined_in`: only completeness and validity count failing rows that staging quarantines"),
+            "{errors:#?}"
+        );
+        assert!(
+            errors[1].ends_with("`quarantined_in` is for checks of a raw table, where staging quarantines rows; `staging.events` is not one"),
+            "{errors:#?}"
+        );
+        assert!(errors[2].contains("`checks[2].quarantined_in`"), "{errors:#?}");
+        let ok = load_one(
+            "checks:\n  - {name: a, table: raw.events, kind: validity, column: sku, regex: 'S.*', quarantined_in: staging.events_quarantine, fail: \"> 0\"}\n",
+        )
+        .unwrap();
+        assert_eq!(ok[0].quarantined_in.as_deref(), Some("staging.events_quarantine"));
     }
 
     #[test]

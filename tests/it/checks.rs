@@ -701,3 +701,78 @@ fn check_sql_cannot_read_files_outside_the_lake() {
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("Permission Error: "), "{stdout}");
 }
+
+/// The default raw checks count their failing rows in the quarantine: the
+/// same results and samples as testing every raw row (every defect at 1%,
+/// spaces beyond ASCII among them). A check whose failing rows staging keeps
+/// is an error naming `quarantined_in`, not an undercount.
+#[test]
+fn raw_checks_counted_in_the_quarantine_equal_testing_every_row() {
+    let ws = Workspace::new();
+    ws.generate("input/events.csv", 20_000, "all=0.01");
+    let (code, stdout, _) = ws.run(&[]);
+    assert_eq!(code, 1, "{stdout}");
+    let default =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/checks/events.yaml")).unwrap();
+    let scoped = "    quarantined_in: staging.events_quarantine\n";
+    assert_eq!(default.matches(scoped).count(), 7);
+    ws.write("every-row/events.yaml", default.replace(scoped, ""));
+    let (code, stdout, _) = ws.run(&[
+        "--checks-dir",
+        "every-row",
+        "--db",
+        "every-row.db",
+        "--output-dir",
+        "every-row-out",
+        "--data-dir",
+        "every-row-data",
+    ]);
+    assert_eq!(code, 1, "{stdout}");
+    let every_row: Value = serde_json::from_str(&ws.read("every-row-out/check_results.json")).unwrap();
+    let (counted, tested) = (by_name(&results(&ws)), by_name(&every_row));
+    assert_eq!(counted, tested);
+    for check in [
+        "raw_event_id_present",
+        "raw_event_time_parses",
+        "raw_user_id_parses",
+        "raw_amount_parses",
+    ] {
+        assert!(counted[check].0 != "pass", "{check}: {counted:?}");
+        let sample = format!("failed_rows/{check}.csv");
+        assert_eq!(
+            ws.read(&format!("output/{sample}")),
+            ws.read(&format!("every-row-out/{sample}")),
+            "{check}"
+        );
+    }
+
+    ws.write(
+        "misused/checks.yaml",
+        "checks:\n\
+         \x20 - {name: raw_amount_small, table: raw.events, kind: validity, column: amount, predicate: \"length(trim(amount)) < 4\", quarantined_in: staging.events_quarantine, fail: \"> 90%\"}\n\
+         \x20 - {name: raw_sku_present, table: raw.events, kind: completeness, column: sku, quarantined_in: staging.nope, fail: \"> 90%\"}\n\
+         \x20 - {name: raw_time_present, table: raw.events, kind: completeness, column: event_time, quarantined_in: staging.events_quarantine, fail: \"> 90%\"}\n",
+    );
+    let (code, stdout, _) = ws.run(&["--checks-dir", "misused", "--output-dir", "misused-out"]);
+    assert_eq!(code, 1, "{stdout}");
+    let misused: Value = serde_json::from_str(&ws.read("misused-out/check_results.json")).unwrap();
+    let status = by_name(&misused);
+    assert_eq!(status["raw_amount_small"].0, "error");
+    let message = message_of(&misused, "raw_amount_small");
+    let message = message.as_str().unwrap();
+    assert!(
+        message.starts_with("`quarantined_in`: ")
+            && message.contains(" raw rows tested that staging kept fail this check"),
+        "{message}"
+    );
+    assert_eq!(status["raw_sku_present"].0, "error");
+    assert!(
+        message_of(&misused, "raw_sku_present")
+            .as_str()
+            .unwrap()
+            .contains("unknown table `staging.nope`"),
+        "{misused}"
+    );
+    // A check that keeps its claim passes beside them.
+    assert_eq!(status["raw_time_present"].0, "pass");
+}

@@ -27,7 +27,7 @@ pub(crate) struct Expected {
 }
 
 pub(crate) fn parse_time(s: &str) -> Option<i64> {
-    let s = s.trim_matches(' ');
+    let s = s.trim_matches(space);
     let b = s.as_bytes();
     if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
         return None;
@@ -78,7 +78,7 @@ pub(crate) fn parse_time(s: &str) -> Option<i64> {
 }
 
 pub(crate) fn parse_user(s: &str) -> Option<i64> {
-    let s = s.trim_matches(' ');
+    let s = s.trim_matches(space);
     let digits = s.strip_prefix('-').unwrap_or(s);
     if digits.is_empty() || digits.len() > 18 || !digits.bytes().all(|c| c.is_ascii_digit()) {
         return None;
@@ -87,7 +87,7 @@ pub(crate) fn parse_user(s: &str) -> Option<i64> {
 }
 
 pub(crate) fn parse_cents(s: &str) -> Option<i64> {
-    let s = s.trim_matches(' ');
+    let s = s.trim_matches(space);
     let (neg, body) = match s.strip_prefix('-') {
         Some(b) => (true, b),
         None => (false, s),
@@ -115,8 +115,16 @@ pub(crate) fn parse_cents(s: &str) -> Option<i64> {
     Some(if neg { -cents } else { cents })
 }
 
+/// The contract's spaces: Unicode space separators (Zs), as DuckDB's `trim`.
+fn space(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
+}
+
 fn blank(v: Option<&str>) -> bool {
-    v.is_none_or(|s| s.trim_matches(' ').is_empty())
+    v.is_none_or(|s| s.trim_matches(space).is_empty())
 }
 
 /// Reads the files (in the order given) and applies staging exactly as specified.
@@ -172,7 +180,7 @@ pub(crate) fn stage(files: &[&Path]) -> Expected {
                 continue;
             }
             let region = f(3)
-                .map(|r| r.trim_matches(' ').to_lowercase())
+                .map(|r| r.trim_matches(space).to_lowercase())
                 .filter(|r| !r.is_empty());
             valid.push(Event {
                 event_id: f(0).unwrap_or_default().to_string(),
