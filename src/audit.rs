@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::checks::engine::{self, Audit, Context, History, Status};
+pub(crate) use crate::checks::engine::{KeptRows, test_kept_rows};
 use crate::checks::{self, Check, ConfigError, report};
 use crate::config::Pipeline;
 use crate::engine::DuckDb;
@@ -63,7 +64,8 @@ pub(crate) fn load_checks(dir: Option<&Path>, pipeline: &Pipeline) -> Result<(Ve
 }
 
 /// Runs the checks (the mart candidates are in DuckDB as `marts.<name>`:
-/// [`crate::marts::build`] handed them back).
+/// [`crate::marts::build`] handed them back); `kept` is what
+/// [`engine::test_kept_rows`] found after staging.
 pub(crate) fn audit(
     engine: &DuckDb,
     checks: &[Check],
@@ -71,6 +73,7 @@ pub(crate) fn audit(
     window_start: DateTime<Utc>,
     failed_rows_dir: &Path,
     history: &History,
+    kept: &KeptRows,
 ) -> Result<Audit> {
     let ctx = Context {
         engine,
@@ -78,7 +81,7 @@ pub(crate) fn audit(
         window_start,
         failed_rows_dir,
         history,
-        scoped: true,
+        kept: Some(kept),
     };
     Ok(engine::run(&ctx, checks))
 }

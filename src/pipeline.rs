@@ -281,6 +281,9 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         ([model], _) => format!("staging/{}.parquet", model.name),
         _ => "staging".into(),
     };
+    // Before the raw tables give way to the raw layer's files, where a sample
+    // would read every row.
+    let kept = audit::test_kept_rows(&engine, window.as_of, window.start(), &checks);
     for source in &sources {
         ingest::serve_from_lake(&engine, source, &data_dir.join("raw"))?;
     }
@@ -336,6 +339,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         window.start(),
         &settings.places.output_dir.join("failed_rows"),
         &state.history(window.as_of)?,
+        &kept,
     )?;
     let gate = Gate {
         audit: checked,
@@ -498,6 +502,7 @@ pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> R
         window.start(),
         scratch.path(),
         &crate::checks::engine::History::new(),
+        &audit::test_kept_rows(&engine, window.as_of, window.start(), checks),
     )?;
     // Only what is wrong in a check's SQL; its verdict on no rows means nothing.
     let errors: Vec<crate::yaml::ConfigError> = audit

@@ -105,7 +105,7 @@ pub(crate) fn run(settings: &CheckSettings, pipeline: &Pipeline) -> Result<Reche
         window_start: as_of - chrono::Duration::days(i64::from(lookback)),
         failed_rows_dir: &settings.places.output_dir.join("failed_rows"),
         history: &db.history(as_of)?,
-        scoped: false,
+        kept: None,
     };
     Ok(Recheck {
         gate: Gate {
