@@ -240,6 +240,11 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         seconds = step.done(raw_rows)
     );
 
+    // Staging and the checks read the raw layer's files, not the tables.
+    for source in &sources {
+        ingest::serve_from_lake(&engine, source, &data_dir.join("raw"))?;
+    }
+
     let step = Stage::start("stage", metrics);
     let spinner = crate::progress::spinner("staging: parse, quarantine, deduplicate (DuckDB)", show);
     let mut models = Vec::new();
@@ -281,12 +286,7 @@ pub(crate) fn run(settings: &RunSettings, pipeline: &Pipeline, metrics: &Metrics
         ([model], _) => format!("staging/{}.parquet", model.name),
         _ => "staging".into(),
     };
-    // Before the raw tables give way to the raw layer's files, where a sample
-    // would read every row.
     let kept = audit::test_kept_rows(&engine, window.as_of, window.start(), &checks);
-    for source in &sources {
-        ingest::serve_from_lake(&engine, source, &data_dir.join("raw"))?;
-    }
     // Staging SQL is trusted like sluice.yaml; what runs from here on (mart
     // filters, checks) may touch only the lake, the outputs and the
     // directories the engine writes Parquet exports to.

@@ -9,12 +9,13 @@ CREATE OR REPLACE MACRO sluice_trim(s) AS
     CASE WHEN starts_with(s, ' ') OR ends_with(s, ' ') OR strlen(s) <> length(s)
         THEN trim(s) ELSE s END;
 
--- The parse keeps what staging needs, plus the raw row's id: the original
--- text of the few quarantined rows is read back from raw.events by it.
+-- The parse keeps what staging needs, with each row's place (_source_file,
+-- _line): the original text of the few quarantined rows is read back from
+-- raw.events by it.
 CREATE OR REPLACE TEMP TABLE stg_events_parsed AS
 WITH trimmed AS (
     SELECT
-        rowid AS _row, event_id, sku, region, _source_file, _line, _malformed,
+        event_id, sku, region, _source_file, _line, _malformed,
         sluice_trim(event_id) AS t_id,
         sluice_trim(event_time) AS t_time,
         sluice_trim(user_id) AS t_user,
@@ -45,7 +46,7 @@ WITH trimmed AS (
     FROM trimmed
 )
 SELECT
-    _row, event_id, sku, _source_file, _line,
+    event_id, sku, _source_file, _line,
     p_event_time, p_user_id, p_amount,
     nullif(lower(sluice_trim(region)), '') AS p_region,
     CASE
@@ -66,9 +67,9 @@ FROM parsed;
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE OR REPLACE TABLE staging.events_quarantine AS
 SELECT r.event_id, r.user_id, r.event_time, r.region, r.sku, r.amount,
-       p._reason, r._source_file, r._line, r._malformed AS _detail
-FROM (SELECT _row, _reason FROM stg_events_parsed WHERE _reason IS NOT NULL) p
-JOIN raw.events r ON r.rowid = p._row;
+       p._reason, _source_file, _line, r._malformed AS _detail
+FROM (SELECT _source_file, _line, _reason FROM stg_events_parsed WHERE _reason IS NOT NULL) p
+JOIN raw.events r USING (_source_file, _line);
 
 -- One row per event_id: the latest, then the largest amount, then the
 -- smallest user, region and sku; file and line only break exact ties.

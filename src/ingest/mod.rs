@@ -835,18 +835,44 @@ fn replay(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<Ingested> 
     })
 }
 
-/// Once staging has read `raw.<source>`, the checks read the raw layer from
-/// its Parquet file instead: the in-memory copy is dropped, and its memory
-/// goes to the marts and checks (at 10M rows it is the largest table, and
-/// keeping it made DuckDB spill).
+/// About how many raw rows of a source are kept in memory as a sample once
+/// it has landed (all of a smaller source): what the checks counted in a
+/// quarantine test the rows staging kept against (`checks::engine`).
+const SAMPLE_ROWS: u64 = 100_000;
+
+/// The table holding the sample of `raw.<source>` (`table`), for a raw table.
+pub(crate) fn sample_of(table: &str) -> Option<String> {
+    let source = table.strip_prefix("raw.")?;
+    Some(format!("sluice_sample.{}", sql::ident(source)))
+}
+
+/// Once the raw layer's Parquet file is written, `raw.<source>` is that file:
+/// the in-memory table is dropped before staging, so its memory goes to
+/// staging, the marts and the checks. At 10M rows it is the largest table,
+/// and keeping it made DuckDB write all of it to its spill files during
+/// staging (1.4 GB); staging reads the file faster than the spilled table.
+/// A sample of whole vectors is kept first: sampling the file reads it all.
 pub(crate) fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<()> {
     let table = source.table();
     let file = raw_dir
         .join(&source.name)
         .join(format!("{}.parquet", source.name));
+    let rows = engine
+        .count(&format!("SELECT count(*) FROM {table}"))
+        .map_err(Error::engine(format!("counting the rows of {table}")))?;
+    let sample = match rows > SAMPLE_ROWS {
+        true => format!(
+            " USING SAMPLE {:.6}% (system, 42)",
+            100.0 * SAMPLE_ROWS as f64 / rows as f64
+        ),
+        false => String::new(),
+    };
+    let kept = sample_of(&format!("raw.{}", source.name)).unwrap_or_default();
     engine
         .execute(&format!(
-            "DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
+            "CREATE SCHEMA IF NOT EXISTS sluice_sample; \
+             CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {table}{sample}; \
+             DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
             sql::path(&file)
         ))
         .map_err(Error::engine(format!(
