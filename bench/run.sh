@@ -80,7 +80,9 @@ def read_log(stream):
             current[0] = stages.index(event["stage"]) + 1
 
 start = time.monotonic()
-proc = subprocess.Popen(command, stdout=open(f"{work}/summary", "w"), stderr=subprocess.PIPE, text=True)
+# In the work directory: the binary runs its built-in pipeline and checks,
+# not those of the directory the script is called from.
+proc = subprocess.Popen(command, cwd=work, stdout=open(f"{work}/summary", "w"), stderr=subprocess.PIPE, text=True)
 log = open(f"{work}/log", "w")
 reader = threading.Thread(target=read_log, args=(proc.stderr,))
 reader.start()
