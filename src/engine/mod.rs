@@ -8,7 +8,7 @@
 mod duck;
 pub(crate) mod handoff;
 
-pub(crate) use duck::{DuckDb, arrow};
+pub(crate) use duck::{BatchAppender, DuckDb, arrow};
 
 /// A table's columns and their engine types, in table order.
 pub(crate) type Columns = Vec<(String, String)>;

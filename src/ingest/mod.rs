@@ -13,7 +13,7 @@ use std::io::{self, BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::engine::arrow::array::{ArrayRef, Int64Builder, StringBuilder};
+use crate::engine::arrow::array::{ArrayRef, Int64Builder, StringArray, StringBuilder};
 use crate::engine::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use crate::engine::arrow::record_batch::RecordBatch;
 use crate::engine::{DuckDb, EngineError, FileFormat};
@@ -308,6 +308,8 @@ pub(crate) fn land(
             &[]
         }
     };
+    // Small files' rows are gathered and appended together (see [`Gathered`]).
+    let mut gathered: Option<Gathered> = None;
     for input in files {
         let path = input.name();
         let Some((format, compression)) = source.format_of(path) else {
@@ -316,16 +318,29 @@ pub(crate) fn land(
             });
         };
         let (bytes_before, rows_before) = (progress.position(), out.rows);
+        let mut shown = |bytes, rows| {
+            progress.set_position(bytes_before + bytes);
+            progress.set_message(format!("{} rows", rows_before + rows));
+        };
+        let small = format != Format::Parquet && input.size().is_some_and(|size| size <= SMALL_FILE_BYTES);
+        if !small && let Some(mut rows) = gathered.take() {
+            // Rows land in the order of the files.
+            rows.append()?;
+        }
         let file = if format == Format::Parquet {
             std::fs::create_dir_all(raw_dir).map_err(|e| Error::io("create directory", raw_dir, e))?;
             land_parquet(engine, source, input, raw_dir, &mut out.notes)?
+        } else if small {
+            let rows = match &mut gathered {
+                Some(rows) => rows,
+                None => gathered.insert(Gathered::new(engine, source)?),
+            };
+            let (file, notes) = rows.land(source, path, format, open(input, compression)?, &mut shown)?;
+            out.notes.extend(notes);
+            file
         } else {
             let stream = open(input, compression)?;
-            land_text(engine, source, path, format, stream, &mut |bytes, rows| {
-                progress.set_position(bytes_before + bytes);
-                progress.set_message(format!("{} rows", rows_before + rows));
-            })
-            .map(|(file, notes)| {
+            land_text(engine, source, path, format, stream, &mut shown).map(|(file, notes)| {
                 out.notes.extend(notes);
                 file
             })?
@@ -338,6 +353,10 @@ pub(crate) fn land(
         });
     }
 
+    if let Some(mut rows) = gathered {
+        rows.append()?;
+    }
+
     let dir = raw_dir.join(&source.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     let target = dir.join(format!("{}.parquet", source.name));
@@ -347,6 +366,88 @@ pub(crate) fn land(
         FileFormat::Parquet,
     )?;
     Ok(out)
+}
+
+/// Files up to this size (as stored) are small: their rows are gathered.
+const SMALL_FILE_BYTES: u64 = 1 << 20;
+
+/// The rows of small files, gathered with their `_source_file` and appended
+/// to `raw.<source>` together. Each file of its own, with the path as the
+/// column's default, cost 2.1 ms (500 files of 200 rows: 1.2 s, against
+/// 0.18 s for the same rows in one file), most of it the appender's setup
+/// and flush per file; a large file keeps the default, as copying its path
+/// into every row cost more than that.
+struct Gathered<'a> {
+    appender: crate::engine::BatchAppender<'a>,
+    schema: SchemaRef,
+    batches: Vec<RecordBatch>,
+    rows: usize,
+}
+
+impl<'a> Gathered<'a> {
+    fn new(engine: &'a DuckDb, source: &Source) -> Result<Self> {
+        let raw = raw_schema(source);
+        let mut fields: Vec<Field> = raw.fields().iter().map(|f| f.as_ref().clone()).collect();
+        fields.push(Field::new("_source_file", DataType::Utf8, false));
+        let schema = Arc::new(Schema::new(fields));
+        let columns: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        let appender = engine
+            .batch_appender(Some("raw"), &source.name, &columns)
+            .map_err(Error::engine("opening the raw appender"))?;
+        Ok(Gathered {
+            appender,
+            schema,
+            batches: Vec::new(),
+            rows: 0,
+        })
+    }
+
+    /// Reads one small file (on this thread: it is small) into the gathered rows.
+    fn land(
+        &mut self,
+        source: &Source,
+        path: &Path,
+        format: Format,
+        input: TextInput,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<(InputFile, Notes)> {
+        let mut notes = Notes::default();
+        let name = path.display().to_string();
+        let mut sink = |batch: RecordBatch, bytes, rows| {
+            progress(bytes, rows);
+            let file: ArrayRef = Arc::new(StringArray::from(vec![name.as_str(); batch.num_rows()]));
+            let mut columns = batch.columns().to_vec();
+            columns.push(file);
+            let batch = RecordBatch::try_new(self.schema.clone(), columns)
+                .map_err(|e| Error::io("land rows of", path, io::Error::other(e)))?;
+            self.rows += batch.num_rows();
+            self.batches.push(batch);
+            if self.rows >= BATCH_ROWS {
+                self.append()?;
+            }
+            Ok(())
+        };
+        let file = match format {
+            Format::Csv => read_csv(source, path, input, &mut sink, &mut notes),
+            _ => read_ndjson(source, path, input, &mut sink, &mut notes),
+        }?;
+        Ok((file, notes))
+    }
+
+    /// Appends the gathered rows to the table.
+    fn append(&mut self) -> Result<()> {
+        if self.batches.is_empty() {
+            return Ok(());
+        }
+        let batch = crate::engine::arrow::compute::concat_batches(&self.schema, &self.batches)
+            .map_err(|e| Error::io("land rows of", Path::new("small files"), io::Error::other(e)))?;
+        self.batches.clear();
+        self.rows = 0;
+        self.appender
+            .append(batch)
+            .and_then(|()| self.appender.flush())
+            .map_err(Error::engine("landing the rows of small files"))
+    }
 }
 
 /// Lands one page of an HTTP source: its records as NDJSON rows, with the

@@ -238,6 +238,41 @@ fn files_globs_and_several_inputs_are_read_once_each() {
     assert!(stdout.contains("sluice: 1500 rows from 3 files"), "{stdout}");
 }
 
+/// Small files' rows are gathered and appended together, a large file's on
+/// its own: between them every row lands once, with its own file and line.
+#[test]
+fn small_and_large_files_land_every_row_with_its_file_and_line() {
+    let ws = Workspace::new();
+    ws.generate_seeded("input/a.csv", 300, "", 1);
+    // Over 1 MiB: landed on its own, between the small ones.
+    ws.generate_seeded("input/b.csv", 20_000, "", 2);
+    ws.generate_seeded("input/c.ndjson", 200, "", 3);
+    ws.generate_seeded("input/d.csv.gz", 100, "", 4);
+    assert!(std::fs::metadata(ws.path("input/b.csv")).unwrap().len() > 1 << 20);
+    let (code, stdout, _) = ws.run(&[]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("sluice: 20600 rows from 4 files"), "{stdout}");
+    let out = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import sys, pyarrow.parquet as pq\n\
+             t = pq.read_table(sys.argv[1]).group_by('_source_file').aggregate(\n\
+             [('_line', 'count'), ('_line', 'min'), ('_line', 'max'), ('_line', 'count_distinct')])\n\
+             keys = ['_source_file', '_line_count', '_line_min', '_line_max', '_line_count_distinct']\n\
+             print(sorted(tuple(r[k] for k in keys) for r in t.to_pylist()))",
+        )
+        .arg(ws.path("data/raw/events/events.parquet"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "[('input/a.csv', 300, 2, 301, 300), ('input/b.csv', 20000, 2, 20001, 20000), \
+         ('input/c.ndjson', 200, 1, 200, 200), ('input/d.csv.gz', 100, 2, 101, 100)]",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn environment_variables_configure_the_run_and_flags_win() {
     let ws = Workspace::new();
