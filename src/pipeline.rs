@@ -479,8 +479,14 @@ pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> R
             .lookback_days
             .unwrap_or(crate::settings::LOOKBACK_DAYS),
     };
+    let scratch =
+        tempfile::tempdir().map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
+    // Empty raw layers, read as a run reads them: a view of each file.
+    let raw_dir = scratch.path().join("raw");
     for source in pipeline.sources() {
         ingest::create_raw_table(&engine, &source)?;
+        ingest::write_raw_layer(&engine, &source, &raw_dir, &iso_seconds(window.as_of))?;
+        ingest::serve_from_lake(&engine, &source, &raw_dir)?;
     }
     for (model, sql) in pipeline.spec.staging.iter().zip(&pipeline.staging_sql) {
         let sql = crate::sql::expand_params(sql, window.as_of, window.start());
@@ -493,8 +499,6 @@ pub(crate) fn compile(pipeline: &Pipeline, checks: &[crate::checks::Check]) -> R
         window.lookback_days,
         marts::PASS_ROWS,
     )?;
-    let scratch =
-        tempfile::tempdir().map_err(|e| Error::io("create a temp directory in", std::env::temp_dir(), e))?;
     let audit = audit::audit(
         &engine,
         checks,

@@ -289,7 +289,6 @@ pub(crate) fn land(
     if let Inputs::Lake = inputs {
         return replay(engine, source, raw_dir);
     }
-    let table = source.table();
     create_raw_table(engine, source)?;
 
     let mut out = Ingested::default();
@@ -359,15 +358,28 @@ pub(crate) fn land(
         rows.append()?;
     }
 
+    write_raw_layer(engine, source, raw_dir, ingested_at)?;
+    Ok(out)
+}
+
+/// Writes `raw.<source>` to the raw layer, `<raw_dir>/<source>/<source>.parquet`.
+pub(crate) fn write_raw_layer(
+    engine: &DuckDb,
+    source: &Source,
+    raw_dir: &Path,
+    ingested_at: &str,
+) -> Result<()> {
     let dir = raw_dir.join(&source.name);
     std::fs::create_dir_all(&dir).map_err(|e| Error::io("create directory", &dir, e))?;
     let target = dir.join(format!("{}.parquet", source.name));
     engine.copy_to(
-        &format!("SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM {table}"),
+        &format!(
+            "SELECT *, TIMESTAMP '{ingested_at}' AS _ingested_at FROM {}",
+            source.table()
+        ),
         &target,
         FileFormat::Parquet,
-    )?;
-    Ok(out)
+    )
 }
 
 /// Files up to this size (as stored) are small: their rows are gathered.

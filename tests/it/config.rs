@@ -347,7 +347,7 @@ const STAGE_V: &str = "CREATE SCHEMA IF NOT EXISTS staging; CREATE OR REPLACE TA
 #[test]
 fn errors_only_the_data_can_reveal_still_name_the_line() {
     let ws = Workspace::new();
-    let cases: [(&str, &str, &str); 7] = [
+    let cases: [(&str, &str, &str); 8] = [
         (
             STAGE_V,
             "  - name: m\n    from: v\n    group_by: [idd]\n    aggregate: {total: sum(n)}\n    sort: [total desc, nope]\n",
@@ -387,6 +387,12 @@ fn errors_only_the_data_can_reveal_still_name_the_line() {
             "error: `v.sql`: Parser Error: syntax error at or near \"SELEKT\"",
         ),
         (
+            // raw.<source> is a view of the raw layer's file: no rowid.
+            "CREATE TABLE staging.v AS SELECT rowid AS r, id FROM raw.v",
+            "  - name: m\n    from: v\n    aggregate: {rows: count()}\n",
+            "error: `v.sql`: Binder Error: ",
+        ),
+        (
             "SELECT 1",
             "  - name: m\n    from: v\n    aggregate: {rows: count()}\n",
             "error: `v.sql` did not create table `staging.v`\n\
@@ -396,6 +402,10 @@ fn errors_only_the_data_can_reveal_still_name_the_line() {
     for (sql, mart, expected) in cases {
         let (code, stderr) = small_pipeline(&ws, sql, mart);
         assert_eq!(code, 2, "{mart}: {stderr}");
+        // `sluice validate` finds the same without reading the data.
+        let validate = ws.sluice(&["validate", "--config", "bad.yaml"]).output().unwrap();
+        let said = String::from_utf8_lossy(&validate.stderr);
+        assert_eq!(validate.status.code(), Some(2), "{sql}: {said}");
         // After the log lines of the stages that ran.
         let error = &stderr[stderr.find("error: ").unwrap_or(0)..];
         assert!(error.starts_with(expected), "{mart}:\n{stderr}");
