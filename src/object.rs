@@ -201,7 +201,6 @@ impl Bucket {
     /// Uploads a local file in parts (8 MiB, four in flight), so memory
     /// holds a few parts whatever the file's size.
     pub(crate) fn upload(&self, key: &str, file: &Path) -> Result<()> {
-        use std::io::Read as _;
         let mut reader = std::fs::File::open(file).map_err(|e| Error::io("read", file, e))?;
         let location = stored(key);
         let url = self.url(key);

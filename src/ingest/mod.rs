@@ -330,21 +330,20 @@ pub(crate) fn land(
         let file = if format == Format::Parquet {
             std::fs::create_dir_all(raw_dir).map_err(|e| Error::io("create directory", raw_dir, e))?;
             land_parquet(engine, source, input, raw_dir, &mut out.notes)?
-        } else if small {
-            let rows = match &mut gathered {
-                Some(rows) => rows,
-                None => gathered.insert(Gathered::new(engine, source)?),
-            };
-            let stream = open(input, compression)?;
-            let (file, notes) = rows.land(source, (path, None), format, stream, &mut shown)?;
-            out.notes.extend(notes);
-            file
         } else {
             let stream = open(input, compression)?;
-            land_text(engine, source, path, format, stream, &mut shown).map(|(file, notes)| {
-                out.notes.extend(notes);
-                file
-            })?
+            let (file, notes) = match small {
+                true => {
+                    let rows = match &mut gathered {
+                        Some(rows) => rows,
+                        None => gathered.insert(Gathered::new(engine, source)?),
+                    };
+                    rows.land(source, (path, None), format, stream, &mut shown)?
+                }
+                false => land_text(engine, source, path, format, stream, &mut shown)?,
+            };
+            out.notes.extend(notes);
+            file
         };
         progress.set_position(bytes_before + file.size);
         out.rows += file.rows;
@@ -449,10 +448,7 @@ impl<'a> Gathered<'a> {
             }
             Ok(())
         };
-        let file = match format {
-            Format::Csv => read_csv(source, path, input, &mut sink, &mut notes),
-            _ => read_ndjson(source, path, input, &mut sink, &mut notes),
-        }?;
+        let file = read_text(source, path, format, input, &mut sink, &mut notes)?;
         Ok((file, notes))
     }
 
@@ -536,11 +532,7 @@ fn land_text(
                 tx.send((batch, bytes, rows))
                     .map_err(|_| Error::io("land rows of", path, io::Error::other("appending stopped")))
             };
-            let read = match format {
-                Format::Csv => read_csv(source, path, input, &mut send, &mut notes),
-                _ => read_ndjson(source, path, input, &mut send, &mut notes),
-            };
-            read.map(|file| (file, notes))
+            read_text(source, path, format, input, &mut send, &mut notes).map(|file| (file, notes))
         });
         let mut appended = Ok(());
         for (batch, bytes, rows) in rx {
@@ -961,10 +953,20 @@ fn replay(engine: &DuckDb, source: &Source, raw_dir: &Path) -> Result<Ingested> 
 /// quarantine test the rows staging kept against (`checks::engine`).
 const SAMPLE_ROWS: u64 = 100_000;
 
-/// The table holding the sample of `raw.<source>` (`table`), for a raw table.
-pub(crate) fn sample_of(table: &str) -> Option<String> {
+/// The schema of the samples kept of the raw tables.
+const SAMPLE_SCHEMA: &str = "sluice_sample";
+
+fn sample_table(source: &str) -> String {
+    format!("{SAMPLE_SCHEMA}.{}", sql::ident(source))
+}
+
+/// The sample [`serve_from_lake`] kept of raw table `table` (`raw.<source>`), if any.
+pub(crate) fn sample_of(engine: &DuckDb, table: &str) -> Option<String> {
     let source = table.strip_prefix("raw.")?;
-    Some(format!("sluice_sample.{}", sql::ident(source)))
+    engine
+        .has_table(SAMPLE_SCHEMA, source)
+        .ok()?
+        .then(|| sample_table(source))
 }
 
 /// Once the raw layer's Parquet file is written, `raw.<source>` is that file:
@@ -988,12 +990,12 @@ pub(crate) fn serve_from_lake(engine: &DuckDb, source: &Source, raw_dir: &Path) 
         ),
         false => String::new(),
     };
-    let kept = sample_of(&format!("raw.{}", source.name)).unwrap_or_default();
     engine
         .execute(&format!(
-            "CREATE SCHEMA IF NOT EXISTS sluice_sample; \
-             CREATE OR REPLACE TABLE {kept} AS SELECT * FROM {table}{sample}; \
+            "CREATE SCHEMA IF NOT EXISTS {SAMPLE_SCHEMA}; \
+             CREATE OR REPLACE TABLE {} AS SELECT * FROM {table}{sample}; \
              DROP TABLE {table}; CREATE VIEW {table} AS SELECT * FROM read_parquet({});",
+            sample_table(&source.name),
             sql::path(&file)
         ))
         .map_err(Error::engine(format!(
@@ -1031,6 +1033,21 @@ impl<R: Read> Read for HashingReader<R> {
 /// Receives each batch of landed rows with the bytes read from disk and the
 /// rows read from the file so far.
 type Sink<'a> = dyn FnMut(RecordBatch, u64, u64) -> Result<()> + 'a;
+
+/// Reads one CSV or NDJSON file into Arrow batches of text for `sink`.
+fn read_text(
+    source: &Source,
+    path: &Path,
+    format: Format,
+    input: TextInput,
+    sink: &mut Sink,
+    notes: &mut Notes,
+) -> Result<InputFile> {
+    match format {
+        Format::Csv => read_csv(source, path, input, sink, notes),
+        _ => read_ndjson(source, path, input, sink, notes),
+    }
+}
 
 /// Reads one CSV file into Arrow batches of text and hands each to `sink`.
 fn read_csv(
